@@ -1,0 +1,87 @@
+/**
+ * `egressd genkey`, `egressd pubkey`, `egressd genpsk`: the same text `wg genkey`, `wg pubkey` and
+ * `wg genpsk` produce, computed in process.
+ *
+ * A private or preshared key is not printed to a terminal without `--force` (someone may be looking
+ * over your shoulder or recording the session). When stdout is a regular file (`egressd genkey > key`)
+ * it is made mode 0600 before the key is written; `--output FILE` creates the file 0600 itself.
+ */
+import { closeSync, fchmodSync, fstatSync, openSync, writeSync } from "node:fs";
+import { decodeKey, generatePresharedKey, generatePrivateKey, KeyFormatError, publicKeyOf } from "../keys/keys.ts";
+import { type Command, err, Exit, out, parseFlags } from "./common.ts";
+
+export const GENKEY_HELP = `Usage: egressd genkey [--output FILE] [--force]
+
+Prints a new WireGuard private key (base64), as \`wg genkey\` does.
+  -o, --output FILE  write the key to FILE, created with mode 0600
+  -f, --force        allow printing the key to a terminal
+Example: egressd genkey -o private-key && egressd pubkey < private-key
+`;
+
+export const GENPSK_HELP = `Usage: egressd genpsk [--output FILE] [--force]
+
+Prints a new WireGuard preshared key (base64), as \`wg genpsk\` does.
+  -o, --output FILE  write the key to FILE, created with mode 0600
+  -f, --force        allow printing the key to a terminal
+`;
+
+export const PUBKEY_HELP = `Usage: egressd pubkey < private-key
+
+Reads a private key on stdin and prints its public key, as \`wg pubkey\` does.
+`;
+
+/** Writes a secret: to `file` with mode 0600, or to stdout (refusing a terminal unless forced). */
+async function writeSecret(text: string, opts: { file?: string; force?: boolean }): Promise<number> {
+  if (opts.file) {
+    const fd = openSync(opts.file, "w", 0o600);
+    try {
+      fchmodSync(fd, 0o600); // the file may have existed with a wider mode
+      writeSync(fd, text + "\n");
+    } finally {
+      closeSync(fd);
+    }
+    return Exit.ok;
+  }
+  if (process.stdout.isTTY && !opts.force) {
+    err("egressd: refusing to print a secret key to a terminal; redirect it, use --output FILE, or pass --force");
+    return Exit.usage;
+  }
+  const st = fstatSync(1);
+  if (st.isFile() && (st.mode & 0o077) !== 0) fchmodSync(1, 0o600);
+  await out(text + "\n");
+  return Exit.ok;
+}
+
+function secretCommand(help: string, make: () => string): Command {
+  return async (argv) => {
+    const { values } = parseFlags(argv, {
+      output: { type: "string", short: "o" },
+      force: { type: "boolean", short: "f" },
+      help: { type: "boolean", short: "h" },
+    });
+    if (values.help) return out(help).then(() => Exit.ok);
+    return writeSecret(make(), { file: values.output, force: values.force });
+  };
+}
+
+/** Runs `egressd genkey`. */
+export const genkeyCommand: Command = secretCommand(GENKEY_HELP, generatePrivateKey);
+
+/** Runs `egressd genpsk`. */
+export const genpskCommand: Command = secretCommand(GENPSK_HELP, generatePresharedKey);
+
+/** Runs `egressd pubkey`. */
+export const pubkeyCommand: Command = async (argv) => {
+  const { values } = parseFlags(argv, { help: { type: "boolean", short: "h" } });
+  if (values.help) return out(PUBKEY_HELP).then(() => Exit.ok);
+  const input = await Bun.stdin.text();
+  try {
+    decodeKey(input);
+  } catch (e) {
+    if (!(e instanceof KeyFormatError)) throw e;
+    err(`egressd pubkey: stdin is not a private key: ${e.message}`);
+    return Exit.usage;
+  }
+  await out(publicKeyOf(input) + "\n");
+  return Exit.ok;
+};

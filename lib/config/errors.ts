@@ -1,0 +1,146 @@
+/**
+ * Turns zod issues into one line per problem, each naming the JSON path, the bad value and what is
+ * expected: `proxy.listen[0]: "0.0.0.0:1080" is a wildcard address; set proxy.allowWildcardBind ...`.
+ */
+import { z } from "zod";
+
+/** One problem found in a config. */
+export interface ConfigProblem {
+  /** JSON path as the user writes it: `proxy.listen[0]`, or `(root)`. */
+  readonly path: string;
+  /** The complete one-line message, path first. */
+  readonly message: string;
+}
+
+/** A config that cannot be used. `problems` has one entry per field; `message` joins them. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  /** Every problem found, in document order. */
+  readonly problems: readonly ConfigProblem[];
+  /** The config file, when there is one. */
+  readonly file: string | undefined;
+
+  constructor(problems: readonly ConfigProblem[], opts: { file?: string; cause?: unknown } = {}) {
+    super(problems.map((p) => p.message).join("\n"), { cause: opts.cause });
+    this.problems = problems;
+    this.file = opts.file;
+  }
+}
+
+/** Renders a path as `a.b[0].c`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const p of path) {
+    if (typeof p === "number") out += `[${p}]`;
+    else out += out === "" ? String(p) : `.${String(p)}`;
+  }
+  return out === "" ? "(root)" : out;
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = root;
+  for (const p of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+function show(v: unknown): string {
+  const s = JSON.stringify(v);
+  if (s === undefined) return String(v);
+  return s.length > 60 ? s.slice(0, 57) + "..." : s;
+}
+
+function kind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  return `a ${typeof v}`;
+}
+
+/** Unwraps defaults, nullables, pipes and optionals down to an object schema, if there is one. */
+function objectKeys(schema: z.ZodType | undefined, path: readonly PropertyKey[]): string[] | null {
+  let s: z.ZodType | undefined = schema;
+  for (let i = 0; i <= path.length && s; ) {
+    const def = (s as { def?: { type?: string; innerType?: z.ZodType; in?: z.ZodType } }).def;
+    if (!def) return null;
+    if (def.type === "default" || def.type === "nullable" || def.type === "optional" || def.type === "prefault") {
+      s = def.innerType;
+      continue;
+    }
+    if (def.type === "pipe") {
+      s = def.in;
+      continue;
+    }
+    if (def.type !== "object") return null;
+    const shape = (s as z.ZodObject).shape as Record<string, z.ZodType>;
+    if (i === path.length) return Object.keys(shape);
+    s = shape[String(path[i])];
+    i++;
+  }
+  return null;
+}
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function describe(issue: z.core.$ZodIssue, input: unknown): string {
+  const value = valueAt(input, issue.path);
+  const shown = show(value);
+  switch (issue.code) {
+    case "invalid_type":
+      if (value === undefined) return `is required (${issue.expected})`;
+      return `${shown} is ${kind(value)}, expected ${issue.expected === "object" ? "an object" : `a ${issue.expected}`}`;
+    case "too_small":
+      if (issue.origin === "array") return `${shown} needs at least ${issue.minimum} item(s)`;
+      if (issue.origin === "string") return `${shown} is too short (at least ${issue.minimum} character(s))`;
+      return `${shown} is below the minimum ${issue.minimum}`;
+    case "too_big":
+      if (issue.origin === "array") return `${shown} has more than ${issue.maximum} item(s)`;
+      if (issue.origin === "string") return `${shown} is too long (at most ${issue.maximum} characters)`;
+      return `${shown} is above the maximum ${issue.maximum}`;
+    case "invalid_value":
+      return `${shown} is not one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "invalid_union":
+      return `${shown} is not valid here`;
+    case "not_multiple_of":
+      return `${shown} must be a whole number`;
+    default: {
+      const msg = issue.message;
+      return /^(is|must|needs|has) /.test(msg) ? `${shown} ${msg}` : `${shown}: ${msg}`;
+    }
+  }
+}
+
+/**
+ * Converts a failed parse into problems, one per field. `schema` is used to list the known keys when
+ * a key is unknown (with a "did you mean" for near misses).
+ */
+export function problemsFromZod(error: z.ZodError, input: unknown, schema?: z.ZodType): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  for (const issue of error.issues) {
+    if (issue.code === "unrecognized_keys") {
+      const known = objectKeys(schema, issue.path) ?? [];
+      for (const key of issue.keys) {
+        const path = formatPath([...issue.path, key]);
+        const near = known.filter((k) => distance(k, key) <= 2);
+        const hint = near.length ? `; did you mean "${near[0]}"?` : known.length ? `; known keys: ${known.join(", ")}` : "";
+        out.push({ path, message: `${path}: unknown key${hint}` });
+      }
+      continue;
+    }
+    const path = formatPath(issue.path);
+    out.push({ path, message: `${path}: ${describe(issue, input)}` });
+  }
+  return out;
+}
