@@ -191,7 +191,15 @@ export const configSchema = z
     const listeners: [string, string][] = c.proxy.listen.map((l, i) => [l, `proxy.listen[${i}]`]);
     if (c.metrics.listen) listeners.push([c.metrics.listen, "metrics.listen"]);
     for (const [addr, where] of listeners) {
-      const hp = parseHostPort(addr, { names: false });
+      // zod runs this refinement even when a field inside failed a non-fatal check, so an address
+      // that does not parse is already reported by its own field and is skipped here.
+      let hp;
+      try {
+        hp = parseHostPort(addr, { names: false });
+      } catch (e) {
+        if (e instanceof HostPortError) continue;
+        throw e;
+      }
       const key = `${formatIp(parseIp(hp.host)!)}:${hp.port}`;
       const path = where.replace(/\[(\d+)\]/, ".$1").split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p));
       const first = seen.get(key);
