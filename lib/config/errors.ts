@@ -94,13 +94,24 @@ function distance(a: string, b: string): number {
   return d[a.length]![b.length]!;
 }
 
+/** `an array`, `an integer`, `a string`: zod's expected-type names as English. */
+function expected(type: string): string {
+  if (type === "int") return "an integer";
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** True for a message already phrased to follow the value: `is ...`, `must ...`. */
+function followsValue(msg: string): boolean {
+  return /^(is|must|needs|has) /.test(msg);
+}
+
 function describe(issue: z.core.$ZodIssue, input: unknown): string {
   const value = valueAt(input, issue.path);
   const shown = show(value);
   switch (issue.code) {
     case "invalid_type":
       if (value === undefined) return `is required (${issue.expected})`;
-      return `${shown} is ${kind(value)}, expected ${issue.expected === "object" ? "an object" : `a ${issue.expected}`}`;
+      return `${shown} is ${kind(value)}, expected ${expected(issue.expected)}`;
     case "too_small":
       if (issue.origin === "array") return `${shown} needs at least ${issue.minimum} item(s)`;
       if (issue.origin === "string") return `${shown} is too short (at least ${issue.minimum} character(s))`;
@@ -112,19 +123,25 @@ function describe(issue: z.core.$ZodIssue, input: unknown): string {
     case "invalid_value":
       return `${shown} is not one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
     case "invalid_union":
-      return `${shown} is not valid here`;
+      return followsValue(issue.message) ? `${shown} ${issue.message}` : `${shown} is not valid here`;
     case "not_multiple_of":
       return `${shown} must be a whole number`;
     default: {
       const msg = issue.message;
-      return /^(is|must|needs|has) /.test(msg) ? `${shown} ${msg}` : `${shown}: ${msg}`;
+      // A cross-field issue can name a field the file leaves to its default; the schema passes
+      // that default as the issue's input (an explicit `input: undefined` means "show no value").
+      let what = shown;
+      if (value === undefined) what = issue.input === undefined ? "" : `${show(issue.input)} (the default)`;
+      if (what === "") return msg;
+      return followsValue(msg) ? `${what} ${msg}` : `${what}: ${msg}`;
     }
   }
 }
 
 /**
  * Converts a failed parse into problems, one per field. `schema` is used to list the known keys when
- * a key is unknown (with a "did you mean" for near misses).
+ * a key is unknown (with a "did you mean" for near misses). Parse with `{ reportInput: true }`, so
+ * that a cross-field issue about a defaulted field can show the default it is about.
  */
 export function problemsFromZod(error: z.ZodError, input: unknown, schema?: z.ZodType): ConfigProblem[] {
   const out: ConfigProblem[] = [];

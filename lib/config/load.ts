@@ -102,7 +102,7 @@ function checkSecretFile(field: string, kind: "key" | "password", file: string, 
  * Throws {@link ConfigError} with one problem per bad field.
  */
 export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
-  const result = configSchema.safeParse(input);
+  const result = configSchema.safeParse(input, { reportInput: true });
   if (!result.success) throw new ConfigError(problemsFromZod(result.error, input, configSchema));
   const config = result.data;
   const problems: ConfigProblem[] = [];

@@ -15,21 +15,25 @@ import { parseDuration } from "./duration.ts";
 /** Route tables the kernel reserves: 253 default, 254 main, 255 local (and 0 unspec). */
 export const RESERVED_TABLES = [0, 253, 254, 255] as const;
 
+const NOT_A_DURATION = `is not a duration; expected e.g. "10s", "500ms", "2m" or 0`;
+
 /** A duration (`"10s"`, `"500ms"`, `0`, or a number of seconds), parsed to milliseconds. */
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+const duration = z.union([z.string(), z.number()], { error: NOT_A_DURATION }).transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === null) {
-    ctx.addIssue({ code: "custom", message: `is not a duration; expected e.g. "10s", "500ms", "2m" or 0` });
+    ctx.addIssue({ code: "custom", message: NOT_A_DURATION });
     return z.NEVER;
   }
   return ms;
 });
 
 /** A packet mark: a number or `"0xca6c"`; never 0, which means "unmarked" to the kernel and nft. */
-const fwmark = z.union([z.string(), z.number()]).transform((v, ctx) => {
+const NOT_A_FWMARK = `is not a 32-bit fwmark; expected e.g. "0xca6c"`;
+
+const fwmark = z.union([z.string(), z.number()], { error: NOT_A_FWMARK }).transform((v, ctx) => {
   const n = typeof v === "number" ? v : /^(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
-    ctx.addIssue({ code: "custom", message: "is not a 32-bit fwmark; expected e.g. \"0xca6c\"" });
+    ctx.addIssue({ code: "custom", message: NOT_A_FWMARK });
     return z.NEVER;
   }
   if (n === 0) {
@@ -203,7 +207,7 @@ export const configSchema = z
       const key = `${formatIp(parseIp(hp.host)!)}:${hp.port}`;
       const path = where.replace(/\[(\d+)\]/, ".$1").split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p));
       const first = seen.get(key);
-      if (first) ctx.addIssue({ code: "custom", path, message: `is a duplicate listener; ${first} binds it already` });
+      if (first) ctx.addIssue({ code: "custom", path, input: addr, message: `is a duplicate listener; ${first} binds it already` });
       else seen.set(key, where);
       const section = where.startsWith("proxy") ? c.proxy : c.metrics;
       const sectionName = where.startsWith("proxy") ? "proxy" : "metrics";
@@ -211,6 +215,7 @@ export const configSchema = z
         ctx.addIssue({
           code: "custom",
           path,
+          input: addr,
           message: `is a wildcard address; set ${sectionName}.allowWildcardBind to true to allow it`,
         });
       }
@@ -219,6 +224,7 @@ export const configSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["routing", "wireguardFwmark"],
+        input: `0x${c.routing.wireguardFwmark.toString(16)}`,
         message: "must differ from routing.fwmark, or WireGuard's own UDP would be routed into its tunnel",
       });
     }
@@ -226,6 +232,7 @@ export const configSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["proxy", "dns", "servers"],
+        input: c.proxy.dns.servers,
         message: "is empty; tunnel DNS mode needs at least one server",
       });
     }
