@@ -114,7 +114,7 @@ const routingSchema = z.strictObject({
   table: z
     .number()
     .int()
-    .min(1)
+    .min(0) // 0 is refused below, as reserved, with one message rather than two
     .max(0xffffffff)
     .refine((t) => !(RESERVED_TABLES as readonly number[]).includes(t), {
       message: "is reserved by the kernel (253 default, 254 main, 255 local); use e.g. 51820",
