@@ -3,6 +3,12 @@
  * seconds. Parsed to whole milliseconds; rendered back to the shortest exact string.
  */
 
+/**
+ * The longest duration a timer can wait: setTimeout and socket timeouts hold a signed 32-bit
+ * millisecond count, and a longer one fires after 1 ms instead (about 596h, 24.8 days).
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Parses a duration to milliseconds, or returns null when the text is not one. */

@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { isKey } from "../keys/keys.ts";
 import { CidrError, formatCidr, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
-import { parseDuration } from "./duration.ts";
+import { MAX_DURATION_MS, parseDuration } from "./duration.ts";
 
 /** Route tables the kernel reserves: 253 default, 254 main, 255 local (and 0 unspec). */
 export const RESERVED_TABLES = [0, 253, 254, 255] as const;
@@ -22,6 +22,10 @@ const duration = z.union([z.string(), z.number()], { error: NOT_A_DURATION }).tr
   const ms = parseDuration(v);
   if (ms === null) {
     ctx.addIssue({ code: "custom", message: NOT_A_DURATION });
+    return z.NEVER;
+  }
+  if (ms > MAX_DURATION_MS) {
+    ctx.addIssue({ code: "custom", message: "is too long; a timer can wait at most 596h (2^31-1 ms)" });
     return z.NEVER;
   }
   return ms;
