@@ -10,6 +10,7 @@ import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { decodeKey, KeyFormatError } from "../keys/keys.ts";
 import { type ConfigProblem, ConfigError, problemsFromZod } from "./errors.ts";
+import { jsonErrorOffset, positionOf } from "./json-position.ts";
 import { type Config, configSchema } from "./schema.ts";
 
 /** Options for {@link parseConfig} and {@link loadConfig}. */
@@ -120,15 +121,12 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
   return config;
 }
 
-/** Describes where a JSON syntax error is, as `line L column C`, from the engine's message. */
-function jsonErrorPosition(text: string, message: string): string {
-  const m = /position (\d+)/.exec(message) ?? /at (\d+)/.exec(message);
-  if (!m) return "";
-  const pos = Number(m[1]);
-  const before = text.slice(0, pos);
-  const line = before.split("\n").length;
-  const col = pos - before.lastIndexOf("\n");
-  return ` at line ${line} column ${col}`;
+/** Describes where a JSON syntax error is, as ` at line L column C`, or "" when it cannot tell. */
+function jsonErrorPosition(text: string): string {
+  const offset = jsonErrorOffset(text);
+  if (offset === null) return "";
+  const { line, column } = positionOf(text, offset);
+  return ` at line ${line} column ${column}`;
 }
 
 /** Reads, parses and validates a config file. Throws {@link ConfigError} naming the file and field. */
@@ -139,14 +137,14 @@ export function loadConfig(file: string, opts: LoadOptions = {}): Config {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "cannot be read (permission denied)" : `cannot be read (${code})`;
-    throw new ConfigError([{ path: "(file)", message: `${file}: ${why}` }], { file, cause: e });
+    throw new ConfigError([{ path: "(file)", message: why }], { file, cause: e });
   }
   let input: unknown;
   try {
     input = JSON.parse(text);
   } catch (e) {
     const msg = (e as Error).message;
-    throw new ConfigError([{ path: "(file)", message: `${file}: not valid JSON${jsonErrorPosition(text, msg)}: ${msg}` }], {
+    throw new ConfigError([{ path: "(file)", message: `not valid JSON${jsonErrorPosition(text)}: ${msg}` }], {
       file,
       cause: e,
     });
