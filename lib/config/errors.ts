@@ -6,9 +6,12 @@ import { z } from "zod";
 
 /** One problem found in a config. */
 export interface ConfigProblem {
-  /** JSON path as the user writes it: `proxy.listen[0]`, or `(root)`. */
+  /** JSON path as the user writes it: `proxy.listen[0]`, or `(root)`; `(file)` for the file itself. */
   readonly path: string;
-  /** The complete one-line message, path first. */
+  /**
+   * The complete one-line message, path first (`(file)` problems leave the path out, as their
+   * message follows the file name: `config.json: does not exist`). Print it after {@link ConfigError.file}.
+   */
   readonly message: string;
 }
 
