@@ -1,0 +1,44 @@
+/**
+ * The tunnel's families, from a {@link TunnelSource}: up or down, the implementation in use, and
+ * how often the exit endpoint was re-resolved.
+ */
+import type { MetricFamily } from "./exposition.ts";
+import type { Collector } from "./registry.ts";
+import type { TunnelSource, TunnelState } from "./sources.ts";
+
+/** Family names of the tunnel metrics. */
+export const TUNNEL_METRICS = {
+  up: "egressd_tunnel_up",
+  info: "egressd_tunnel_info",
+  reresolutions: "egressd_tunnel_endpoint_reresolutions_total",
+} as const;
+
+/** Renders a tunnel state. `egressd_tunnel_info` has no sample until the implementation is known. Pure. */
+export function tunnelFamilies(state: TunnelState): MetricFamily[] {
+  const M = TUNNEL_METRICS;
+  return [
+    {
+      name: M.up,
+      help: "1 when the WireGuard tunnel to the exit is up, 0 otherwise.",
+      type: "gauge",
+      samples: [{ name: M.up, labels: [], value: state.up ? 1 : 0 }],
+    },
+    {
+      name: M.info,
+      help: "The WireGuard implementation in use (kernel or userspace); always 1.",
+      type: "gauge",
+      samples: state.implementation ? [{ name: M.info, labels: [["implementation", state.implementation]], value: 1 }] : [],
+    },
+    {
+      name: M.reresolutions,
+      help: "Re-resolutions of the exit endpoint's DNS name.",
+      type: "counter",
+      samples: [{ name: M.reresolutions, labels: [], value: state.endpointReresolutions }],
+    },
+  ];
+}
+
+/** The `tunnel` collector. */
+export function tunnelCollector(source: TunnelSource): Collector {
+  return { name: "tunnel", collect: async () => tunnelFamilies(await source.state()) };
+}
