@@ -5,6 +5,20 @@
  *
  * Order of the exposition: the WireGuard families first (as the exporter served them), then
  * egressd's own, then `process_*`, then `egressd_scrape_collector_success`.
+ *
+ * Wiring, in the daemon:
+ * ```ts
+ * const metrics = createEgressdMetrics(
+ *   { wireguard, proxy, tunnel, reconcile, leakGuard }, // adapters over lib/host and lib/proxy
+ *   { build: { version, runtime: defaultRuntime() }, log,
+ *     latestHandshakeDelay: cfg.metrics.latestHandshakeDelay,
+ *     friendlyNames: { [cfg.exit.publicKey]: cfg.exit.name } },
+ * );
+ * const server = new MetricsServer({ registry: metrics.registry, readiness, log });
+ * await server.listen(cfg.metrics.listen);   // start
+ * metrics.configure({ ... }); await server.listen(next.metrics.listen); // reload: moves only if changed
+ * await server.close();                       // stop
+ * ```
  */
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { buildInfoCollector } from "./build_info.ts";
