@@ -6,8 +6,7 @@
  */
 import { InvalidMetricError } from "./errors.ts";
 import type { MetricFamily } from "./exposition.ts";
-import { LabeledChildren, validateDefinition, type InstrumentOptions, type LabelValues } from "./labels.ts";
-import type { Collector } from "./registry.ts";
+import { Instrument, type InstrumentOptions, type LabelValues } from "./instrument.ts";
 
 /** The handle for one label-value combination; keep it on hot paths to skip the lookup. */
 export interface CounterChild {
@@ -18,29 +17,16 @@ export interface CounterChild {
 }
 
 /** A counter family. `L` is the union of its label names. */
-export class Counter<L extends string = never> implements Collector {
-  /** The family name. */
-  readonly name: string;
-  readonly #help: string;
-  readonly #labelNames: readonly L[];
-  readonly #children: LabeledChildren<L, { value: number }>;
-
+export class Counter<L extends string = never> extends Instrument<L, { value: number }> {
   /** Throws {@link InvalidMetricError} on a bad name or label names. See {@link InstrumentOptions}. */
   constructor(opts: InstrumentOptions<L>) {
-    const labelNames = opts.labelNames ?? [];
-    validateDefinition(opts.name, labelNames, "counter");
     if (!opts.name.endsWith("_total")) throw new InvalidMetricError(opts.name, "a counter's name ends in _total");
-    this.name = opts.name;
-    this.#help = opts.help;
-    this.#labelNames = labelNames;
-    this.#children = new LabeledChildren(opts.name, labelNames, () => ({ value: 0 }));
-    if (labelNames.length === 0) this.#children.get(undefined);
-    for (const values of opts.initial ?? []) this.#children.get(values);
+    super("counter", opts, () => ({ value: 0 }));
   }
 
   /** The child for `values`. */
   labels(values: LabelValues<L>): CounterChild {
-    const state = this.#children.get(values);
+    const state = this.children.get(values);
     const metric = this.name;
     return {
       inc(by = 1) {
@@ -53,22 +39,17 @@ export class Counter<L extends string = never> implements Collector {
 
   /** Adds `by` (default 1) to an unlabeled counter. */
   inc(by = 1): void {
-    this.labels(this.#unlabeled()).inc(by);
+    this.labels(this.unlabeled()).inc(by);
   }
 
   /** The value of an unlabeled counter. */
   get(): number {
-    return this.#children.get(this.#unlabeled()).value;
-  }
-
-  #unlabeled(): LabelValues<L> {
-    if (this.#labelNames.length > 0) throw new InvalidMetricError(this.name, "labeled: use labels({...})");
-    return {} as LabelValues<L>;
+    return this.children.get(this.unlabeled()).value;
   }
 
   /** One `counter` family with a sample per child. */
   collect(): MetricFamily[] {
-    const samples = [...this.#children.entries()].map(({ labels, state }) => ({ name: this.name, labels, value: state.value }));
-    return [{ name: this.name, help: this.#help, type: "counter", samples }];
+    const samples = [...this.children.entries()].map(({ labels, state }) => ({ name: this.name, labels, value: state.value }));
+    return [{ name: this.name, help: this.help, type: "counter", samples }];
   }
 }

@@ -6,8 +6,7 @@
  */
 import { InvalidMetricError } from "./errors.ts";
 import { formatValue, type Labels, type MetricFamily, type Sample } from "./exposition.ts";
-import { LabeledChildren, validateDefinition, type InstrumentOptions, type LabelValues } from "./labels.ts";
-import type { Collector } from "./registry.ts";
+import { Instrument, type InstrumentOptions, type LabelValues } from "./instrument.ts";
 
 /** Prometheus' default buckets (client_golang `DefBuckets`), in seconds. */
 export const DEFAULT_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -77,32 +76,20 @@ interface State {
 }
 
 /** A histogram family. `L` is the union of its label names. */
-export class Histogram<L extends string = never> implements Collector {
-  /** The family name. */
-  readonly name: string;
-  readonly #help: string;
-  readonly #labelNames: readonly L[];
+export class Histogram<L extends string = never> extends Instrument<L, State> {
   readonly #bounds: readonly number[];
-  readonly #children: LabeledChildren<L, State>;
 
   /** Throws {@link InvalidMetricError} on a bad name, label names or buckets. See {@link HistogramOptions}. */
   constructor(opts: HistogramOptions<L>) {
-    const labelNames = opts.labelNames ?? [];
-    validateDefinition(opts.name, labelNames, "histogram");
     const bounds = [...(opts.buckets ?? DEFAULT_BUCKETS)];
     validateBuckets(opts.name, bounds);
-    this.name = opts.name;
-    this.#help = opts.help;
-    this.#labelNames = labelNames;
+    super("histogram", opts, () => ({ counts: new Array<number>(bounds.length + 1).fill(0), sum: 0 }));
     this.#bounds = bounds;
-    this.#children = new LabeledChildren(opts.name, labelNames, () => ({ counts: new Array<number>(bounds.length + 1).fill(0), sum: 0 }));
-    if (labelNames.length === 0) this.#children.get(undefined);
-    for (const values of opts.initial ?? []) this.#children.get(values);
   }
 
   /** The child for `values`. */
   labels(values: LabelValues<L>): HistogramChild {
-    const state = this.#children.get(values);
+    const state = this.children.get(values);
     const bounds = this.#bounds;
     const metric = this.name;
     return {
@@ -119,25 +106,20 @@ export class Histogram<L extends string = never> implements Collector {
 
   /** Records one observation on an unlabeled histogram. */
   observe(value: number): void {
-    this.labels(this.#unlabeled()).observe(value);
+    this.labels(this.unlabeled()).observe(value);
   }
 
   /** The state of an unlabeled histogram. */
   snapshot(): HistogramSnapshot {
-    return this.labels(this.#unlabeled()).snapshot();
-  }
-
-  #unlabeled(): LabelValues<L> {
-    if (this.#labelNames.length > 0) throw new InvalidMetricError(this.name, "labeled: use labels({...})");
-    return {} as LabelValues<L>;
+    return this.labels(this.unlabeled()).snapshot();
   }
 
   /** One `histogram` family: for each child, its buckets, sum and count. */
   collect(): MetricFamily[] {
     const samples: Sample[] = [];
-    for (const { labels, state } of this.#children.entries()) {
+    for (const { labels, state } of this.children.entries()) {
       samples.push(...histogramSamples(this.name, labels, { bounds: this.#bounds, counts: state.counts, sum: state.sum }));
     }
-    return [{ name: this.name, help: this.#help, type: "histogram", samples }];
+    return [{ name: this.name, help: this.help, type: "histogram", samples }];
   }
 }

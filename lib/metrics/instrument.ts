@@ -1,12 +1,13 @@
 /**
- * Label handling shared by the instruments (counter, gauge, histogram): validating label names at
- * definition time and keeping one child per label-value combination, in first-use order.
+ * What the instruments (counter, gauge, histogram) share: validating the definition, keeping one
+ * child per label-value combination in first-use order, and the unlabeled shorthand.
  *
  * Values are looked up by the declared label names, so a caller cannot reorder labels by passing an
  * object whose keys are in another order: rendering always follows `labelNames`.
  */
 import { InvalidMetricError } from "./errors.ts";
-import { isValidLabelName, isValidMetricName, type Labels } from "./exposition.ts";
+import { isValidLabelName, isValidMetricName, type Labels, type MetricFamily } from "./exposition.ts";
+import type { Collector } from "./registry.ts";
 
 /** Label values keyed by label name; exactly the declared names, no more, no fewer. */
 export type LabelValues<L extends string> = Readonly<Record<L, string>>;
@@ -92,4 +93,44 @@ export class LabeledChildren<L extends string, T> {
   clear(): void {
     this.#children.clear();
   }
+}
+
+/**
+ * The base of Counter, Gauge and Histogram: a named family whose children hold state `T`.
+ * An unlabeled instrument has its one child from the start, so it renders 0 before first use.
+ */
+export abstract class Instrument<L extends string, T> implements Collector {
+  /** The family name. */
+  readonly name: string;
+  /** The `# HELP` text. */
+  protected readonly help: string;
+  /** One child per label-value combination. */
+  protected readonly children: LabeledChildren<L, T>;
+  readonly #labelNames: readonly L[];
+
+  /** Throws {@link InvalidMetricError} on a bad name or label names; `kind` as in {@link validateDefinition}. */
+  constructor(kind: string, opts: InstrumentOptions<L>, create: () => T) {
+    const labelNames = opts.labelNames ?? [];
+    validateDefinition(opts.name, labelNames, kind);
+    this.name = opts.name;
+    this.help = opts.help;
+    this.#labelNames = labelNames;
+    this.children = new LabeledChildren(opts.name, labelNames, create);
+    if (labelNames.length === 0) this.children.get(undefined);
+    for (const values of opts.initial ?? []) this.children.get(values);
+  }
+
+  /** The empty label set of an unlabeled instrument; throws {@link InvalidMetricError} on a labeled one. */
+  protected unlabeled(): LabelValues<L> {
+    if (this.#labelNames.length > 0) throw new InvalidMetricError(this.name, "labeled: use labels({...})");
+    return {} as LabelValues<L>;
+  }
+
+  /** True when the instrument has no labels. */
+  protected get isUnlabeled(): boolean {
+    return this.#labelNames.length === 0;
+  }
+
+  /** The family as of now. */
+  abstract collect(): MetricFamily[];
 }
