@@ -138,3 +138,19 @@ export function renderFamilies(families: Iterable<MetricFamily>): string {
   }
   return out;
 }
+
+/** A family of one unlabeled sample, the common case for egressd's own metrics. */
+export function scalarFamily(name: string, help: string, type: "counter" | "gauge", value: number): MetricFamily {
+  return { name, help, type, samples: [{ name, labels: [], value }] };
+}
+
+/** A family with one sample per value of a single label, in the order given. */
+export function labeledFamily(
+  name: string,
+  help: string,
+  type: "counter" | "gauge",
+  label: string,
+  values: ReadonlyArray<readonly [labelValue: string, value: number]>,
+): MetricFamily {
+  return { name, help, type, samples: values.map(([v, value]) => ({ name, labels: [[label, v]], value })) };
+}

@@ -74,17 +74,14 @@ export function createMetricsHandler(opts: HandlerOptions): (req: Request) => Pr
     },
   };
   return async (req) => {
-    const route = Object.hasOwn(routes, pathOf(req)) ? routes[pathOf(req)] : undefined;
+    const path = new URL(req.url).pathname;
+    const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
     if (!route) return respond(req, 404, "not found\n", TEXT);
     if (req.method !== "GET" && req.method !== "HEAD") {
       return respond(req, 405, "method not allowed\n", TEXT, { Allow: ALLOWED_METHODS });
     }
     return route(req);
   };
-}
-
-function pathOf(req: Request): string {
-  return new URL(req.url).pathname;
 }
 
 function errorMessage(err: unknown): string {

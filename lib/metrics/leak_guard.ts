@@ -5,7 +5,7 @@
  * The values are the nft counter's own. If reconcile re-creates our table the counter restarts at
  * 0; Prometheus treats that as a counter reset, so `increase()` stays right.
  */
-import type { MetricFamily } from "./exposition.ts";
+import { scalarFamily, type MetricFamily } from "./exposition.ts";
 import type { Collector } from "./registry.ts";
 import type { LeakGuardCounters, MaybePromise } from "./sources.ts";
 
@@ -19,18 +19,8 @@ export const LEAK_GUARD_METRICS = {
 export function leakGuardFamilies(c: LeakGuardCounters): MetricFamily[] {
   const M = LEAK_GUARD_METRICS;
   return [
-    {
-      name: M.packets,
-      help: "Marked packets the leak guard dropped on their way out of a non-tunnel interface.",
-      type: "counter",
-      samples: [{ name: M.packets, labels: [], value: c.packets }],
-    },
-    {
-      name: M.bytes,
-      help: "Bytes of the marked packets the leak guard dropped.",
-      type: "counter",
-      samples: [{ name: M.bytes, labels: [], value: c.bytes }],
-    },
+    scalarFamily(M.packets, "Marked packets the leak guard dropped on their way out of a non-tunnel interface.", "counter", c.packets),
+    scalarFamily(M.bytes, "Bytes of the marked packets the leak guard dropped.", "counter", c.bytes),
   ];
 }
 

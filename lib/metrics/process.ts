@@ -9,7 +9,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { endianness } from "node:os";
 import { ProcfsError } from "./errors.ts";
-import type { MetricFamily } from "./exposition.ts";
+import { scalarFamily, type MetricFamily } from "./exposition.ts";
 import type { Collector } from "./registry.ts";
 
 /** One reading of the process, in base units. */
@@ -114,19 +114,13 @@ export async function readProcess(opts: ProcessOptions = {}): Promise<ProcessSam
 
 /** Renders a reading with client_golang's names and HELP texts. Pure. */
 export function processFamilies(p: ProcessSample): MetricFamily[] {
-  const one = (name: string, help: string, type: "counter" | "gauge", value: number): MetricFamily => ({
-    name,
-    help,
-    type,
-    samples: [{ name, labels: [], value }],
-  });
   return [
-    one("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", p.cpuSeconds),
-    one("process_open_fds", "Number of open file descriptors.", "gauge", p.openFds),
-    one("process_max_fds", "Maximum number of open file descriptors.", "gauge", p.maxFds),
-    one("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", p.virtualBytes),
-    one("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", p.residentBytes),
-    one("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", p.startTimeSeconds),
+    scalarFamily("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", p.cpuSeconds),
+    scalarFamily("process_open_fds", "Number of open file descriptors.", "gauge", p.openFds),
+    scalarFamily("process_max_fds", "Maximum number of open file descriptors.", "gauge", p.maxFds),
+    scalarFamily("process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", p.virtualBytes),
+    scalarFamily("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", p.residentBytes),
+    scalarFamily("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", p.startTimeSeconds),
   ];
 }
 

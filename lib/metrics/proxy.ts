@@ -2,7 +2,7 @@
  * The proxy's families, from a {@link ProxySource} snapshot. Every `result` and `direction` is
  * exported from the first scrape (at 0), so `rate()` and `increase()` work before the first event.
  */
-import type { MetricFamily } from "./exposition.ts";
+import { labeledFamily, scalarFamily, type MetricFamily } from "./exposition.ts";
 import { histogramSamples } from "./histogram.ts";
 import type { Collector } from "./registry.ts";
 import { PROXY_RESULTS, RELAY_DIRECTIONS, type ProxySource, type ProxyStats } from "./sources.ts";
@@ -19,32 +19,21 @@ export const PROXY_METRICS = {
 export function proxyFamilies(stats: ProxyStats): MetricFamily[] {
   const M = PROXY_METRICS;
   return [
-    {
-      name: M.connectionsActive,
-      help: "SOCKS5 connections open now.",
-      type: "gauge",
-      samples: [{ name: M.connectionsActive, labels: [], value: stats.connectionsActive }],
-    },
-    {
-      name: M.connectionsTotal,
-      help: "SOCKS5 connections finished, by result.",
-      type: "counter",
-      samples: PROXY_RESULTS.map((result) => ({
-        name: M.connectionsTotal,
-        labels: [["result", result]],
-        value: stats.connectionsTotal[result] ?? 0,
-      })),
-    },
-    {
-      name: M.relayedBytes,
-      help: "Payload bytes relayed; upstream is client to destination, downstream destination to client.",
-      type: "counter",
-      samples: RELAY_DIRECTIONS.map((direction) => ({
-        name: M.relayedBytes,
-        labels: [["direction", direction]],
-        value: stats.relayedBytes[direction] ?? 0,
-      })),
-    },
+    scalarFamily(M.connectionsActive, "SOCKS5 connections open now.", "gauge", stats.connectionsActive),
+    labeledFamily(
+      M.connectionsTotal,
+      "SOCKS5 connections finished, by result.",
+      "counter",
+      "result",
+      PROXY_RESULTS.map((r) => [r, stats.connectionsTotal[r] ?? 0]),
+    ),
+    labeledFamily(
+      M.relayedBytes,
+      "Payload bytes relayed; upstream is client to destination, downstream destination to client.",
+      "counter",
+      "direction",
+      RELAY_DIRECTIONS.map((d) => [d, stats.relayedBytes[d] ?? 0]),
+    ),
     {
       name: M.connectDuration,
       help: "Time from a CONNECT request to its outbound connection being established.",

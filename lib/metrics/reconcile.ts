@@ -2,7 +2,7 @@
  * The reconcile loop's families: passes completed and repairs made, by host object. Every object is
  * exported from the first scrape (at 0).
  */
-import type { MetricFamily } from "./exposition.ts";
+import { labeledFamily, scalarFamily, type MetricFamily } from "./exposition.ts";
 import type { Collector } from "./registry.ts";
 import { RECONCILE_OBJECTS, type ReconcileSource, type ReconcileStats } from "./sources.ts";
 
@@ -16,22 +16,14 @@ export const RECONCILE_METRICS = {
 export function reconcileFamilies(stats: ReconcileStats): MetricFamily[] {
   const M = RECONCILE_METRICS;
   return [
-    {
-      name: M.runs,
-      help: "Reconcile passes completed.",
-      type: "counter",
-      samples: [{ name: M.runs, labels: [], value: stats.runs }],
-    },
-    {
-      name: M.repairs,
-      help: "Host objects found missing or changed and put back, by object.",
-      type: "counter",
-      samples: RECONCILE_OBJECTS.map((object) => ({
-        name: M.repairs,
-        labels: [["object", object]],
-        value: stats.repairs[object] ?? 0,
-      })),
-    },
+    scalarFamily(M.runs, "Reconcile passes completed.", "counter", stats.runs),
+    labeledFamily(
+      M.repairs,
+      "Host objects found missing or changed and put back, by object.",
+      "counter",
+      "object",
+      RECONCILE_OBJECTS.map((o) => [o, stats.repairs[o] ?? 0]),
+    ),
   ];
 }
 

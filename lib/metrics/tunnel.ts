@@ -2,7 +2,7 @@
  * The tunnel's families, from a {@link TunnelSource}: up or down, the implementation in use, and
  * how often the exit endpoint was re-resolved.
  */
-import type { MetricFamily } from "./exposition.ts";
+import { labeledFamily, scalarFamily, type MetricFamily } from "./exposition.ts";
 import type { Collector } from "./registry.ts";
 import type { TunnelSource, TunnelState } from "./sources.ts";
 
@@ -17,24 +17,15 @@ export const TUNNEL_METRICS = {
 export function tunnelFamilies(state: TunnelState): MetricFamily[] {
   const M = TUNNEL_METRICS;
   return [
-    {
-      name: M.up,
-      help: "1 when the WireGuard tunnel to the exit is up, 0 otherwise.",
-      type: "gauge",
-      samples: [{ name: M.up, labels: [], value: state.up ? 1 : 0 }],
-    },
-    {
-      name: M.info,
-      help: "The WireGuard implementation in use (kernel or userspace); always 1.",
-      type: "gauge",
-      samples: state.implementation ? [{ name: M.info, labels: [["implementation", state.implementation]], value: 1 }] : [],
-    },
-    {
-      name: M.reresolutions,
-      help: "Re-resolutions of the exit endpoint's DNS name.",
-      type: "counter",
-      samples: [{ name: M.reresolutions, labels: [], value: state.endpointReresolutions }],
-    },
+    scalarFamily(M.up, "1 when the WireGuard tunnel to the exit is up, 0 otherwise.", "gauge", state.up ? 1 : 0),
+    labeledFamily(
+      M.info,
+      "The WireGuard implementation in use (kernel or userspace); always 1.",
+      "gauge",
+      "implementation",
+      state.implementation ? [[state.implementation, 1]] : [],
+    ),
+    scalarFamily(M.reresolutions, "Re-resolutions of the exit endpoint's DNS name.", "counter", state.endpointReresolutions),
   ];
 }
 
