@@ -1,0 +1,46 @@
+{
+  description = "egressd: a SOCKS5 egress proxy whose traffic, and only its traffic, leaves through a WireGuard tunnel";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+
+  # Outputs (what `nix flake show` lists):
+  #   packages.<system>.default, packages.<system>.egressd   the Bun-compiled binary (nix/package.nix)
+  #   overlays.default                                        adds pkgs.egressd
+  #   nixosModules.default, nixosModules.egressd              services.egressd (nix/module.nix), with
+  #                                                           this flake's package as the default
+  #   checks.<system>.package, checks.<system>.gateway        the build, and the VM test (nix/tests/)
+  # for <system> in x86_64-linux, aarch64-linux.
+  outputs =
+    { self, nixpkgs }:
+    let
+      systems = [
+        "x86_64-linux"
+        "aarch64-linux"
+      ];
+      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+    in
+    {
+      overlays.default = final: _prev: { egressd = final.callPackage ./nix/package.nix { }; };
+
+      packages = forAllSystems (pkgs: rec {
+        egressd = pkgs.callPackage ./nix/package.nix { };
+        default = egressd;
+      });
+
+      nixosModules.egressd =
+        { lib, pkgs, ... }:
+        {
+          imports = [ ./nix/module.nix ];
+          # Without the overlay, pkgs.egressd does not exist; default to this flake's build.
+          services.egressd.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        };
+      nixosModules.default = self.nixosModules.egressd;
+
+      checks = forAllSystems (pkgs: {
+        package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        gateway = pkgs.testers.runNixOSTest (
+          import ./nix/tests/gateway.nix { egressdModule = self.nixosModules.default; }
+        );
+      });
+    };
+}
