@@ -507,6 +507,33 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     expect(lacking).toEqual([]);
   });
 
+  test("nix/README.md's gateway configuration evaluates, and its settings pass check-config", () => {
+    const readme = readFileSync(join(ROOT, "nix/README.md"), "utf8");
+    const block = [...readme.matchAll(/```nix\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes("# routy.nix"));
+    expect(block).toBeDefined();
+    const example = join(ctx.work, "routy.nix");
+    writeFileSync(example, block!);
+    // sops-nix is not declared here; give its secret the path sops-nix would.
+    const both = join(ctx.work, "routy-with-sops.nix");
+    writeFileSync(both, `{ imports = [ ${example} ]; sops.secrets."egressd/private-key".path = "/run/secrets/egressd/private-key"; }\n`);
+    const r = nixEval("test/nix/eval.nix", { stubRoot: ctx.stub.root }, { configFile: both, allowUndeclared: "true" });
+    if (!r.ok) throw new Error(r.error);
+    const out = r.value;
+    expect(out.failedAssertions).toEqual([]);
+    expect(out.service.serviceConfig.LoadCredential).toEqual(["private-key:/run/secrets/egressd/private-key"]);
+    expect(out.firewall.interfaces).toEqual({
+      k8s0: { allowedTCPPorts: [1080], allowedUDPPorts: [] },
+      lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [] },
+    });
+    const check = checkConfig(out.settingsJSON, credentials(["private-key"]));
+    expect(check.stderr).toBe("");
+    expect(check.code).toBe(0);
+    const effective = JSON.parse(check.stdout);
+    expect(effective.proxy.listen).toEqual(["10.1.0.1:1080"]);
+    expect(effective.metrics.listen).toBe("10.0.0.1:9586");
+    expect(effective.proxy.dns.servers).toEqual(["9.9.9.9"]);
+  });
+
   test("the VM test's gateway node evaluates, and its settings pass check-config", () => {
     const node = join(ctx.work, "node.nix");
     writeFileSync(node, `(import ${ROOT}/nix/tests/gateway.nix { egressdModule = ${ROOT}/nix/module.nix; }).nodes.gateway\n`);
