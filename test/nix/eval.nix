@@ -21,11 +21,18 @@
   # true: accept (unchecked) NixOS options this harness does not declare, for whole machine configs
   # such as the VM test's nodes. The options the module writes to stay declared and checked.
   allowUndeclared ? false,
+  # true: emulate a nixpkgs before lib.types.externalPath (the module falls back to a string check).
+  withoutExternalPath ? false,
   # What to return: "module" (default) or "options" (the option docs list).
   output ? "module",
 }:
 let
-  lib = import nixpkgsLib;
+  fullLib = import nixpkgsLib;
+  lib =
+    if withoutExternalPath then
+      fullLib.extend (_: prev: { types = builtins.removeAttrs prev.types [ "externalPath" ]; })
+    else
+      fullLib;
   inherit (lib) mkOption types;
 
   mkPkg =

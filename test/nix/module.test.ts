@@ -467,6 +467,17 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
       else expect(r.error).toContain("services.egressd.privateKeyFile");
     });
 
+    test("without types.externalPath (older nixpkgs): a store path fails the assertion instead", () => {
+      const r = tryEval(gateway({ privateKeyFile: "/nix/store/00000000000000000000000000000000-key" }), {
+        rawArgs: { withoutExternalPath: "true" },
+      });
+      if (!r.ok) throw new Error(r.error);
+      expect(r.value.failedAssertions).toEqual([
+        "services.egressd.privateKeyFile is in the Nix store (/nix/store/00000000000000000000000000000000-key), which every local user can read; point it at a file outside the store, such as a sops-nix or agenix secret.",
+      ]);
+      failsWith(tryEval(gateway({ privateKeyFile: "private-key" }), { rawArgs: { withoutExternalPath: "true" } }), "services.egressd.privateKeyFile");
+    });
+
     test("a relative privateKeyFile", () => {
       failsWith(tryEval(gateway({ privateKeyFile: "private-key" })), "services.egressd.privateKeyFile");
     });
