@@ -53,7 +53,7 @@ let
     else
       {
         host = builtins.elemAt m 0;
-        port = lib.toInt (builtins.elemAt m 1);
+        port = (lib.toIntBase10 or lib.toInt) (builtins.elemAt m 1);
       };
   isWildcard =
     host:
