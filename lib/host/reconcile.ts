@@ -1,0 +1,202 @@
+/**
+ * Reconciliation: observe the host in machine form, compare it with the desired state, apply only the
+ * difference, and record every repair.
+ *
+ * A pass walks the components in build order (sysctl, interface, routes, rules, firewall). Each component
+ * is observed right before it is planned, so a repair earlier in the pass (say, recreating the interface,
+ * which takes its routes with it) is seen by the next component. All changes of one pass form one
+ * {@link Transaction}: when a change fails, the ones already applied are undone in reverse order, the
+ * host is back where the pass found it, and the error says what failed. The next pass tries again.
+ *
+ * With nothing to repair, a pass only reads (about ten short `ip`/`wg`/`nft` reads), so running it every
+ * 2 s is cheap, and running it twice in a row changes nothing the second time.
+ *
+ * The timer belongs to the daemon; {@link startReconcileLoop} is the small helper it uses. It never runs
+ * two passes at once, and {@link ReconcileLoop.trigger} runs one on demand.
+ */
+import type { Runner } from "../exec/runner.ts";
+import { silentLogger, type Logger } from "../log/logger.ts";
+import { recordingRunner, type Change, type Component, type Repair } from "./change.ts";
+import { ReconcileError, type StepFailure } from "./errors.ts";
+
+/** A part of the host that can be planned; observation happens inside `plan()`. */
+export interface PlannedComponent {
+  readonly component: Component;
+  plan(): Promise<Change[]>;
+}
+
+/** What one reconcile pass did. */
+export interface ReconcileResult {
+  /** Repairs applied, in order; empty when the host already matched. */
+  readonly repairs: readonly Repair[];
+  readonly durationMs: number;
+}
+
+/** Applies changes one by one and can undo the applied ones in reverse order. */
+export class Transaction {
+  readonly #runner: Runner;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #applied: { change: Change; repair: Repair }[] = [];
+
+  /** `now` defaults to `Date.now`. */
+  constructor(runner: Runner, log: Logger = silentLogger, now: () => number = Date.now) {
+    this.#runner = runner;
+    this.#log = log;
+    this.#now = now;
+  }
+
+  /** Repairs applied so far. */
+  get repairs(): Repair[] {
+    return this.#applied.map((a) => a.repair);
+  }
+
+  /**
+   * Applies one change through a recording runner and remembers it for {@link rollback}. A failing
+   * change throws its own error and is not remembered (a change leaves nothing half-done behind).
+   */
+  async apply(change: Change): Promise<Repair> {
+    const rec = recordingRunner(this.#runner);
+    await change.apply(rec.runner);
+    const repair: Repair = { component: change.component, action: change.action, reason: change.reason, commands: rec.commands, at: this.#now() };
+    this.#applied.push({ change, repair });
+    return repair;
+  }
+
+  /** Applies every change in order; on the first failure rolls back everything and rethrows. */
+  async applyAll(changes: readonly Change[]): Promise<Repair[]> {
+    const out: Repair[] = [];
+    for (const change of changes) {
+      try {
+        out.push(await this.apply(change));
+      } catch (err) {
+        await this.rollback();
+        throw err;
+      }
+    }
+    return out;
+  }
+
+  /** Undoes applied changes in reverse order, continuing past failures, which it returns (and logs). */
+  async rollback(): Promise<StepFailure[]> {
+    const failures: StepFailure[] = [];
+    while (this.#applied.length > 0) {
+      const { change } = this.#applied.pop()!;
+      if (!change.undo) {
+        this.#log.warn("change cannot be undone; leaving it", { component: change.component, action: change.action });
+        continue;
+      }
+      try {
+        await change.undo(this.#runner);
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.#log.error("undo failed", { component: change.component, action: change.action, error: error.message });
+        failures.push({ step: `${change.component}/${change.action}`, error });
+      }
+    }
+    return failures;
+  }
+}
+
+/** Options for {@link runPass}. */
+export interface PassOptions {
+  /** Default {@link silentLogger}. */
+  log?: Logger;
+  /** Default `Date.now`. */
+  now?: () => number;
+  /** Called after each repair is applied. Default: none. */
+  onRepair?: (repair: Repair) => void;
+}
+
+/**
+ * One reconcile pass over `components`, in order, as one transaction. Throws {@link ReconcileError}
+ * (after rolling back) when a change fails; errors from observing/planning propagate after rollback too.
+ */
+export async function runPass(components: readonly PlannedComponent[], runner: Runner, opts: PassOptions = {}): Promise<ReconcileResult> {
+  const log = opts.log ?? silentLogger;
+  const now = opts.now ?? Date.now;
+  const started = performance.now();
+  const tx = new Transaction(runner, log, now);
+  for (const c of components) {
+    let changes: Change[];
+    try {
+      changes = await c.plan();
+    } catch (err) {
+      const failures = await tx.rollback();
+      for (const f of failures) log.error("undo failed after a planning error", { step: f.step, error: f.error.message });
+      throw err;
+    }
+    for (const change of changes) {
+      let repair: Repair;
+      try {
+        repair = await tx.apply(change);
+      } catch (err) {
+        const cause = err instanceof Error ? err : new Error(String(err));
+        log.error("repair failed; rolling back the pass", { component: change.component, action: change.action, error: cause.message });
+        const rolledBack = tx.repairs;
+        const failures = await tx.rollback();
+        throw new ReconcileError({ component: change.component, action: change.action, reason: change.reason }, cause, rolledBack, failures);
+      }
+      log.info("repaired", { component: repair.component, action: repair.action, reason: repair.reason });
+      opts.onRepair?.(repair);
+    }
+  }
+  return { repairs: tx.repairs, durationMs: performance.now() - started };
+}
+
+/** A running reconcile timer. */
+export interface ReconcileLoop {
+  /** Runs a pass now (after the current one, if any) and returns its result. */
+  trigger(): Promise<ReconcileResult>;
+  /** Stops the timer and waits for a pass in progress. */
+  stop(): Promise<void>;
+}
+
+/** Options for {@link startReconcileLoop}. */
+export interface ReconcileLoopOptions {
+  /** Time between the end of one pass and the start of the next, ms. Default 2000. */
+  intervalMs?: number;
+  /** Default {@link silentLogger}. */
+  log?: Logger;
+  /** Called after every timer-driven pass. Default: none. */
+  onResult?: (result: ReconcileResult) => void;
+  /** Called when a timer-driven pass fails; the loop keeps going. Default: log at error level. */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * Runs `target.reconcile()` every `intervalMs` (measured from the end of a pass, so passes never
+ * overlap). Failures are reported and the loop continues: the next pass retries.
+ */
+export function startReconcileLoop(target: { reconcile(): Promise<ReconcileResult> }, opts: ReconcileLoopOptions = {}): ReconcileLoop {
+  const interval = opts.intervalMs ?? 2000;
+  const log = opts.log ?? silentLogger;
+  const onError = opts.onError ?? ((err: unknown) => log.error("reconcile failed", { error: err instanceof Error ? err.message : String(err) }));
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let chain: Promise<unknown> = Promise.resolve();
+
+  const run = (): Promise<ReconcileResult> => {
+    const p = chain.then(() => target.reconcile());
+    chain = p.catch(() => undefined);
+    return p;
+  };
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      timer = null;
+      run()
+        .then((r) => opts.onResult?.(r), onError)
+        .finally(schedule);
+    }, interval);
+  };
+  schedule();
+  return {
+    trigger: run,
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await chain;
+    },
+  };
+}

@@ -1,0 +1,380 @@
+/**
+ * Policy routing for marked traffic, IPv4 and IPv6.
+ *
+ * Per family, two rules (ours by priority and by `protocol` {@link RT_PROTOCOL}):
+ * - `rulePriority`:     `fwmark <mark> lookup main suppress_prefixlength 0` — connected and more specific
+ *   routes in main still win, so a marked process can answer a LAN client (trap 1; wg-quick does the same);
+ * - `rulePriority + 1`: `fwmark <mark> lookup <table>`.
+ *
+ * The table (ours by number, every route tagged `proto` {@link RT_PROTOCOL}) holds one route per allowed
+ * prefix via the tunnel device, for each family the tunnel has an address in, plus — with the kill switch —
+ * an `unreachable default` with the worst metric. When the tunnel device disappears, its routes go with it
+ * and marked traffic hits the unreachable route instead of falling through to main (trap 3).
+ *
+ * Everything is read back in machine form (`ip -j`), compared with the desired state, and only the
+ * difference is applied. This module does not touch nftables or the interface itself.
+ */
+import type { Runner } from "../exec/runner.ts";
+import { CommandError } from "../exec/errors.ts";
+import { formatCidr, parseCidr } from "../net/ip.ts";
+import type { Change } from "./change.ts";
+import { explainCommandError } from "./errors.ts";
+import { formatMark, type NormalizedSpec } from "./spec.ts";
+
+/**
+ * The rtnetlink protocol number egressd stamps on its rules and routes (`proto 212` in `ip` output).
+ * Unassigned in /etc/iproute2/rt_protos; it is the ownership marker teardown and conflict checks use.
+ */
+export const RT_PROTOCOL = 212;
+/** Metric of the tunnel routes. */
+export const TUNNEL_METRIC = 100;
+/** Metric of the kill switch's `unreachable default`: the worst possible, so any tunnel route wins. */
+export const KILL_SWITCH_METRIC = 4294967295;
+
+/** An address family, as `ip -4` / `ip -6`. */
+export type Family = 4 | 6;
+
+/** A policy rule egressd wants. */
+export interface RuleSpec {
+  readonly family: Family;
+  readonly priority: number;
+  readonly fwmark: number;
+  /** Table number (254 is main). */
+  readonly table: number;
+  /** `suppress_prefixlength`, or null. */
+  readonly suppressPrefixlength: number | null;
+}
+
+/** A policy rule as read from `ip -j -N rule show`, at one of our priorities. */
+export interface ObservedRule {
+  readonly family: Family;
+  readonly priority: number;
+  readonly fwmark: number | null;
+  readonly fwmask: number | null;
+  readonly table: string | null;
+  readonly suppressPrefixlength: number | null;
+  /** Numeric protocol as a string (`"212"`), or null when unset. */
+  readonly protocol: string | null;
+  /** True when the rule has selectors or actions this module never creates (from/to/iif/uidrange/...). */
+  readonly hasOtherSelectors: boolean;
+  /** Words for `ip rule del` that select exactly this rule. */
+  readonly selector: readonly string[];
+}
+
+/** A route egressd wants in its table. */
+export interface RouteSpec {
+  readonly family: Family;
+  readonly type: string;
+  /** Canonical prefix, e.g. `0.0.0.0/0`. */
+  readonly dst: string;
+  /** Device for unicast routes; null for unreachable. */
+  readonly dev: string | null;
+  readonly metric: number;
+}
+
+/** A route as read from `ip -j route show table N`. */
+export interface ObservedRoute extends RouteSpec {
+  /** Protocol as printed (`"212"`, `"static"`, `"boot"`), or null. */
+  readonly protocol: string | null;
+  /** Words for `ip route del` that select exactly this route (without `table`). */
+  readonly selector: readonly string[];
+}
+
+/** The rules for one normalized spec, both families. */
+export function desiredRules(n: NormalizedSpec, families: readonly Family[]): RuleSpec[] {
+  const r = n.spec.routing;
+  return families.flatMap((family): RuleSpec[] => [
+    { family, priority: r.rulePriority, fwmark: r.fwmark, table: 254, suppressPrefixlength: 0 },
+    { family, priority: r.rulePriority + 1, fwmark: r.fwmark, table: r.table, suppressPrefixlength: null },
+  ]);
+}
+
+/** The routes of our table for one family. */
+export function desiredRoutes(n: NormalizedSpec, family: Family): RouteSpec[] {
+  const out: RouteSpec[] = [];
+  if (n.families.includes(family)) {
+    for (const c of n.allowedIps) {
+      if (c.family === family) out.push({ family, type: "unicast", dst: formatCidr(c), dev: n.ifname, metric: TUNNEL_METRIC });
+    }
+  }
+  if (n.spec.routing.killSwitch) {
+    out.push({ family, type: "unreachable", dst: family === 4 ? "0.0.0.0/0" : "::/0", dev: null, metric: KILL_SWITCH_METRIC });
+  }
+  return out;
+}
+
+/** `ip rule add` argv for a desired rule. */
+export function ruleAddArgv(rule: RuleSpec): string[] {
+  return ["ip", `-${rule.family}`, "rule", "add", ...ruleWords(rule), "protocol", String(RT_PROTOCOL)];
+}
+
+/** `ip rule del` argv for a desired rule. */
+export function ruleDelArgv(rule: RuleSpec): string[] {
+  return ["ip", `-${rule.family}`, "rule", "del", ...ruleWords(rule), "protocol", String(RT_PROTOCOL)];
+}
+
+function ruleWords(rule: RuleSpec): string[] {
+  const words = ["priority", String(rule.priority), "fwmark", formatMark(rule.fwmark), "lookup", rule.table === 254 ? "main" : String(rule.table)];
+  if (rule.suppressPrefixlength !== null) words.push("suppress_prefixlength", String(rule.suppressPrefixlength));
+  return words;
+}
+
+/** `ip route add` argv for a desired route in `table`. */
+export function routeAddArgv(route: RouteSpec, table: number): string[] {
+  return ["ip", `-${route.family}`, "route", "add", ...routeWords(route), "table", String(table), "proto", String(RT_PROTOCOL)];
+}
+
+/** `ip route del` argv for a desired route in `table`. */
+export function routeDelArgv(route: RouteSpec, table: number): string[] {
+  return ["ip", `-${route.family}`, "route", "del", ...routeWords(route), "table", String(table)];
+}
+
+function routeWords(route: RouteSpec): string[] {
+  const words: string[] = [];
+  if (route.type !== "unicast") words.push(route.type);
+  words.push(isDefault(route.dst) ? "default" : route.dst);
+  if (route.dev !== null) words.push("dev", route.dev);
+  words.push("metric", String(route.metric));
+  return words;
+}
+
+/** Renders a route for messages, like `ip route` prints it. */
+export function describeRoute(route: RouteSpec): string {
+  return routeWords(route).join(" ");
+}
+
+function isDefault(dst: string): boolean {
+  return dst === "0.0.0.0/0" || dst === "::/0";
+}
+
+// ---- observation (machine form) ----
+
+/** Parses `ip -j -N -<family> rule show`, keeping only rules at `priorities`. Pure. */
+export function parseRules(json: string, family: Family, priorities: readonly number[]): ObservedRule[] {
+  const list = JSON.parse(json || "[]") as Record<string, unknown>[];
+  return list
+    .filter((r) => priorities.includes(Number(r.priority)))
+    .map((r): ObservedRule => {
+      const [mark, mask] = typeof r.fwmark === "string" ? r.fwmark.split("/") : [undefined, undefined];
+      const fwmask = typeof r.fwmask === "string" ? parseInt(r.fwmask, 16) : mask !== undefined ? parseInt(mask, 16) : null;
+      const known = new Set(["priority", "src", "fwmark", "fwmask", "table", "suppress_prefixlen", "protocol"]);
+      const hasOtherSelectors = Object.keys(r).some((k) => !known.has(k)) || (r.src !== undefined && r.src !== "all");
+      const selector: string[] = ["priority", String(r.priority)];
+      if (typeof r.src === "string" && r.src !== "all") selector.push("from", r.srclen !== undefined ? `${r.src}/${r.srclen}` : r.src);
+      if (typeof r.dst === "string" && r.dst !== "all") selector.push("to", r.dstlen !== undefined ? `${r.dst}/${r.dstlen}` : r.dst);
+      if (typeof r.fwmark === "string") selector.push("fwmark", typeof r.fwmask === "string" ? `${r.fwmark}/${r.fwmask}` : r.fwmark);
+      if (typeof r.table === "string") selector.push("lookup", r.table);
+      if (r.suppress_prefixlen !== undefined) selector.push("suppress_prefixlength", String(r.suppress_prefixlen));
+      if (typeof r.protocol === "string") selector.push("protocol", r.protocol);
+      return {
+        family,
+        priority: Number(r.priority),
+        fwmark: mark === undefined ? null : parseInt(mark, 16),
+        fwmask,
+        table: typeof r.table === "string" ? r.table : null,
+        suppressPrefixlength: r.suppress_prefixlen === undefined ? null : Number(r.suppress_prefixlen),
+        protocol: typeof r.protocol === "string" ? r.protocol : null,
+        hasOtherSelectors,
+        selector,
+      };
+    });
+}
+
+/** Reads the rules at our two priorities for one family. */
+export async function observeRules(runner: Runner, family: Family, rulePriority: number): Promise<ObservedRule[]> {
+  try {
+    const { stdout } = await runner.run(["ip", "-j", "-N", `-${family}`, "rule", "show"]);
+    return parseRules(stdout, family, [rulePriority, rulePriority + 1]);
+  } catch (err) {
+    throw explainCommandError(err);
+  }
+}
+
+/** Parses `ip -j -<family> route show table N`. Pure. */
+export function parseRoutes(json: string, family: Family): ObservedRoute[] {
+  const list = JSON.parse(json || "[]") as Record<string, unknown>[];
+  return list.map((r): ObservedRoute => {
+    const type = typeof r.type === "string" ? r.type : "unicast";
+    const dstText = String(r.dst);
+    const dst =
+      dstText === "default"
+        ? family === 4 ? "0.0.0.0/0" : "::/0"
+        : canonicalPrefix(dstText, family);
+    const dev = type === "unicast" && typeof r.dev === "string" ? r.dev : null;
+    const metric = typeof r.metric === "number" ? r.metric : 0;
+    const selector: string[] = [];
+    if (type !== "unicast") selector.push(type);
+    selector.push(dstText);
+    if (typeof r.gateway === "string") selector.push("via", r.gateway);
+    if (dev !== null) selector.push("dev", dev);
+    selector.push("metric", String(metric));
+    return { family, type, dst, dev, metric, protocol: typeof r.protocol === "string" ? r.protocol : null, selector };
+  });
+}
+
+function canonicalPrefix(text: string, family: Family): string {
+  const withLen = text.includes("/") ? text : `${text}/${family === 4 ? 32 : 128}`;
+  try {
+    return formatCidr(parseCidr(withLen, { allowHostBits: true }));
+  } catch {
+    return withLen;
+  }
+}
+
+/** Reads our table for one family; a table that does not exist yet reads as empty. */
+export async function observeRoutes(runner: Runner, family: Family, table: number): Promise<ObservedRoute[]> {
+  try {
+    const { stdout } = await runner.run(["ip", "-j", `-${family}`, "route", "show", "table", String(table)]);
+    return parseRoutes(stdout, family);
+  } catch (err) {
+    if (err instanceof CommandError && /FIB table does not exist/.test(err.stderr)) return [];
+    throw explainCommandError(err);
+  }
+}
+
+// ---- diff ----
+
+/** True when an observed rule is exactly the desired one (ours, no extra selectors). */
+export function ruleMatches(o: ObservedRule, d: RuleSpec): boolean {
+  return (
+    o.family === d.family &&
+    o.priority === d.priority &&
+    o.fwmark === d.fwmark &&
+    (o.fwmask === null || o.fwmask === 0xffffffff) &&
+    o.table === String(d.table) &&
+    o.suppressPrefixlength === d.suppressPrefixlength &&
+    o.protocol === String(RT_PROTOCOL) &&
+    !o.hasOtherSelectors
+  );
+}
+
+/** True when an observed route is exactly the desired one. */
+export function routeMatches(o: ObservedRoute, d: RouteSpec): boolean {
+  return o.family === d.family && o.type === d.type && o.dst === d.dst && o.dev === d.dev && o.metric === d.metric && o.protocol === String(RT_PROTOCOL);
+}
+
+/** Rules at our priorities that egressd did not add (wrong protocol). */
+export function foreignRules(observed: readonly ObservedRule[]): ObservedRule[] {
+  return observed.filter((o) => o.protocol !== String(RT_PROTOCOL));
+}
+
+/** Routes in our table that egressd did not add (wrong protocol). */
+export function foreignRoutes(observed: readonly ObservedRoute[]): ObservedRoute[] {
+  return observed.filter((o) => o.protocol !== String(RT_PROTOCOL));
+}
+
+/** Describes an observed rule for messages. */
+export function describeRule(o: ObservedRule): string {
+  return `-${o.family} ${o.selector.join(" ")}`;
+}
+
+/**
+ * Plans the rule changes for one family: add the missing rules first (so marked traffic is never without
+ * a rule), then delete anything else at our priorities (stale marks, duplicates, rules re-added by hand).
+ */
+export function planRules(desired: readonly RuleSpec[], observed: readonly ObservedRule[]): Change[] {
+  const remaining = [...observed];
+  const missing: RuleSpec[] = [];
+  for (const d of desired) {
+    const i = remaining.findIndex((o) => ruleMatches(o, d));
+    if (i >= 0) remaining.splice(i, 1);
+    else missing.push(d);
+  }
+  const adds = missing.map((d): Change => ({
+    component: "rules",
+    action: "add-rule",
+    reason: `rule ${ruleWords(d).join(" ")} (IPv${d.family}) is missing`,
+    apply: (run) => runExplained(run, ruleAddArgv(d)),
+    undo: (run) => deleteTolerant(run, ruleDelArgv(d)),
+  }));
+  const deletes = remaining.map((o): Change => ({
+    component: "rules",
+    action: "delete-rule",
+    reason: `unexpected rule at our priority: ${describeRule(o)}`,
+    apply: (run) => deleteTolerant(run, ["ip", `-${o.family}`, "rule", "del", ...o.selector]),
+    undo: (run) => runExplained(run, ["ip", `-${o.family}`, "rule", "add", ...o.selector]),
+  }));
+  return [...adds, ...deletes];
+}
+
+/**
+ * Plans the route changes for one family: delete routes in our table that are not desired first (a stale
+ * route with the same prefix and metric would make the add fail), then add the missing ones.
+ */
+export function planRoutes(desired: readonly RouteSpec[], observed: readonly ObservedRoute[], table: number): Change[] {
+  const remaining = [...observed];
+  const missing: RouteSpec[] = [];
+  for (const d of desired) {
+    const i = remaining.findIndex((o) => routeMatches(o, d));
+    if (i >= 0) remaining.splice(i, 1);
+    else missing.push(d);
+  }
+  const deletes = remaining.map((o): Change => {
+    const del = ["ip", `-${o.family}`, "route", "del", ...o.selector, "table", String(table)];
+    const add = ["ip", `-${o.family}`, "route", "add", ...o.selector, "table", String(table), ...(o.protocol ? ["proto", o.protocol] : [])];
+    return {
+      component: "routes",
+      action: "delete-route",
+      reason: `unexpected route in table ${table}: ${o.selector.join(" ")}${o.protocol ? ` proto ${o.protocol}` : ""}`,
+      apply: (run) => deleteTolerant(run, del),
+      undo: (run) => runExplained(run, add),
+    };
+  });
+  const adds = missing.map((d): Change => ({
+    component: "routes",
+    action: "add-route",
+    reason: `route ${describeRoute(d)} (IPv${d.family}) is missing from table ${table}`,
+    apply: (run) => runExplained(run, routeAddArgv(d, table)),
+    undo: (run) => deleteTolerant(run, routeDelArgv(d, table)),
+  }));
+  return [...deletes, ...adds];
+}
+
+/** Removes our rules (protocol {@link RT_PROTOCOL}) at our priorities. Rules already gone count as removed. */
+export async function removeRules(runner: Runner, families: readonly Family[], rulePriority: number): Promise<string[]> {
+  const leftAlone: string[] = [];
+  for (const family of families) {
+    const observed = await observeRules(runner, family, rulePriority);
+    for (const o of observed) {
+      if (o.protocol !== String(RT_PROTOCOL)) {
+        leftAlone.push(describeRule(o));
+        continue;
+      }
+      await deleteTolerant(runner, ["ip", `-${family}`, "rule", "del", ...o.selector]);
+    }
+  }
+  return leftAlone;
+}
+
+/** Removes our routes (protocol {@link RT_PROTOCOL}) from our table. Returns foreign routes it left alone. */
+export async function removeRoutes(runner: Runner, families: readonly Family[], table: number): Promise<string[]> {
+  const leftAlone: string[] = [];
+  for (const family of families) {
+    for (const o of await observeRoutes(runner, family, table)) {
+      if (o.protocol !== String(RT_PROTOCOL)) {
+        leftAlone.push(o.selector.join(" "));
+        continue;
+      }
+      await deleteTolerant(runner, ["ip", `-${family}`, "route", "del", ...o.selector, "table", String(table)]);
+    }
+  }
+  return leftAlone;
+}
+
+async function runExplained(runner: Runner, argv: string[]): Promise<void> {
+  try {
+    await runner.run(argv);
+  } catch (err) {
+    throw explainCommandError(err);
+  }
+}
+
+/** Runs a delete; "already gone" (ENOENT for rules, ESRCH for routes) is success. */
+async function deleteTolerant(runner: Runner, argv: string[]): Promise<void> {
+  try {
+    await runner.run(argv);
+  } catch (err) {
+    if (err instanceof CommandError && /No such file or directory|No such process|Cannot find device/.test(err.stderr)) return;
+    throw explainCommandError(err);
+  }
+}
