@@ -1,0 +1,115 @@
+import { describe, expect, test } from "bun:test";
+import { FakeRunner } from "../../lib/exec/fake.ts";
+import {
+  desiredRoutes,
+  desiredRules,
+  foreignRoutes,
+  observeRoutes,
+  parseRoutes,
+  parseRules,
+  planRoutes,
+  planRules,
+  routeAddArgv,
+  ruleAddArgv,
+} from "../../lib/host/routing.ts";
+import { validateSpec } from "../../lib/host/spec.ts";
+import { formatArgv } from "../../lib/exec/argv.ts";
+import { HEALTHY_ROUTES, HEALTHY_RULES, testSpec } from "./fixtures.ts";
+
+const n = validateSpec(testSpec());
+
+describe("desired state", () => {
+  test("rules: suppress_prefixlength before the table lookup, both families (traps 1 and 3)", () => {
+    expect(desiredRules(n, [4, 6]).map(ruleAddArgv).map(formatArgv)).toEqual([
+      "ip -4 rule add priority 5000 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
+      "ip -4 rule add priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
+      "ip -6 rule add priority 5000 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
+      "ip -6 rule add priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
+    ]);
+  });
+  test("routes: tunnel default plus unreachable default with the worst metric", () => {
+    expect([...desiredRoutes(n, 4), ...desiredRoutes(n, 6)].map((r) => formatArgv(routeAddArgv(r, 51820)))).toEqual([
+      "ip -4 route add default dev wg-egress metric 100 table 51820 proto 212",
+      "ip -4 route add unreachable default metric 4294967295 table 51820 proto 212",
+      "ip -6 route add default dev wg-egress metric 100 table 51820 proto 212",
+      "ip -6 route add unreachable default metric 4294967295 table 51820 proto 212",
+    ]);
+  });
+  test("a family without a tunnel address still gets the kill switch, not a tunnel route", () => {
+    const v4only = validateSpec(testSpec({ interface: { addresses: ["10.100.0.2/32"] } }));
+    expect(desiredRoutes(v4only, 6).map((r) => r.type)).toEqual(["unreachable"]);
+  });
+  test("kill switch off: no unreachable route", () => {
+    const off = validateSpec(testSpec({ routing: { killSwitch: false } }));
+    expect(desiredRoutes(off, 4).map((r) => r.type)).toEqual(["unicast"]);
+  });
+});
+
+describe("parsing ip -j", () => {
+  test("rules at our priorities only, with their protocol", () => {
+    const rules = parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001]);
+    expect(rules.map((r) => [r.priority, r.table, r.suppressPrefixlength, r.protocol])).toEqual([
+      [5000, "254", 0, "212"],
+      [5001, "51820", null, "212"],
+    ]);
+  });
+  test("routes: default, unreachable (v6 shows dev lo), host routes", () => {
+    const r6 = parseRoutes(JSON.stringify(HEALTHY_ROUTES(6)), 6);
+    expect(r6.map((r) => [r.type, r.dst, r.dev, r.metric])).toEqual([
+      ["unicast", "::/0", "wg-egress", 100],
+      ["unreachable", "::/0", null, 4294967295],
+    ]);
+    const host = parseRoutes(JSON.stringify([{ dst: "192.0.2.7", dev: "eth0", protocol: "boot", scope: "link", flags: [] }]), 4);
+    expect(host[0]).toMatchObject({ dst: "192.0.2.7/32", metric: 0, protocol: "boot" });
+    expect(foreignRoutes(host).length).toBe(1);
+  });
+  test("a table that does not exist reads as empty", async () => {
+    const r = new FakeRunner().on(/route show/, { exitCode: 2, stderr: "Error: ipv4: FIB table does not exist.\nDump terminated" });
+    expect(await observeRoutes(r, 4, 51820)).toEqual([]);
+  });
+});
+
+describe("planning", () => {
+  test("healthy: nothing to do", () => {
+    expect(planRules(desiredRules(n, [4]), parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001]))).toEqual([]);
+    expect(planRoutes(desiredRoutes(n, 4), parseRoutes(JSON.stringify(HEALTHY_ROUTES(4)), 4), 51820)).toEqual([]);
+  });
+  test("stale rule of an old config and a duplicate: add the missing, delete the rest", async () => {
+    const observed = parseRules(
+      JSON.stringify([
+        { priority: 5000, src: "all", fwmark: "0xca6c", table: "254", suppress_prefixlen: 0, protocol: "212" },
+        { priority: 5000, src: "all", fwmark: "0xca6c", table: "254", suppress_prefixlen: 0, protocol: "212" },
+        { priority: 5001, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" },
+      ]),
+      4,
+      [5000, 5001],
+    );
+    const changes = planRules(desiredRules(n, [4]), observed);
+    expect(changes.map((c) => c.action)).toEqual(["add-rule", "delete-rule", "delete-rule"]);
+    const r = new FakeRunner();
+    for (const c of changes) await c.apply(r);
+    expect(r.lines()).toEqual([
+      "ip -4 rule add priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
+      "ip -4 rule del priority 5000 fwmark 0xca6c lookup 254 suppress_prefixlength 0 protocol 212",
+      "ip -4 rule del priority 5001 fwmark 0x1234 lookup 51820 protocol 212",
+    ]);
+  });
+  test("routes: deletes come before adds, and deleting an already-gone route is fine", async () => {
+    const observed = parseRoutes(JSON.stringify([{ dst: "default", dev: "eth0", protocol: "static", metric: 100, flags: [] }]), 4);
+    const changes = planRoutes(desiredRoutes(n, 4), observed, 51820);
+    expect(changes.map((c) => c.action)).toEqual(["delete-route", "add-route", "add-route"]);
+    const r = new FakeRunner().on(/route del/, { exitCode: 2, stderr: "RTNETLINK answers: No such process" });
+    for (const c of changes) await c.apply(r);
+    expect(r.lines()[0]).toBe("ip -4 route del default dev eth0 metric 100 table 51820");
+  });
+  test("every planned change has an exact inverse", async () => {
+    const observed = parseRules(JSON.stringify([{ priority: 5001, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" }]), 4, [5000, 5001]);
+    const r = new FakeRunner();
+    for (const c of planRules(desiredRules(n, [4]), observed)) await c.undo!(r);
+    expect(r.lines()).toEqual([
+      "ip -4 rule del priority 5000 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
+      "ip -4 rule del priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
+      "ip -4 rule add priority 5001 fwmark 0x1234 lookup 51820 protocol 212",
+    ]);
+  });
+});
