@@ -31,6 +31,9 @@ const duration = z.union([z.string(), z.number()], { error: NOT_A_DURATION }).tr
   return ms;
 });
 
+/** A duration that must be above zero: a deadline of 0 would fail every connection at once. */
+const positiveDuration = duration.refine((ms) => ms > 0, { message: "must be above 0 (it is a deadline)" });
+
 /** A packet mark: a number or `"0xca6c"`; never 0, which means "unmarked" to the kernel and nft. */
 const NOT_A_FWMARK = `is not a 32-bit fwmark; expected e.g. "0xca6c"`;
 
@@ -155,9 +158,9 @@ const proxySchema = z.strictObject({
   dns: dnsSchema.default({ mode: "tunnel", servers: ["9.9.9.9", "149.112.112.112"], timeout: 5000 }),
   /** 0: never close an idle connection (the IRC-bot case). */
   idleTimeout: duration.default(0),
-  connectTimeout: duration.default(10_000),
+  connectTimeout: positiveDuration.default(10_000),
   /** Deadline for the SOCKS greeting and request, against slowloris. */
-  handshakeTimeout: duration.default(10_000),
+  handshakeTimeout: positiveDuration.default(10_000),
   maxConnections: z.number().int().min(1).max(1_000_000).default(20_000),
 });
 
@@ -170,7 +173,10 @@ const metricsSchema = z.strictObject({
 });
 
 const controlSchema = z.strictObject({
-  socket: z.string().min(1).default("/run/egressd/control.sock"),
+  socket: z
+    .string()
+    .refine((p) => p.startsWith("/"), { message: "must be an absolute path, e.g. \"/run/egressd/control.sock\"" })
+    .default("/run/egressd/control.sock"),
 });
 
 const daemonSchema = z.strictObject({

@@ -80,6 +80,11 @@ export const MALFORMED: readonly MalformedRow[] = [
   { name: "fwmark equal to wireguardFwmark", mutate: (c) => (c.routing = { fwmark: "0x1", wireguardFwmark: 1 }), path: "routing.wireguardFwmark", message: "routing.wireguardFwmark: 1 must differ from routing.fwmark, or WireGuard's own UDP would be routed into its tunnel" },
   { name: "fwmark equal to the default wireguardFwmark", mutate: (c) => (c.routing = { fwmark: "0xca6d" }), path: "routing.wireguardFwmark", message: `routing.wireguardFwmark: "0xca6d" (the default) must differ from routing.fwmark, or WireGuard's own UDP would be routed into its tunnel` },
 
+  // deadlines of zero, and paths that must be absolute
+  { name: "a connect timeout of 0", mutate: (c) => (c.proxy = { connectTimeout: 0 }), path: "proxy.connectTimeout", message: "proxy.connectTimeout: 0 must be above 0 (it is a deadline)" },
+  { name: "a handshake timeout of \"0\"", mutate: (c) => (c.proxy = { handshakeTimeout: "0" }), path: "proxy.handshakeTimeout", message: `proxy.handshakeTimeout: "0" must be above 0 (it is a deadline)` },
+  { name: "a relative control socket path", mutate: (c) => (c.control = { socket: "control.sock" }), path: "control.socket", message: `control.socket: "control.sock" must be an absolute path, e.g. "/run/egressd/control.sock"` },
+
   // route tables
   ...[0, 253, 254, 255].map((t) => ({ name: `route table ${t}`, mutate: (c: Record<string, any>) => (c.routing = { table: t }), path: "routing.table", message: `routing.table: ${t} ${RESERVED}` })),
   { name: "a negative route table", mutate: (c) => (c.routing = { table: -1 }), path: "routing.table", message: "routing.table: -1 is below the minimum 0" },

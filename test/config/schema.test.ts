@@ -174,7 +174,7 @@ describe("effectiveConfig", () => {
       dns: { mode: "system", servers: [], timeout: "750ms" },
       idleTimeout: "1h1m1s1ms",
       connectTimeout: 3,
-      handshakeTimeout: "0",
+      handshakeTimeout: "3s",
       maxConnections: 10,
     },
     metrics: { listen: null, allowWildcardBind: true, latestHandshakeDelay: false },
@@ -197,7 +197,7 @@ describe("effectiveConfig", () => {
     expect(e.routing.wireguardFwmark).toBe("0x7");
     expect(e.proxy.idleTimeout).toBe("1h1m1s1ms");
     expect(e.proxy.connectTimeout).toBe("3s");
-    expect(e.proxy.handshakeTimeout).toBe("0");
+    expect(e.proxy.handshakeTimeout).toBe("3s");
     expect(e.proxy.dns.timeout).toBe("750ms");
     expect(e.daemon.drainTimeout).toBe("2m");
     expect(e.proxy.auth).toEqual({ username: "bot", passwordFile: "/etc/egressd/password" });
