@@ -1,0 +1,335 @@
+/**
+ * The network-namespace lab: builds the topology of topology.ts, runs the exit's WireGuard with
+ * wireguard-go, and gives tests (and `egressd demo`) what they need to drive it: runners and commands
+ * as a given uid inside a namespace, long-running children, packet captures, and guaranteed cleanup.
+ *
+ * Root only. Everything it starts is tracked by pid and stopped by pid; `destroy()` also stops any
+ * process still inside the lab's namespaces (they can only be ours) before deleting them, because a live
+ * process keeps a deleted namespace's interfaces alive. {@link cleanupStaleLabs} removes labs whose
+ * creating process is gone.
+ *
+ * The exit (and wireguard-go run by the host manager as the lab uid) need /run/wireguard to be
+ * writable by that uid; the lab makes it mode 1777 (sticky, like /tmp) if it is not already.
+ */
+import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createRunner, type ChildHandle, type Runner } from "../exec/runner.ts";
+import { silentLogger, type Logger } from "../log/logger.ts";
+import { runnerSysctl, type SysctlAccess } from "../host/sysctl.ts";
+import type { HostSpec } from "../host/spec.ts";
+import { LAB_ADDRESSES, planLab, type LabNamespaces, type LabPlan } from "./topology.ts";
+
+/** The uid tests run the "daemon" as: not root, not a real user. */
+export const DEFAULT_LAB_UID = 64000;
+
+/** How to run something inside a namespace. */
+export interface AsUser {
+  /** Run as this uid (and gid), with no supplementary groups. Default: root. */
+  uid?: number;
+  /** With `uid`: grant CAP_NET_ADMIN as an ambient capability, like systemd would. Default false. */
+  netAdmin?: boolean;
+}
+
+/** Options for {@link Lab.exec}. */
+export interface ExecOptions extends AsUser {
+  stdin?: string;
+  /** Kill after this many ms. Default 10000. */
+  timeoutMs?: number;
+}
+
+/** The outcome of {@link Lab.exec}; never thrown, tests assert on it. */
+export interface ExecResult {
+  readonly exitCode: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly durationMs: number;
+  readonly timedOut: boolean;
+}
+
+/** A running packet capture. */
+export interface Capture {
+  /** Stops tcpdump and returns the packets it printed (one line each). */
+  stop(): Promise<{ count: number; lines: string[] }>;
+}
+
+/** Options for {@link createLab}. */
+export interface LabOptions {
+  /** Namespace prefix. Default `egt`. */
+  prefix?: string;
+  /** Uid of the "daemon" (the marked uid). Default {@link DEFAULT_LAB_UID}. */
+  uid?: number;
+  /** Remove stale labs with the same prefix first. Default true. */
+  cleanupStale?: boolean;
+  /** Default {@link silentLogger}. */
+  log?: Logger;
+}
+
+/** A built lab. See the module comment. */
+export interface Lab {
+  readonly plan: LabPlan;
+  readonly ns: LabNamespaces;
+  readonly addr: typeof LAB_ADDRESSES;
+  /** The marked uid. */
+  readonly uid: number;
+  /** The exit side, as the gateway's HostSpec needs it. */
+  readonly exit: { readonly publicKey: string; readonly endpoint: string; readonly port: number; readonly pid: number };
+  /** The gateway's key pair; the private key file is 0600 root (the host manager reads it in-process). */
+  readonly gateway: { readonly privateKeyFile: string; readonly publicKey: string; readonly wgName: string };
+  /** A HostSpec for the gateway namespace, with overrides applied per section. */
+  hostSpec(overrides?: { interface?: Partial<HostSpec["interface"]>; exit?: Partial<HostSpec["exit"]>; routing?: Partial<HostSpec["routing"]>; uid?: number }): HostSpec;
+  /** A runner whose commands run in `ns` (as `uid`, with CAP_NET_ADMIN if asked). `path` overrides PATH. */
+  runner(ns: string, opts?: AsUser & { path?: string; log?: Logger }): Runner;
+  /** sysctl access inside `ns` (through `runner(ns, opts)`). */
+  sysctl(ns: string, opts?: AsUser): SysctlAccess;
+  /** Runs a command in `ns` and returns its outcome (non-zero exits are not errors). */
+  exec(ns: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
+  /** Starts a long-running command in `ns`; it is stopped by `destroy()` if still running. */
+  spawn(ns: string, argv: readonly string[], opts?: AsUser): ChildHandle;
+  /** Starts `tcpdump -i iface filter` in `ns`, resolved once tcpdump is listening. */
+  capture(ns: string, iface: string, filter: string): Promise<Capture>;
+  /** Starts a TCP server on the internet host that answers each connection with the client's address. */
+  startEchoServer(port: number): Promise<ChildHandle>;
+  /** Stops everything, deletes the namespaces and temp files. Idempotent. */
+  destroy(): Promise<void>;
+}
+
+let labSeq = 0;
+
+/**
+ * The argv prefix that runs a command inside `ns`, optionally as `uid` (gid = uid, no supplementary
+ * groups) with CAP_NET_ADMIN as an ambient capability — what systemd's `AmbientCapabilities=` gives the
+ * daemon. Every word execs, so the pid of the spawned process is the command's own. Pure.
+ */
+export function nsPrefix(ns: string, as: AsUser = {}): string[] {
+  const p = ["ip", "netns", "exec", ns];
+  if (as.uid !== undefined) {
+    p.push("setpriv", `--reuid=${as.uid}`, `--regid=${as.uid}`, "--clear-groups");
+    if (as.netAdmin) p.push("--inh-caps=+net_admin", "--ambient-caps=+net_admin");
+  }
+  return p;
+}
+
+/** Builds a lab; on failure, removes whatever it had built and rethrows. */
+export async function createLab(opts: LabOptions = {}): Promise<Lab> {
+  const prefix = opts.prefix ?? "egt";
+  const log = opts.log ?? silentLogger;
+  const uid = opts.uid ?? DEFAULT_LAB_UID;
+  if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces)");
+  if (opts.cleanupStale ?? true) await cleanupStaleLabs(prefix);
+  const plan = planLab({ prefix, seq: labSeq++ });
+  const root = createRunner({ log });
+  const children: ChildHandle[] = [];
+  const tmp = await mkdtemp(join(tmpdir(), `${plan.id}-`));
+  const hostsDir = `/etc/netns/${plan.ns.gw}`;
+  let destroyed = false;
+
+  const prefixFor = nsPrefix;
+  const runnerFor = (ns: string, as: AsUser & { path?: string; log?: Logger } = {}): Runner =>
+    createRunner({ prefix: prefixFor(ns, as), path: as.path, log: as.log ?? log });
+
+  const destroy = async (): Promise<void> => {
+    if (destroyed) return;
+    destroyed = true;
+    for (const c of children) c.kill("SIGKILL");
+    await Promise.all(children.map((c) => c.exited));
+    await removeNamespaces(Object.values(plan.ns));
+    await rm(tmp, { recursive: true, force: true });
+    await rm(hostsDir, { recursive: true, force: true });
+  };
+
+  try {
+    await ensureWireguardRunDir();
+    for (const s of plan.steps) await root.run(s.argv, s.stdin === undefined ? {} : { stdin: s.stdin });
+
+    const exitKey = (await root.run(["wg", "genkey"])).stdout.trim();
+    const exitPub = (await root.run(["wg", "pubkey"], { stdin: exitKey })).stdout.trim();
+    const gwKey = (await root.run(["wg", "genkey"])).stdout.trim();
+    const gwPub = (await root.run(["wg", "pubkey"], { stdin: gwKey })).stdout.trim();
+    const privateKeyFile = join(tmp, "gateway.key");
+    await writeFile(privateKeyFile, gwKey + "\n", { mode: 0o600 });
+
+    // The exit: wireguard-go as root in the exit namespace, one peer (the gateway).
+    const exitRun = runnerFor(plan.ns.exit);
+    const exitWg = plan.ifs.exitWg;
+    const wgo = exitRun.start(["wireguard-go", "-f", exitWg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
+    children.push(wgo);
+    await waitFor(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
+    if (wgo.exitStatus !== null) throw new Error(`exit wireguard-go exited: ${wgo.outputTail()}`);
+    await exitRun.run(
+      ["wg", "set", exitWg, "private-key", "/dev/stdin", "listen-port", String(plan.exitPort), "peer", gwPub, "allowed-ips", `${LAB_ADDRESSES.tunnelGw4},${LAB_ADDRESSES.tunnelGw6}`],
+      { stdin: exitKey + "\n" },
+    );
+    await exitRun.run(["ip", "address", "add", LAB_ADDRESSES.tunnelExit4, "dev", exitWg]);
+    await exitRun.run(["ip", "-6", "address", "add", LAB_ADDRESSES.tunnelExit6, "dev", exitWg, "nodad"]);
+    await exitRun.run(["ip", "link", "set", "dev", exitWg, "mtu", "1420", "up"]);
+
+    // gw resolves the exit's name through its own hosts file (ip netns exec bind-mounts it).
+    await mkdir(hostsDir, { recursive: true });
+    await writeFile(join(hostsDir, "hosts"), `127.0.0.1 localhost\n${LAB_ADDRESSES.exitWan4} ${plan.exitHostName}\n`);
+
+    const exitEndpoint = `${LAB_ADDRESSES.exitWan4}:${plan.exitPort}`;
+    const lab: Lab = {
+      plan,
+      ns: plan.ns,
+      addr: LAB_ADDRESSES,
+      uid,
+      exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: wgo.pid },
+      gateway: { privateKeyFile, publicKey: gwPub, wgName: plan.ifs.gatewayWg },
+      hostSpec(o = {}) {
+        return {
+          interface: {
+            name: plan.ifs.gatewayWg,
+            privateKeyFile,
+            addresses: [LAB_ADDRESSES.tunnelGw4, LAB_ADDRESSES.tunnelGw6],
+            mtu: 1420,
+            implementation: "auto",
+            listenPort: null,
+            ...o.interface,
+          },
+          exit: {
+            name: "lab-exit",
+            publicKey: exitPub,
+            endpoint: exitEndpoint,
+            presharedKeyFile: null,
+            persistentKeepalive: 25,
+            allowedIps: ["0.0.0.0/0", "::/0"],
+            ...o.exit,
+          },
+          routing: {
+            fwmark: 0xca6c,
+            wireguardFwmark: 0xca6d,
+            table: 51820,
+            rulePriority: 5000,
+            killSwitch: true,
+            allowDestinations: [],
+            ...o.routing,
+          },
+          uid: o.uid ?? uid,
+        };
+      },
+      runner: runnerFor,
+      sysctl: (ns, as = {}) => runnerSysctl(runnerFor(ns, as)),
+      async exec(ns, argv, o = {}) {
+        return execIn(prefixFor(ns, o), argv, o);
+      },
+      spawn(ns, argv, o = {}) {
+        const child = runnerFor(ns, o).start(argv);
+        children.push(child);
+        return child;
+      },
+      async capture(ns, iface, filter) {
+        let listening = false;
+        const lines: string[] = [];
+        const child = runnerFor(ns).start(["tcpdump", "-i", iface, "-n", "-l", "-q", "--immediate-mode", filter], {
+          onLine: (line, stream) => {
+            if (stream === "stderr" && /listening on/.test(line)) listening = true;
+            else if (stream === "stdout" && line.trim() !== "") lines.push(line);
+          },
+        });
+        children.push(child);
+        await waitFor(async () => listening || child.exitStatus !== null, 5000, "tcpdump");
+        if (child.exitStatus !== null) throw new Error(`tcpdump exited: ${child.outputTail()}`);
+        return {
+          async stop() {
+            await Bun.sleep(100); // let the last packets reach tcpdump's output
+            child.kill("SIGINT");
+            await child.exited;
+            return { count: lines.length, lines: [...lines] };
+          },
+        };
+      },
+      async startEchoServer(port) {
+        const child = lab.spawn(plan.ns.inet, ["ncat", "-l", "-k", "-p", String(port), "--sh-exec", 'echo "$NCAT_REMOTE_ADDR"']);
+        await waitFor(async () => (await execIn(prefixFor(plan.ns.inet), ["ncat", "--recv-only", "-w", "1", LAB_ADDRESSES.host4, String(port)], {})).exitCode === 0 || child.exitStatus !== null, 5000, "echo server");
+        if (child.exitStatus !== null) throw new Error(`echo server exited: ${child.outputTail()}`);
+        return child;
+      },
+      destroy,
+    };
+    return lab;
+  } catch (err) {
+    await destroy().catch((cleanupErr: unknown) => log.error("lab cleanup failed", { error: String(cleanupErr) }));
+    throw err;
+  }
+}
+
+/**
+ * Removes labs with this prefix whose creating process no longer exists (names carry the pid).
+ * Returns the namespaces removed. Live labs of parallel runs are left alone.
+ */
+export async function cleanupStaleLabs(prefix = "egt"): Promise<string[]> {
+  const root = createRunner();
+  const { stdout } = await root.run(["ip", "-j", "netns", "list"]).catch(() => ({ stdout: "[]" }));
+  const names = (JSON.parse(stdout || "[]") as { name: string }[]).map((n) => n.name);
+  const re = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}-(\\d+)-\\d+-`);
+  const stale = names.filter((n) => {
+    const m = re.exec(n);
+    return m !== null && !pidAlive(Number(m[1]));
+  });
+  await removeNamespaces(stale);
+  for (const n of stale) await rm(`/etc/netns/${n}`, { recursive: true, force: true });
+  return stale;
+}
+
+/** Kills every process inside the namespaces (by pid), then deletes them. Missing ones are fine. */
+async function removeNamespaces(names: readonly string[]): Promise<void> {
+  const root = createRunner();
+  for (const n of names) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const pids = (await root.run(["ip", "netns", "pids", n]).catch(() => ({ stdout: "" }))).stdout.split(/\s+/).filter(Boolean).map(Number);
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      await Bun.sleep(25);
+    }
+    await root.run(["ip", "netns", "del", n]).catch(() => undefined);
+  }
+}
+
+async function execIn(prefix: readonly string[], argv: readonly string[], o: ExecOptions): Promise<ExecResult> {
+  const started = performance.now();
+  const proc = Bun.spawn([...prefix, ...argv], {
+    stdin: o.stdin === undefined ? "ignore" : new TextEncoder().encode(o.stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, LC_ALL: "C" },
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill("SIGKILL");
+  }, o.timeoutMs ?? 10_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { exitCode: proc.signalCode ? null : code, stdout, stderr, durationMs: performance.now() - started, timedOut };
+}
+
+async function ensureWireguardRunDir(): Promise<void> {
+  const dir = "/run/wireguard";
+  await mkdir(dir, { recursive: true });
+  const st = await stat(dir);
+  if ((st.mode & 0o1777) !== 0o1777) await chmod(dir, 0o1777);
+}
+
+async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
+  }
+}

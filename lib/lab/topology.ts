@@ -1,0 +1,155 @@
+/**
+ * The lab topology as plain data: namespace and interface names, addresses, and the argv steps that
+ * build it. Pure, so tests, the lab runtime (lab.ts) and `egressd demo` share one definition.
+ *
+ * ```
+ *  client                gw (the home gateway)            inet (ISP router + "internet" host)        exit (VPS)
+ *  lan 10.1.0.2/24 ── lan 10.1.0.1/24
+ *                        wan 192.0.2.2/24 ────────────── gw 192.0.2.1/24
+ *                            2001:db8:1::2/64                2001:db8:1::1/64
+ *                                                          lo 203.0.113.10, 2001:db8:3::10   exit 198.51.100.1/24 ── wan 198.51.100.2/24
+ *                                                                                             2001:db8:2::1/64        2001:db8:2::2/64
+ *                        <wg gateway> 10.100.0.2/32, fd00::2/128  ═══ WireGuard ═══  <wg exit> 10.100.0.1/24, fd00::1/64
+ *                                                                                    masquerade out of wan
+ * ```
+ * A process on gw reaching 203.0.113.10 directly shows up there as 192.0.2.2 (the "home" address);
+ * through the tunnel it shows up as 198.51.100.2 (the exit's address). Only documentation ranges and
+ * 10.x are used, and only inside the lab's own namespaces.
+ *
+ * Names carry the creating pid, so parallel runs never collide and a later run can tell a stale lab
+ * (its pid is gone) from a live one. WireGuard interface names are unique too, because wireguard-go's
+ * control sockets (/var/run/wireguard/<if>.sock) are shared by all namespaces.
+ */
+
+/** The four namespaces. */
+export interface LabNamespaces {
+  readonly client: string;
+  readonly gw: string;
+  readonly exit: string;
+  readonly inet: string;
+}
+
+/** Every address in the lab. */
+export const LAB_ADDRESSES = {
+  clientLan: "10.1.0.2",
+  gwLan: "10.1.0.1",
+  lanPrefix: "10.1.0.0/24",
+  gwWan4: "192.0.2.2",
+  gwWan6: "2001:db8:1::2",
+  inetGw4: "192.0.2.1",
+  inetGw6: "2001:db8:1::1",
+  exitWan4: "198.51.100.2",
+  exitWan6: "2001:db8:2::2",
+  inetExit4: "198.51.100.1",
+  inetExit6: "2001:db8:2::1",
+  /** The "internet" host: where test servers listen. */
+  host4: "203.0.113.10",
+  host6: "2001:db8:3::10",
+  tunnelGw4: "10.100.0.2/32",
+  tunnelGw6: "fd00::2/128",
+  tunnelExit4: "10.100.0.1/24",
+  tunnelExit6: "fd00::1/64",
+} as const;
+
+/** Interface names inside the namespaces (veths) and the two WireGuard interfaces. */
+export interface LabInterfaces {
+  /** gw's LAN veth (peer `lan` in client). */
+  readonly gwLan: "lan";
+  /** gw's WAN veth (peer `gw` in inet): where captures of "the gateway's WAN side" run. */
+  readonly gwWan: "wan";
+  /** The gateway's WireGuard interface name, for the HostSpec: unique per lab. */
+  readonly gatewayWg: string;
+  /** The exit's WireGuard interface (run by the lab with wireguard-go). */
+  readonly exitWg: string;
+}
+
+/** One build step. */
+export interface LabStep {
+  readonly name: string;
+  readonly argv: readonly string[];
+  /** stdin for the step (the exit's nft script). */
+  readonly stdin?: string;
+}
+
+/** The whole plan. */
+export interface LabPlan {
+  /** `<prefix>-<pid>-<seq>`: every namespace name starts with it. */
+  readonly id: string;
+  readonly ns: LabNamespaces;
+  readonly ifs: LabInterfaces;
+  readonly steps: readonly LabStep[];
+  /** The exit's WireGuard UDP port. */
+  readonly exitPort: number;
+  /** A DNS name for the exit that the lab writes into gw's /etc/netns hosts file. */
+  readonly exitHostName: string;
+}
+
+/** Options for {@link planLab}. */
+export interface PlanOptions {
+  /** Namespace name prefix. Default `egt`. */
+  prefix?: string;
+  /** Pid recorded in names. Default `process.pid`. */
+  pid?: number;
+  /** Distinguishes labs of one process. Default 0. */
+  seq?: number;
+  /** Exit listen port. Default 51820. */
+  exitPort?: number;
+}
+
+/** Plans a lab. Pure. */
+export function planLab(opts: PlanOptions = {}): LabPlan {
+  const prefix = opts.prefix ?? "egt";
+  const pid = opts.pid ?? process.pid;
+  const seq = opts.seq ?? 0;
+  const id = `${prefix}-${pid}-${seq}`;
+  const ns: LabNamespaces = { client: `${id}-client`, gw: `${id}-gw`, exit: `${id}-exit`, inet: `${id}-inet` };
+  const token = `${pid.toString(36)}-${seq.toString(36)}`; // the dash keeps (pid, seq) pairs from colliding
+  const ifs: LabInterfaces = { gwLan: "lan", gwWan: "wan", gatewayWg: `eg${token}g`, exitWg: `eg${token}x` };
+  const a = LAB_ADDRESSES;
+  const exitPort = opts.exitPort ?? 51820;
+  const steps: LabStep[] = [];
+  const step = (name: string, ...argv: string[]) => steps.push({ name, argv });
+  const inNs = (n: string, ...argv: string[]) => ["ip", "netns", "exec", n, ...argv];
+
+  for (const n of Object.values(ns)) step(`create ${n}`, "ip", "netns", "add", n);
+  for (const n of Object.values(ns)) step(`lo up in ${n}`, "ip", "-n", n, "link", "set", "lo", "up");
+
+  step("veth client<->gw", "ip", "-n", ns.gw, "link", "add", "lan", "type", "veth", "peer", "name", "lan", "netns", ns.client);
+  step("veth gw<->inet", "ip", "-n", ns.gw, "link", "add", "wan", "type", "veth", "peer", "name", "gw", "netns", ns.inet);
+  step("veth exit<->inet", "ip", "-n", ns.exit, "link", "add", "wan", "type", "veth", "peer", "name", "exit", "netns", ns.inet);
+
+  const addr = (n: string, dev: string, cidr: string) =>
+    step(`address ${cidr} on ${n}/${dev}`, "ip", "-n", n, "address", "add", cidr, "dev", dev, ...(cidr.includes(":") ? ["nodad"] : []));
+  addr(ns.client, "lan", `${a.clientLan}/24`);
+  addr(ns.gw, "lan", `${a.gwLan}/24`);
+  addr(ns.gw, "wan", `${a.gwWan4}/24`);
+  addr(ns.gw, "wan", `${a.gwWan6}/64`);
+  addr(ns.inet, "gw", `${a.inetGw4}/24`);
+  addr(ns.inet, "gw", `${a.inetGw6}/64`);
+  addr(ns.inet, "exit", `${a.inetExit4}/24`);
+  addr(ns.inet, "exit", `${a.inetExit6}/64`);
+  addr(ns.inet, "lo", `${a.host4}/32`);
+  addr(ns.inet, "lo", `${a.host6}/128`);
+  addr(ns.exit, "wan", `${a.exitWan4}/24`);
+  addr(ns.exit, "wan", `${a.exitWan6}/64`);
+
+  for (const [n, dev] of [[ns.client, "lan"], [ns.gw, "lan"], [ns.gw, "wan"], [ns.inet, "gw"], [ns.inet, "exit"], [ns.exit, "wan"]] as const) {
+    step(`${dev} up in ${n}`, "ip", "-n", n, "link", "set", dev, "up");
+  }
+
+  step("client default route", "ip", "-n", ns.client, "route", "add", "default", "via", a.gwLan);
+  step("gw default route v4", "ip", "-n", ns.gw, "route", "add", "default", "via", a.inetGw4);
+  step("gw default route v6", "ip", "-n", ns.gw, "-6", "route", "add", "default", "via", a.inetGw6);
+  step("exit default route v4", "ip", "-n", ns.exit, "route", "add", "default", "via", a.inetExit4);
+  step("exit default route v6", "ip", "-n", ns.exit, "-6", "route", "add", "default", "via", a.inetExit6);
+
+  for (const n of [ns.inet, ns.exit, ns.gw]) {
+    steps.push({ name: `forwarding in ${n}`, argv: inNs(n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1") });
+  }
+  steps.push({
+    name: "exit masquerade",
+    argv: inNs(ns.exit, "nft", "-f", "-"),
+    stdin: `table inet lab_exit {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname "wan" masquerade\n\t}\n}\n`,
+  });
+  return { id, ns, ifs, steps, exitPort, exitHostName: "exit.lab.test" };
+}
