@@ -201,8 +201,11 @@ export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
 
-/** True for `0.0.0.0` and `::`, which bind every interface. */
+/**
+ * True for `0.0.0.0` and `::`, which bind every interface, and for `::ffff:0.0.0.0`, which Linux
+ * binds (on a dual-stack socket) to every IPv4 address.
+ */
 export function isWildcard(host: string): boolean {
   const a = parseIp(host);
-  return a !== null && a.bytes.every((b) => b === 0);
+  return a !== null && unmapIp(a).bytes.every((b) => b === 0);
 }
