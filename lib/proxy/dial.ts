@@ -1,0 +1,228 @@
+/**
+ * Outbound connections: Happy Eyeballs (RFC 8305) over a list of addresses, bounded by a connect
+ * timeout, on Bun's native sockets.
+ *
+ * Does not resolve names (resolve.ts), check the policy (policy.ts) or relay bytes (relay.ts). It
+ * hands the first connected socket to its caller, which wires it to a {@link TargetLeg}.
+ *
+ * `Bun.connect` has no way to abort a connect in progress. An attempt that loses the race, or is
+ * still pending when the timeout fires, is marked abandoned and closed the moment it settles;
+ * until then the kernel keeps its SYN-SENT socket (at most ~2 minutes with the default
+ * `net.ipv4.tcp_syn_retries`). {@link DialStats.pendingAbandonedDials} shows how many there are.
+ */
+import type { Socket, SocketHandler, TCPSocketConnectOptions } from "bun";
+import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
+import { ConnectTimeoutError } from "./errors.ts";
+
+/**
+ * Opens a TCP connection; the signature of `Bun.connect`, which is the default. Tests substitute
+ * one that redirects or fails. It must call `options.socket.open` or `.connectError`, or reject.
+ */
+export type Connect = (options: TCPSocketConnectOptions<DialAttempt>) => Promise<Socket<DialAttempt>>;
+
+/** A connected outbound socket, as the relay sees it. */
+export type TargetSocket = Socket<DialAttempt>;
+
+/** Receives the events of a target socket once its attempt has won. Implemented by the relay. */
+export interface TargetLeg {
+  fromTarget(data: Uint8Array): void;
+  targetDrained(): void;
+  targetEnded(): void;
+  targetClosed(error: Error | undefined): void;
+}
+
+/** The counters the dialer keeps. */
+export interface DialStats {
+  pendingAbandonedDials: number;
+}
+
+/**
+ * RFC 8305 §5 "Connection Attempt Delay": start the next address after this long without an
+ * answer (or at once when the previous attempt fails). §8 recommends 250 ms.
+ */
+export const CONNECTION_ATTEMPT_DELAY_MS = 250;
+
+/** One connection attempt to one address: the `data` of its socket. */
+export class DialAttempt {
+  /** The relay this socket belongs to, once it has won. */
+  leg: TargetLeg | null = null;
+  /** Connected or failed. */
+  settled = false;
+  /** Lost the race, or the dial gave up: close on connect. */
+  abandoned = false;
+  constructor(
+    /** Null once the race is over, so a long-lived socket does not keep the race alive. */
+    public race: DialRace | null,
+    readonly address: IpAddr,
+  ) {}
+}
+
+/**
+ * The socket handlers of every outbound socket: one shared object, as Bun recommends, that
+ * dispatches through `socket.data`.
+ */
+export const targetHandlers: SocketHandler<DialAttempt> = {
+  open(s) {
+    const a = s.data;
+    if (a.race) a.race.opened(a, s);
+    else s.terminate();
+  },
+  connectError(s, err) {
+    s.data.race?.failed(s.data, err);
+  },
+  data(s, d) {
+    s.data.leg?.fromTarget(d);
+  },
+  drain(s) {
+    s.data.leg?.targetDrained();
+  },
+  end(s) {
+    s.data.leg?.targetEnded();
+  },
+  close(s, err) {
+    s.data.leg?.targetClosed(err);
+  },
+  error(s, err) {
+    // A handler threw. The relay methods do not throw by design; if one does, drop the connection
+    // rather than leave it half-wired.
+    s.data.leg?.targetClosed(err);
+    s.terminate();
+  },
+};
+
+/** Options for {@link dial}. */
+export interface DialOptions {
+  readonly port: number;
+  /** Give up after this long, in milliseconds. */
+  readonly connectTimeoutMs: number;
+  /** Default {@link CONNECTION_ATTEMPT_DELAY_MS}. */
+  readonly attemptDelayMs?: number;
+  /** Default `Bun.connect`. */
+  readonly connect?: Connect;
+  readonly stats: DialStats;
+  /** Called exactly once: with the winning socket, or with the error of the last failed attempt. */
+  readonly onDone: (result: { socket: TargetSocket; address: IpAddr } | { error: Error }) => void;
+}
+
+/**
+ * Orders addresses as RFC 8305 §4 asks: alternate families, starting with the family of the first
+ * address (the resolver's preference; tunnel mode puts IPv6 first), keeping order within a family.
+ */
+export function interleaveFamilies(addrs: readonly IpAddr[]): IpAddr[] {
+  if (addrs.length < 2) return [...addrs];
+  const first = addrs[0]!.family;
+  const a = addrs.filter((x) => x.family === first);
+  const b = addrs.filter((x) => x.family !== first);
+  const out: IpAddr[] = [];
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (i < a.length) out.push(a[i]!);
+    if (i < b.length) out.push(b[i]!);
+  }
+  return out;
+}
+
+/** A Happy Eyeballs race in progress. */
+export class DialRace {
+  #next = 0;
+  #pending = 0;
+  #done = false;
+  #lastError: Error | undefined;
+  #attempts: DialAttempt[] = [];
+  #delayTimer: ReturnType<typeof setTimeout> | undefined;
+  #deadline: ReturnType<typeof setTimeout>;
+  readonly #addrs: readonly IpAddr[];
+  readonly #opts: DialOptions;
+
+  constructor(addrs: readonly IpAddr[], opts: DialOptions) {
+    if (addrs.length === 0) throw new RangeError("dial needs at least one address");
+    this.#addrs = addrs;
+    this.#opts = opts;
+    this.#deadline = setTimeout(() => this.#timeout(), opts.connectTimeoutMs);
+    this.#startNext();
+  }
+
+  /** Abandons every attempt; `onDone` is not called. For a client that went away. */
+  cancel(): void {
+    if (this.#done) return;
+    this.#finish();
+  }
+
+  #startNext(): void {
+    if (this.#done || this.#next >= this.#addrs.length) return;
+    const address = this.#addrs[this.#next++]!;
+    const attempt = new DialAttempt(this, address);
+    this.#attempts.push(attempt);
+    this.#pending++;
+    const connect = this.#opts.connect ?? (Bun.connect as Connect);
+    try {
+      connect({ hostname: formatIp(address), port: this.#opts.port, allowHalfOpen: true, data: attempt, socket: targetHandlers })
+        .then(undefined, (err: unknown) => this.failed(attempt, err instanceof Error ? err : new Error(String(err))));
+    } catch (err) {
+      this.failed(attempt, err instanceof Error ? err : new Error(String(err)));
+    }
+    if (!this.#done && this.#next < this.#addrs.length) {
+      clearTimeout(this.#delayTimer);
+      this.#delayTimer = setTimeout(() => this.#startNext(), this.#opts.attemptDelayMs ?? CONNECTION_ATTEMPT_DELAY_MS);
+    }
+  }
+
+  /** @internal Called by {@link targetHandlers} when an attempt connects. */
+  opened(attempt: DialAttempt, socket: TargetSocket): void {
+    if (attempt.settled) return;
+    attempt.settled = true;
+    this.#pending--;
+    if (attempt.abandoned) {
+      this.#opts.stats.pendingAbandonedDials--;
+      attempt.race = null;
+      socket.terminate();
+      return;
+    }
+    attempt.race = null;
+    this.#finish(attempt);
+    this.#opts.onDone({ socket, address: attempt.address });
+  }
+
+  /** @internal Called by {@link targetHandlers} (or the connect promise) when an attempt fails. */
+  failed(attempt: DialAttempt, err: Error): void {
+    if (attempt.settled) return;
+    attempt.settled = true;
+    attempt.race = null;
+    this.#pending--;
+    if (attempt.abandoned) {
+      this.#opts.stats.pendingAbandonedDials--;
+      return;
+    }
+    this.#lastError = err;
+    if (this.#next < this.#addrs.length) return this.#startNext();
+    if (this.#pending === 0) {
+      this.#finish();
+      this.#opts.onDone({ error: err });
+    }
+  }
+
+  #timeout(): void {
+    if (this.#done) return;
+    const target = formatHostPort({ host: formatIp(this.#addrs[0]!), port: this.#opts.port });
+    this.#finish();
+    const err = new ConnectTimeoutError(target, this.#opts.connectTimeoutMs);
+    if (this.#lastError) err.cause = this.#lastError;
+    this.#opts.onDone({ error: err });
+  }
+
+  #finish(winner?: DialAttempt): void {
+    this.#done = true;
+    clearTimeout(this.#delayTimer);
+    clearTimeout(this.#deadline);
+    for (const a of this.#attempts) {
+      if (a === winner || a.settled) continue;
+      a.abandoned = true;
+      this.#opts.stats.pendingAbandonedDials++;
+    }
+    this.#attempts = [];
+  }
+}
+
+/** Starts a Happy Eyeballs race over `addrs` (already ordered; see {@link interleaveFamilies}). */
+export function dial(addrs: readonly IpAddr[], options: DialOptions): DialRace {
+  return new DialRace(addrs, options);
+}

@@ -1,0 +1,224 @@
+/**
+ * The byte pump between a client and its target, once CONNECT has succeeded.
+ *
+ * - Backpressure both ways: `write` on a Bun socket is unbuffered and may take only part of a
+ *   chunk. The rest is kept (one buffer per direction) and the reading side is paused until the
+ *   writing side drains, so memory per connection stays bounded by one read.
+ * - Half-close: a FIN from one side is forwarded (`shutdown`) once everything before it has been
+ *   written, and the other direction keeps flowing until it ends too.
+ * - An abortive close (reset, error) on one side resets the other, so neither peer mistakes a
+ *   truncated stream for a complete one.
+ *
+ * Does not time anything out (the server sweeps idle relays) and never inspects the bytes.
+ *
+ * Bun's socket events, as relied on here (Bun 1.x with `allowHalfOpen: true`): `end` is a FIN
+ * received; `shutdown()` sends a FIN and keeps reading; `end()` closes the socket at once and
+ * fires `close` synchronously; after we have sent a FIN, the peer's FIN arrives as `close`
+ * without an error rather than as `end`.
+ */
+import type { DialStats, TargetLeg } from "./dial.ts";
+
+/** The part of a Bun socket the relay uses. */
+export interface RelaySocket {
+  write(data: Uint8Array): number;
+  shutdown(): void;
+  end(): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+}
+
+/** Byte counters the relay adds to. */
+export interface RelayStats extends DialStats {
+  bytesClientToTarget: number;
+  bytesTargetToClient: number;
+}
+
+/** Told when a relay is over. */
+export interface RelayOwner {
+  /** Called once, after both sockets have closed. `error` is the first abortive error, if any. */
+  relayClosed(relay: Relay, error: Error | undefined): void;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** One client-target pair. Its methods are called from the socket handlers of both sides. */
+export class Relay implements TargetLeg {
+  /** Bytes read from the client (and passed on to the target). */
+  bytesClientToTarget = 0;
+  /** Bytes read from the target (and passed on to the client). */
+  bytesTargetToClient = 0;
+  /** `clock()` at the last byte either way; only kept when a clock is given. */
+  lastActivity = 0;
+
+  #toTarget: Uint8Array | null = null;
+  #toClient: Uint8Array | null = null;
+  #clientEof = false;
+  #targetEof = false;
+  #clientShut = false;
+  #targetShut = false;
+  #clientGone = false;
+  #targetGone = false;
+  #reported = false;
+  #error: Error | undefined;
+
+  constructor(
+    readonly client: RelaySocket,
+    readonly target: RelaySocket,
+    readonly stats: RelayStats,
+    readonly owner: RelayOwner,
+    /** For idle timeouts; null (the default) skips the bookkeeping. */
+    readonly clock: (() => number) | null = null,
+  ) {
+    if (clock) this.lastActivity = clock();
+  }
+
+  /** True once both sides have closed. */
+  get closed(): boolean {
+    return this.#clientGone && this.#targetGone;
+  }
+
+  /** Data read from the client. */
+  fromClient(d: Uint8Array): void {
+    if (this.clock) this.lastActivity = this.clock();
+    this.bytesClientToTarget += d.length;
+    this.stats.bytesClientToTarget += d.length;
+    if (this.#targetGone || this.#targetShut) return; // nowhere to go; the client is being closed
+    if (this.#toTarget) {
+      this.#toTarget = concat(this.#toTarget, d);
+      return;
+    }
+    const n = this.target.write(d);
+    if (n === d.length || n < 0) return; // n < 0: the target is closing; its close event follows
+    this.#toTarget = d.subarray(n);
+    this.client.pause();
+  }
+
+  /** Data read from the target. */
+  fromTarget(d: Uint8Array): void {
+    if (this.clock) this.lastActivity = this.clock();
+    this.bytesTargetToClient += d.length;
+    this.stats.bytesTargetToClient += d.length;
+    if (this.#clientGone || this.#clientShut) return;
+    if (this.#toClient) {
+      this.#toClient = concat(this.#toClient, d);
+      return;
+    }
+    const n = this.client.write(d);
+    if (n === d.length || n < 0) return;
+    this.#toClient = d.subarray(n);
+    this.target.pause();
+  }
+
+  /** The target can take more. */
+  targetDrained(): void {
+    const buf = this.#toTarget;
+    if (!buf) return;
+    const n = this.target.write(buf);
+    if (n < 0) return;
+    if (n < buf.length) {
+      this.#toTarget = buf.subarray(n);
+      return;
+    }
+    this.#toTarget = null;
+    if (this.#clientEof) this.#shutTarget();
+    else this.client.resume();
+  }
+
+  /** The client can take more. */
+  clientDrained(): void {
+    const buf = this.#toClient;
+    if (!buf) return;
+    const n = this.client.write(buf);
+    if (n < 0) return;
+    if (n < buf.length) {
+      this.#toClient = buf.subarray(n);
+      return;
+    }
+    this.#toClient = null;
+    if (this.#targetEof) this.#shutClient();
+    else this.target.resume();
+  }
+
+  /** The client sent a FIN: forward it once its data is through. */
+  clientEnded(): void {
+    if (this.#clientEof) return;
+    this.#clientEof = true;
+    if (!this.#toTarget) this.#shutTarget();
+    if (this.#clientShut && !this.#clientGone) this.client.end(); // both directions done
+  }
+
+  /** The target sent a FIN: forward it once its data is through. */
+  targetEnded(): void {
+    if (this.#targetEof) return;
+    this.#targetEof = true;
+    if (!this.#toClient) this.#shutClient();
+    if (this.#targetShut && !this.#targetGone) this.target.end();
+  }
+
+  /** The client socket closed; `error` set means it was reset or failed. */
+  clientClosed(error: Error | undefined): void {
+    if (this.#clientGone) return;
+    this.#clientGone = true;
+    this.#toClient = null;
+    if (error) {
+      this.#error ??= error;
+      if (!this.#targetGone) this.target.terminate();
+    } else {
+      // A clean close is the client's FIN with nothing more to read from it; and since it can no
+      // longer receive, the target's further output has nowhere to go.
+      this.#clientEof = true;
+      if (!this.#toTarget) this.#shutTarget();
+      if (!this.#targetGone && !this.#toTarget) this.target.end();
+    }
+    this.#maybeReport();
+  }
+
+  /** The target socket closed; `error` set means it was reset or failed. */
+  targetClosed(error: Error | undefined): void {
+    if (this.#targetGone) return;
+    this.#targetGone = true;
+    this.#toTarget = null;
+    if (error) {
+      this.#error ??= error;
+      if (!this.#clientGone) this.client.terminate();
+    } else {
+      this.#targetEof = true;
+      if (!this.#toClient) this.#shutClient();
+      if (!this.#clientGone && !this.#toClient) this.client.end();
+    }
+    this.#maybeReport();
+  }
+
+  /** Resets both sides now (idle timeout, shutdown deadline). */
+  abort(): void {
+    if (!this.#clientGone) this.client.terminate();
+    if (!this.#targetGone) this.target.terminate();
+  }
+
+  #shutTarget(): void {
+    if (this.#targetShut || this.#targetGone) return;
+    this.#targetShut = true;
+    // Full close when the target has nothing more to say, or nobody to say it to.
+    if (this.#targetEof || this.#clientGone) this.target.end();
+    else this.target.shutdown();
+  }
+
+  #shutClient(): void {
+    if (this.#clientShut || this.#clientGone) return;
+    this.#clientShut = true;
+    if (this.#clientEof || this.#targetGone) this.client.end();
+    else this.client.shutdown();
+  }
+
+  #maybeReport(): void {
+    if (this.#reported || !this.#clientGone || !this.#targetGone) return;
+    this.#reported = true;
+    this.owner.relayClosed(this, this.#error);
+  }
+}
