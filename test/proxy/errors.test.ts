@@ -47,7 +47,7 @@ describe("resultForReply", () => {
     [Reply.ttlExpired, "timeout"],
     [Reply.commandNotSupported, "protocol_error"],
     [Reply.addressTypeNotSupported, "unreachable"],
-  ])("%d -> %s", (reply, result) => expect(resultForReply(reply)).toBe(result));
+  ])("%d -> %s", (reply, result) => expect(resultForReply(reply) as string).toBe(result));
 });
 
 test("ListenError names the address and the OS error, and keeps the cause", () => {

@@ -72,7 +72,7 @@ describe("constants match RFC 1928 and RFC 1929", () => {
     ["no auth", AuthMethod.noAuth, 0],
     ["username/password", AuthMethod.usernamePassword, 2],
     ["no acceptable", AuthMethod.noAcceptable, 0xff],
-  ])("%s = %d", (_name, actual, expected) => expect(actual).toBe(expected));
+  ])("%s = %d", (_name, actual, expected) => expect(actual as number).toBe(expected));
 });
 
 describe("parseGreeting", () => {
@@ -112,7 +112,7 @@ describe("parseGreeting", () => {
     ["zero methods with trailing bytes", b(5, 0, 0, 0), "noMethods"],
   ])("%s is rejected", (_name, buf, reason) => {
     const e = err(parseGreeting(buf));
-    expect(e.reason).toBe(reason as string);
+    expect(e.reason as string).toBe(reason as string);
     expect(e.reply).toBeNull(); // no reply message exists for a bad greeting
   });
 });
@@ -169,7 +169,7 @@ describe("parseAuthRequest (RFC 1929)", () => {
     ["empty username", b(1, 0, 1, 0x62), "emptyUsername"],
     ["empty password", b(1, 1, 0x61, 0), "emptyPassword"],
   ])("%s is rejected", (_name, buf, reason) => {
-    expect(err(parseAuthRequest(buf)).reason).toBe(reason as string);
+    expect(err(parseAuthRequest(buf)).reason as string).toBe(reason as string);
   });
 });
 
@@ -226,7 +226,7 @@ describe("parseRequest", () => {
     ["empty domain", b(5, 1, 0, 3, 0, 0, 80), "emptyDomainName", Reply.generalFailure],
   ])("%s is rejected with reply %#", (_name, buf, reason, reply) => {
     const e = err(parseRequest(buf));
-    expect(e.reason).toBe(reason as string);
+    expect(e.reason as string).toBe(reason as string);
     expect(e.reply).toBe(reply);
   });
 });
