@@ -73,6 +73,9 @@ function errorCode(err: unknown): string | undefined {
 export function replyForError(err: unknown): ReplyCode {
   if (err instanceof ResolveError) return Reply.hostUnreachable;
   switch (errorCode(err)) {
+    case "ENOTFOUND": // resolver codes, for an injected resolver that rejects with a plain error
+    case "ENODATA":
+      return Reply.hostUnreachable;
     case "ECONNREFUSED":
     case "ECONNRESET": // a RST during the handshake, e.g. from a firewall "reject with tcp reset"
       return Reply.connectionRefused;

@@ -193,6 +193,9 @@ function normalize(o: ProxyServerOptions): Settings {
   };
 }
 
+/** Bytes a client may send after its request, before the target is connected, before we stop reading. */
+const MAX_EARLY_DATA = 64 * 1024;
+
 type Stage = "greeting" | "auth" | "request" | "dialing" | "relaying" | "closed";
 
 type ClientSocket = Socket<Session | undefined>;
@@ -462,7 +465,7 @@ export class ProxyServer {
     this.#sessions.add(sess);
     this.#handshaking.add(sess);
     this.stats.connectionsActive++;
-    if (settings.noDelay) socket.setNoDelay(true);
+    socket.setNoDelay(settings.noDelay); // explicit both ways: Bun turns TCP_NODELAY on by itself
     if (settings.keepaliveIdleMs !== null) socket.setKeepAlive(true, settings.keepaliveIdleMs);
     if (this.#log.debugEnabled) this.#log.debug("proxy accepted", { client, listen: formatHostPort({ host: socket.localAddress, port: socket.localPort }) });
   }
@@ -470,6 +473,7 @@ export class ProxyServer {
   #handshake(sess: Session, d: Uint8Array): void {
     if (sess.stage === "dialing") {
       sess.early = sess.early ? concat(sess.early, d) : d;
+      if (sess.early.length >= MAX_EARLY_DATA) sess.socket.pause();
       return;
     }
     let buf = sess.buf ? concat(sess.buf, d) : d;
@@ -528,8 +532,10 @@ export class ProxyServer {
   #request(sess: Session, req: Request, early: Uint8Array): void {
     this.#handshaking.delete(sess);
     sess.stage = "dialing";
-    sess.socket.pause(); // hold further client bytes in the kernel until the target is there
+    // Keep reading while dialing, so that a client that resets is noticed and its dial abandoned;
+    // what it sends meanwhile is held (up to MAX_EARLY_DATA, then the kernel holds the rest).
     if (early.length > 0) sess.early = early;
+    if (early.length >= MAX_EARLY_DATA) sess.socket.pause();
     const host = req.host;
     sess.target = host.type === "domain" ? `${host.name}:${req.port}` : formatHostPort({ host: formatIp(host.ip), port: req.port });
     if (this.#log.debugEnabled) this.#log.debug("proxy request", { client: sess.client, command: req.command, target: sess.target, user: sess.user });
@@ -588,7 +594,7 @@ export class ProxyServer {
 
   #connected(sess: Session, target: TargetSocket, address: IpAddr, port: number): void {
     const settings = this.#settings;
-    if (settings.noDelay) target.setNoDelay(true);
+    target.setNoDelay(settings.noDelay);
     if (settings.keepaliveIdleMs !== null) target.setKeepAlive(true, settings.keepaliveIdleMs);
     const now = this.#clock();
     observe(this.stats.connectDuration, (now - sess.dialStart) / 1000);

@@ -20,6 +20,8 @@ describe("replyForError", () => {
     ["EPERM", Reply.notAllowed],
     ["EAFNOSUPPORT", Reply.addressTypeNotSupported],
     ["EPROTONOSUPPORT", Reply.addressTypeNotSupported],
+    ["ENOTFOUND", Reply.hostUnreachable],
+    ["ENODATA", Reply.hostUnreachable],
     ["EMFILE", Reply.generalFailure],
     ["EADDRNOTAVAIL", Reply.generalFailure],
     ["ESOMETHINGNEW", Reply.generalFailure],
