@@ -16,8 +16,8 @@ import { type Logger, silentLogger } from "../log/logger.ts";
 /** Longest request line accepted; a longer one closes the connection. */
 export const MAX_LINE = 64 * 1024;
 
-/** A command handler; its result is sent back as `result`. */
-export type ControlHandler = () => Promise<unknown> | unknown;
+/** A command handler; gets the whole request object, and its result is sent back as `result`. */
+export type ControlHandler = (request: Record<string, unknown>) => Promise<unknown> | unknown;
 
 /** The control socket could not be set up. */
 export class ControlSocketError extends Error {
@@ -132,7 +132,7 @@ export class ControlServer {
       return { id, ok: false, error: `unknown command ${JSON.stringify(req?.cmd)}; known: ${[...this.#handlers.keys()].join(", ")}` };
     }
     try {
-      return { id, ok: true, result: (await handler()) ?? null };
+      return { id, ok: true, result: (await handler(req as Record<string, unknown>)) ?? null };
     } catch (e) {
       this.#log.warn("control command failed", { cmd: req.cmd, error: e });
       return { id, ok: false, error: e instanceof Error ? e.message : String(e) };
@@ -165,7 +165,7 @@ export class ControlClientError extends Error {
 }
 
 /** Sends one command to the daemon and returns its result. Times out after `timeoutMs` (default 10 s). */
-export function controlRequest(path: string, cmd: string, opts: { timeoutMs?: number } = {}): Promise<unknown> {
+export function controlRequest(path: string, cmd: string, opts: { timeoutMs?: number; args?: Record<string, unknown> } = {}): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     let buffer = "";
@@ -174,7 +174,7 @@ export function controlRequest(path: string, cmd: string, opts: { timeoutMs?: nu
       reject(new ControlClientError(`no answer from ${path} within ${opts.timeoutMs ?? 10_000} ms`, path));
     }, opts.timeoutMs ?? 10_000);
     socket.setEncoding("utf8");
-    socket.once("connect", () => socket.write(JSON.stringify({ id: 1, cmd }) + "\n"));
+    socket.once("connect", () => socket.write(JSON.stringify({ ...opts.args, id: 1, cmd }) + "\n"));
     socket.on("data", (chunk: string) => {
       buffer += chunk;
       const nl = buffer.indexOf("\n");

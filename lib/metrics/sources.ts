@@ -97,7 +97,7 @@ export interface TunnelSource {
 }
 
 /** The host objects reconcile checks and repairs; the `object` label of `egressd_reconcile_repairs_total`. */
-export const RECONCILE_OBJECTS = ["interface", "rule", "route", "nft"] as const;
+export const RECONCILE_OBJECTS = ["interface", "rule", "route", "nft", "sysctl"] as const;
 
 /** One of {@link RECONCILE_OBJECTS}. */
 export type ReconcileObject = (typeof RECONCILE_OBJECTS)[number];

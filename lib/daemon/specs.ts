@@ -1,0 +1,94 @@
+/**
+ * The config, turned into what each part takes: a HostSpec for lib/host, ProxyServerOptions for
+ * lib/proxy. This is the only place that knows both the config's names and the parts' names.
+ * Pure, except that {@link proxyOptions} reads the proxy password file (through `readSecret`).
+ */
+import { networkInterfaces } from "node:os";
+import type { Config } from "../config/schema.ts";
+import type { HostSpec } from "../host/spec.ts";
+import { type Cidr, type IpAddr, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import type { ProxyServerOptions } from "../proxy/server.ts";
+
+/** The host side of a config, for a daemon running as `uid`. */
+export function hostSpec(c: Config, uid: number): HostSpec {
+  return {
+    interface: {
+      name: c.interface.name,
+      privateKeyFile: c.interface.privateKeyFile,
+      addresses: c.interface.addresses,
+      mtu: c.interface.mtu,
+      implementation: c.interface.implementation,
+      listenPort: c.interface.listenPort,
+    },
+    exit: {
+      name: c.exit.name,
+      publicKey: c.exit.publicKey,
+      endpoint: c.exit.endpoint,
+      presharedKeyFile: c.exit.presharedKeyFile,
+      persistentKeepalive: c.exit.persistentKeepalive,
+      allowedIps: c.exit.allowedIps,
+    },
+    routing: {
+      fwmark: c.routing.fwmark,
+      wireguardFwmark: c.routing.wireguardFwmark,
+      table: c.routing.table,
+      rulePriority: c.routing.rulePriority,
+      killSwitch: c.routing.killSwitch,
+      allowDestinations: c.proxy.allowDestinations,
+    },
+    uid,
+  };
+}
+
+/**
+ * The gateway's own addresses, which the proxy refuses as destinations: every address on the
+ * host's interfaces (the WAN address included) and the tunnel's own.
+ */
+export function ownAddresses(c: Config, interfaces = networkInterfaces()): IpAddr[] {
+  const out: IpAddr[] = [];
+  for (const list of Object.values(interfaces)) {
+    for (const a of list ?? []) {
+      const ip = parseIp(a.address.split("%")[0]!);
+      if (ip) out.push(ip);
+    }
+  }
+  for (const cidr of c.interface.addresses) {
+    const ip = parseIp(cidr.split("/")[0]!);
+    if (ip) out.push(ip);
+  }
+  return out;
+}
+
+/** Options for {@link proxyOptions}. */
+export interface ProxyOptionsDeps {
+  /** Reads a secret file. Default `Bun.file(path).text()`. */
+  readSecret?: (path: string) => Promise<string>;
+  /** The gateway's addresses. Default {@link ownAddresses}. */
+  own?: IpAddr[];
+}
+
+/** The proxy side of a config. Reads the password file when auth is on. */
+export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Promise<ProxyServerOptions> {
+  const read = deps.readSecret ?? ((p: string) => Bun.file(p).text());
+  const cidrs = (list: readonly string[]): Cidr[] => list.map((s) => parseCidr(s));
+  const p = c.proxy;
+  return {
+    listeners: p.listen.map((l) => parseHostPort(l, { names: false })),
+    allowWildcardBind: p.allowWildcardBind,
+    allowClients: cidrs(p.allowClients),
+    allowDestinations: cidrs(p.allowDestinations),
+    ownAddresses: deps.own ?? ownAddresses(c),
+    // A trailing newline in the file is not part of the password (`echo pw > file`).
+    auth: p.auth ? { username: p.auth.username, password: (await read(p.auth.passwordFile)).replace(/\r?\n$/, "") } : null,
+    dns: { mode: p.dns.mode, servers: p.dns.servers, timeoutMs: p.dns.timeout },
+    connectTimeoutMs: p.connectTimeout,
+    handshakeTimeoutMs: p.handshakeTimeout,
+    idleTimeoutMs: p.idleTimeout,
+    maxConnections: p.maxConnections,
+  };
+}
+
+/** True when two configs ask for the same host state (so a reload need not touch the host). */
+export function sameHost(a: Config, b: Config): boolean {
+  return JSON.stringify(hostSpec(a, 0)) === JSON.stringify(hostSpec(b, 0));
+}
