@@ -85,7 +85,8 @@ describe("reconcile", () => {
         'egressd_reconcile_repairs_total{object="interface"} 1\n' +
         'egressd_reconcile_repairs_total{object="rule"} 0\n' +
         'egressd_reconcile_repairs_total{object="route"} 0\n' +
-        'egressd_reconcile_repairs_total{object="nft"} 3\n',
+        'egressd_reconcile_repairs_total{object="nft"} 3\n' +
+        'egressd_reconcile_repairs_total{object="sysctl"} 0\n',
     );
   });
 });
