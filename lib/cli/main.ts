@@ -6,6 +6,7 @@ import { checkCommand } from "./check.ts";
 import { checkConfigCommand } from "./check-config.ts";
 import { type Command, err, Exit, out, UsageError } from "./common.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
+import { proxyCommand } from "./proxy.ts";
 import { runCommand } from "./run.ts";
 import { statusCommand } from "./status.ts";
 import { versionCommand } from "./version.ts";
@@ -14,6 +15,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   run: { run: runCommand, summary: "run the daemon: tunnel, routing, proxy, metrics" },
   status: { run: statusCommand, summary: "show the running daemon's tunnel, proxy and routing state" },
   check: { run: checkCommand, summary: "health check with nagios exit codes (0 ok, 1 warning, 2 critical)" },
+  proxy: { run: proxyCommand, summary: "run only the SOCKS5 proxy, with direct egress (no tunnel)" },
   "check-config": { run: checkConfigCommand, summary: "validate a config and print it with defaults" },
   genkey: { run: genkeyCommand, summary: "print a new WireGuard private key" },
   pubkey: { run: pubkeyCommand, summary: "print the public key of the private key on stdin" },
