@@ -91,7 +91,7 @@ export class RulePriorityConflictError extends Error {
   readonly rules: readonly string[];
   constructor(priorities: readonly number[], rules: readonly string[]) {
     super(
-      `ip rule priorities ${priorities.join(" and ")} are already used by rules egressd did not add (${rules.join("; ")}); ` +
+      `ip rule priorities ${priorities[0]}..${priorities[priorities.length - 1]} are already used by rules egressd did not add (${rules.join("; ")}); ` +
         `choose another routing.rulePriority or remove them`,
     );
     this.priorities = priorities;

@@ -15,7 +15,7 @@ export { parseWgDump, readWgDump, WgDumpParseError } from "./wgdump.ts";
 export type { WgDump, WgInterfaceDump, WgPeerDump } from "./wgdump.ts";
 export { LEAK_COUNTER, NFT_FAMILY, NFT_TABLE, parseLeakCounter, readLeakCounter, renderRuleset } from "./nftables.ts";
 export type { FirewallObservation, LeakCounter } from "./nftables.ts";
-export { KILL_SWITCH_METRIC, RT_PROTOCOL, TUNNEL_METRIC } from "./routing.ts";
+export { KILL_SWITCH_METRIC, RT_PROTOCOL, RULE_COUNT, TUNNEL_METRIC, rulePriorities } from "./routing.ts";
 export { IFALIAS, renderWgConfig } from "./wireguard.ts";
 export type { ActiveImplementation, LinkState, WgConfig } from "./wireguard.ts";
 export { STALE_HANDSHAKE_SECONDS, isHandshakeStale, systemResolver } from "./endpoint.ts";

@@ -97,6 +97,10 @@ export interface HostStatus {
   readonly families: readonly Family[];
   readonly resolvedEndpoints: readonly string[];
   readonly resolveError: string | null;
+  /** Times the exit's DNS name was re-resolved because the handshake was stale. */
+  readonly endpointReresolutions: number;
+  /** Reconcile passes completed successfully. */
+  readonly reconcileRuns: number;
   /** End of the last successful reconcile pass (ms epoch), or null. */
   readonly lastReconcileAt: number | null;
   /** Why the last reconcile pass failed, or null if it succeeded. */
@@ -137,6 +141,7 @@ export class HostManager {
   #recent: Repair[] = [];
   #byComponent: Record<string, number> = {};
   #lastReconcileAt: number | null = null;
+  #reconcileRuns = 0;
   #lastReconcileError: string | null = null;
 
   /** Validates the spec (throws `SpecError` / `UnsafeUidError`); changes nothing yet. */
@@ -288,6 +293,8 @@ export class HostManager {
       families: [...this.#families],
       resolvedEndpoints: wg.resolvedEndpoints,
       resolveError: wg.resolveError,
+      endpointReresolutions: wg.endpointReresolutions,
+      reconcileRuns: this.#reconcileRuns,
       lastReconcileAt: this.#lastReconcileAt,
       lastReconcileError: this.#lastReconcileError,
       repairsByComponent: { ...this.#byComponent },
@@ -320,6 +327,7 @@ export class HostManager {
       const result = await runPass(components, this.#runner, { log: this.#log, now: this.#now, onRepair: (r) => this.#record(r) });
       this.#lastReconcileAt = this.#now();
       this.#lastReconcileError = null;
+      this.#reconcileRuns++;
       return result;
     } catch (err) {
       this.#lastReconcileError = err instanceof Error ? err.message : String(err);

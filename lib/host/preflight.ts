@@ -16,7 +16,7 @@
 import type { Runner } from "../exec/runner.ts";
 import { CommandError } from "../exec/errors.ts";
 import { InterfaceConflictError, MissingCapabilityError, RouteTableConflictError, RulePriorityConflictError, isPermissionDenied } from "./errors.ts";
-import { describeRoute, describeRule, foreignRoutes, foreignRules, observeRoutes, observeRules, type Family } from "./routing.ts";
+import { describeRoute, describeRule, foreignRoutes, foreignRules, observeRoutes, observeRules, rulePriorities, type Family } from "./routing.ts";
 import type { NormalizedSpec } from "./spec.ts";
 import { isOurs, observeLink } from "./wireguard.ts";
 
@@ -71,7 +71,7 @@ export async function checkHost(runner: Runner, n: NormalizedSpec, opts: CheckHo
     badRules.push(...foreignRules(await observeRules(runner, family, r.rulePriority)));
     badRoutes.push(...foreignRoutes(await observeRoutes(runner, family, r.table)));
   }
-  if (badRules.length > 0) throw new RulePriorityConflictError([r.rulePriority, r.rulePriority + 1], badRules.map(describeRule));
+  if (badRules.length > 0) throw new RulePriorityConflictError(rulePriorities(r.rulePriority), badRules.map(describeRule));
   if (badRoutes.length > 0) {
     throw new RouteTableConflictError(r.table, badRoutes.map((o) => `${describeRoute(o)}${o.protocol ? ` proto ${o.protocol}` : ""} (IPv${o.family})`));
   }

@@ -1,15 +1,27 @@
 /**
- * Policy routing for marked traffic, IPv4 and IPv6.
+ * Policy routing for the daemon's traffic, IPv4 and IPv6.
  *
- * Per family, two rules (ours by priority and by `protocol` {@link RT_PROTOCOL}):
- * - `rulePriority`:     `fwmark <mark> lookup main suppress_prefixlength 0` — connected and more specific
- *   routes in main still win, so a marked process can answer a LAN client (trap 1; wg-quick does the same);
- * - `rulePriority + 1`: `fwmark <mark> lookup <table>`.
+ * Per family, five rules at priorities `rulePriority + 0..4`, each stamped `protocol` {@link RT_PROTOCOL}
+ * (the ownership marker):
+ * ```
+ * P+0  fwmark <wireguardFwmark> lookup main                 WireGuard's own UDP never enters the tunnel table,
+ *                                                           even when wireguard-go runs as the marked uid (trap 4)
+ * P+1  fwmark <fwmark> lookup main suppress_prefixlength 0  connected and more specific routes still win, so a
+ *                                                           marked process can answer a LAN client (trap 1)
+ * P+2  fwmark <fwmark> lookup <table>                       marked packets take the tunnel's routes
+ * P+3  uidrange <uid>-<uid> lookup main suppress_prefixlength 0
+ * P+4  uidrange <uid>-<uid> lookup <table>                  the same two, at connect() time
+ * ```
+ * The fwmark rules are the design's (nftables marks the daemon's packets; replies from the tunnel carry the
+ * restored mark, which reverse-path checks need). The uidrange rules apply the same decision when a socket
+ * of the daemon's uid picks its route, before any packet exists: the source address comes from the
+ * tunnel (trap 2 at its root) and, with the tunnel gone, `connect()` fails at once with "No route to host"
+ * instead of its SYN being dropped by the reroute and the caller waiting out its timeout.
  *
  * The table (ours by number, every route tagged `proto` {@link RT_PROTOCOL}) holds one route per allowed
  * prefix via the tunnel device, for each family the tunnel has an address in, plus — with the kill switch —
  * an `unreachable default` with the worst metric. When the tunnel device disappears, its routes go with it
- * and marked traffic hits the unreachable route instead of falling through to main (trap 3).
+ * and the daemon's traffic hits the unreachable route instead of falling through to main (trap 3).
  *
  * Everything is read back in machine form (`ip -j`), compared with the desired state, and only the
  * difference is applied. This module does not touch nftables or the interface itself.
@@ -34,11 +46,21 @@ export const KILL_SWITCH_METRIC = 4294967295;
 /** An address family, as `ip -4` / `ip -6`. */
 export type Family = 4 | 6;
 
-/** A policy rule egressd wants. */
+/** How many consecutive priorities egressd's rules use, starting at `rulePriority`. */
+export const RULE_COUNT = 5;
+
+/** The priorities egressd owns for a given `rulePriority`. */
+export function rulePriorities(rulePriority: number): number[] {
+  return Array.from({ length: RULE_COUNT }, (_, i) => rulePriority + i);
+}
+
+/** A policy rule egressd wants: it selects by fwmark or by uid, never both. */
 export interface RuleSpec {
   readonly family: Family;
   readonly priority: number;
-  readonly fwmark: number;
+  readonly fwmark: number | null;
+  /** `uidrange <uid>-<uid>`, or null. */
+  readonly uid: number | null;
   /** Table number (254 is main). */
   readonly table: number;
   /** `suppress_prefixlength`, or null. */
@@ -51,6 +73,9 @@ export interface ObservedRule {
   readonly priority: number;
   readonly fwmark: number | null;
   readonly fwmask: number | null;
+  /** `uidrange` bounds, or null. */
+  readonly uidStart: number | null;
+  readonly uidEnd: number | null;
   readonly table: string | null;
   readonly suppressPrefixlength: number | null;
   /** Numeric protocol as a string (`"212"`), or null when unset. */
@@ -80,12 +105,17 @@ export interface ObservedRoute extends RouteSpec {
   readonly selector: readonly string[];
 }
 
-/** The rules for one normalized spec, both families. */
+/** The rules for one normalized spec, in priority order, per family. */
 export function desiredRules(n: NormalizedSpec, families: readonly Family[]): RuleSpec[] {
   const r = n.spec.routing;
+  const p = r.rulePriority;
+  const uid = n.spec.uid;
   return families.flatMap((family): RuleSpec[] => [
-    { family, priority: r.rulePriority, fwmark: r.fwmark, table: 254, suppressPrefixlength: 0 },
-    { family, priority: r.rulePriority + 1, fwmark: r.fwmark, table: r.table, suppressPrefixlength: null },
+    { family, priority: p, fwmark: r.wireguardFwmark, uid: null, table: 254, suppressPrefixlength: null },
+    { family, priority: p + 1, fwmark: r.fwmark, uid: null, table: 254, suppressPrefixlength: 0 },
+    { family, priority: p + 2, fwmark: r.fwmark, uid: null, table: r.table, suppressPrefixlength: null },
+    { family, priority: p + 3, fwmark: null, uid, table: 254, suppressPrefixlength: 0 },
+    { family, priority: p + 4, fwmark: null, uid, table: r.table, suppressPrefixlength: null },
   ]);
 }
 
@@ -114,7 +144,10 @@ export function ruleDelArgv(rule: RuleSpec): string[] {
 }
 
 function ruleWords(rule: RuleSpec): string[] {
-  const words = ["priority", String(rule.priority), "fwmark", formatMark(rule.fwmark), "lookup", rule.table === 254 ? "main" : String(rule.table)];
+  const words = ["priority", String(rule.priority)];
+  if (rule.fwmark !== null) words.push("fwmark", formatMark(rule.fwmark));
+  if (rule.uid !== null) words.push("uidrange", `${rule.uid}-${rule.uid}`);
+  words.push("lookup", rule.table === 254 ? "main" : String(rule.table));
   if (rule.suppressPrefixlength !== null) words.push("suppress_prefixlength", String(rule.suppressPrefixlength));
   return words;
 }
@@ -157,12 +190,13 @@ export function parseRules(json: string, family: Family, priorities: readonly nu
     .map((r): ObservedRule => {
       const [mark, mask] = typeof r.fwmark === "string" ? r.fwmark.split("/") : [undefined, undefined];
       const fwmask = typeof r.fwmask === "string" ? parseInt(r.fwmask, 16) : mask !== undefined ? parseInt(mask, 16) : null;
-      const known = new Set(["priority", "src", "fwmark", "fwmask", "table", "suppress_prefixlen", "protocol"]);
+      const known = new Set(["priority", "src", "fwmark", "fwmask", "uid_start", "uid_end", "table", "suppress_prefixlen", "protocol"]);
       const hasOtherSelectors = Object.keys(r).some((k) => !known.has(k)) || (r.src !== undefined && r.src !== "all");
       const selector: string[] = ["priority", String(r.priority)];
       if (typeof r.src === "string" && r.src !== "all") selector.push("from", r.srclen !== undefined ? `${r.src}/${r.srclen}` : r.src);
       if (typeof r.dst === "string" && r.dst !== "all") selector.push("to", r.dstlen !== undefined ? `${r.dst}/${r.dstlen}` : r.dst);
       if (typeof r.fwmark === "string") selector.push("fwmark", typeof r.fwmask === "string" ? `${r.fwmark}/${r.fwmask}` : r.fwmark);
+      if (r.uid_start !== undefined) selector.push("uidrange", `${r.uid_start}-${r.uid_end}`);
       if (typeof r.table === "string") selector.push("lookup", r.table);
       if (r.suppress_prefixlen !== undefined) selector.push("suppress_prefixlength", String(r.suppress_prefixlen));
       if (typeof r.protocol === "string") selector.push("protocol", r.protocol);
@@ -171,6 +205,8 @@ export function parseRules(json: string, family: Family, priorities: readonly nu
         priority: Number(r.priority),
         fwmark: mark === undefined ? null : parseInt(mark, 16),
         fwmask,
+        uidStart: r.uid_start === undefined ? null : Number(r.uid_start),
+        uidEnd: r.uid_end === undefined ? null : Number(r.uid_end),
         table: typeof r.table === "string" ? r.table : null,
         suppressPrefixlength: r.suppress_prefixlen === undefined ? null : Number(r.suppress_prefixlen),
         protocol: typeof r.protocol === "string" ? r.protocol : null,
@@ -180,11 +216,11 @@ export function parseRules(json: string, family: Family, priorities: readonly nu
     });
 }
 
-/** Reads the rules at our two priorities for one family. */
+/** Reads the rules at our priorities for one family. */
 export async function observeRules(runner: Runner, family: Family, rulePriority: number): Promise<ObservedRule[]> {
   try {
     const { stdout } = await runner.run(["ip", "-j", "-N", `-${family}`, "rule", "show"]);
-    return parseRules(stdout, family, [rulePriority, rulePriority + 1]);
+    return parseRules(stdout, family, rulePriorities(rulePriority));
   } catch (err) {
     throw explainCommandError(err);
   }
@@ -241,6 +277,8 @@ export function ruleMatches(o: ObservedRule, d: RuleSpec): boolean {
     o.priority === d.priority &&
     o.fwmark === d.fwmark &&
     (o.fwmask === null || o.fwmask === 0xffffffff) &&
+    o.uidStart === d.uid &&
+    o.uidEnd === d.uid &&
     o.table === String(d.table) &&
     o.suppressPrefixlength === d.suppressPrefixlength &&
     o.protocol === String(RT_PROTOCOL) &&

@@ -53,8 +53,10 @@ export interface RoutingSpec {
   /** Routing table number that holds the tunnel routes. Example 51820. */
   table: number;
   /**
-   * Priority of the first of our two rules: `rulePriority` is `fwmark lookup main suppress_prefixlength 0`
-   * (trap 1) and `rulePriority + 1` is `fwmark lookup <table>`. Both must come before `main` (32766).
+   * First of the five consecutive priorities egressd's rules use (`rulePriority` .. `rulePriority + 4`,
+   * see routing.ts): WireGuard's own mark to main, then fwmark and uidrange rules, each a
+   * `lookup main suppress_prefixlength 0` (trap 1) followed by `lookup <table>`. All must come before
+   * `main` (32766).
    */
   rulePriority: number;
   /** Keep an `unreachable default` in the table and drop marked packets leaving outside the tunnel (trap 3). */
@@ -166,8 +168,8 @@ export function validateSpec(spec: HostSpec): NormalizedSpec {
   if (!Number.isInteger(r.table) || r.table < 1 || r.table > 0xffffffff || RESERVED_TABLES.has(r.table)) {
     bad("routing.table", `must be 1..4294967295 and not a reserved table (253 default, 254 main, 255 local), got ${r.table}`);
   }
-  if (!Number.isInteger(r.rulePriority) || r.rulePriority < 1 || r.rulePriority + 1 >= MAIN_RULE_PRIORITY) {
-    bad("routing.rulePriority", `must be 1..${MAIN_RULE_PRIORITY - 2} so both rules come before main, got ${r.rulePriority}`);
+  if (!Number.isInteger(r.rulePriority) || r.rulePriority < 1 || r.rulePriority + 4 >= MAIN_RULE_PRIORITY) {
+    bad("routing.rulePriority", `must be 1..${MAIN_RULE_PRIORITY - 5} so all five rules come before main, got ${r.rulePriority}`);
   }
   const allowDestinations = parseCidrs(r.allowDestinations, "routing.allowDestinations", bad);
 

@@ -194,6 +194,8 @@ export interface WireGuardStatus {
   readonly resolvedEndpoints: readonly string[];
   /** Why the last resolution failed, or null. */
   readonly resolveError: string | null;
+  /** Successful re-resolutions of a DNS endpoint because the handshake was stale (not counting the first). */
+  readonly endpointReresolutions: number;
 }
 
 const KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
@@ -220,6 +222,7 @@ export class WireGuardInterface {
   #endpoints: string[] = [];
   #lastResolveAt = -Infinity;
   #resolveError: string | null = null;
+  #reresolutions = 0;
 
   constructor(n: NormalizedSpec, opts: WireGuardOptions) {
     this.#n = n;
@@ -240,6 +243,7 @@ export class WireGuardInterface {
       pid: this.#child && this.#child.exitStatus === null ? this.#child.pid : null,
       resolvedEndpoints: [...this.#endpoints],
       resolveError: this.#resolveError,
+      endpointReresolutions: this.#reresolutions,
     };
   }
 
@@ -554,7 +558,9 @@ export class WireGuardInterface {
     let reresolved = false;
     if (ep.isName && isHandshakeStale(peer.latestHandshake, this.#now()) && this.#now() - this.#lastResolveAt >= this.#reresolveMs) {
       const before = this.#endpoints.join(",");
-      reresolved = (await this.#resolveEndpoint()) && this.#endpoints.join(",") !== before;
+      const ok = await this.#resolveEndpoint();
+      if (ok) this.#reresolutions++;
+      reresolved = ok && this.#endpoints.join(",") !== before;
     } else if (this.#endpoints.length === 0 && !ep.isName) {
       await this.#resolveEndpoint();
     }

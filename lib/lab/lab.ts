@@ -141,6 +141,11 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   try {
     await ensureWireguardRunDir();
     for (const s of plan.steps) await root.run(s.argv, s.stdin === undefined ? {} : { stdin: s.stdin });
+    // The kernel adds IPv6 link-local addresses (and their routes) once both ends of a veth are up,
+    // asynchronously. Wait, so that the state tests snapshot is settled when createLab returns.
+    for (const [ns, dev] of plan.veths) {
+      await waitFor(async () => (await root.run(["ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link"])).stdout.includes("fe80::"), 5000, `link-local address on ${ns}/${dev}`);
+    }
 
     const exitKey = (await root.run(["wg", "genkey"])).stdout.trim();
     const exitPub = (await root.run(["wg", "pubkey"], { stdin: exitKey })).stdout.trim();

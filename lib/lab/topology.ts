@@ -78,6 +78,8 @@ export interface LabPlan {
   readonly ns: LabNamespaces;
   readonly ifs: LabInterfaces;
   readonly steps: readonly LabStep[];
+  /** Every veth end as `[namespace, device]`; the lab waits for their IPv6 link-local addresses. */
+  readonly veths: readonly (readonly [string, string])[];
   /** The exit's WireGuard UDP port. */
   readonly exitPort: number;
   /** A DNS name for the exit that the lab writes into gw's /etc/netns hosts file. */
@@ -112,6 +114,11 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   const inNs = (n: string, ...argv: string[]) => ["ip", "netns", "exec", n, ...argv];
 
   for (const n of Object.values(ns)) step(`create ${n}`, "ip", "netns", "add", n);
+  // No duplicate address detection: addresses are usable at once, and the host state a test snapshots
+  // does not change under it when link-local addresses finish DAD a second later.
+  for (const n of Object.values(ns)) {
+    steps.push({ name: `no DAD in ${n}`, argv: inNs(n, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0") });
+  }
   for (const n of Object.values(ns)) step(`lo up in ${n}`, "ip", "-n", n, "link", "set", "lo", "up");
 
   step("veth client<->gw", "ip", "-n", ns.gw, "link", "add", "lan", "type", "veth", "peer", "name", "lan", "netns", ns.client);
@@ -133,7 +140,8 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   addr(ns.exit, "wan", `${a.exitWan4}/24`);
   addr(ns.exit, "wan", `${a.exitWan6}/64`);
 
-  for (const [n, dev] of [[ns.client, "lan"], [ns.gw, "lan"], [ns.gw, "wan"], [ns.inet, "gw"], [ns.inet, "exit"], [ns.exit, "wan"]] as const) {
+  const veths = [[ns.client, "lan"], [ns.gw, "lan"], [ns.gw, "wan"], [ns.inet, "gw"], [ns.inet, "exit"], [ns.exit, "wan"]] as const;
+  for (const [n, dev] of veths) {
     step(`${dev} up in ${n}`, "ip", "-n", n, "link", "set", dev, "up");
   }
 
@@ -151,5 +159,5 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
     argv: inNs(ns.exit, "nft", "-f", "-"),
     stdin: `table inet lab_exit {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname "wan" masquerade\n\t}\n}\n`,
   });
-  return { id, ns, ifs, steps, exitPort, exitHostName: "exit.lab.test" };
+  return { id, ns, ifs, steps, veths, exitPort, exitHostName: "exit.lab.test" };
 }

@@ -88,7 +88,7 @@ describe("up", () => {
   test("after a crash (stale rules, routes, table, interface of ours): converges without duplicates (golden)", async () => {
     const s = setup();
     s.makeHealthy(); // what a crashed run leaves behind
-    s.state.rules[4].push({ priority: 5001, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" }); // an old config's rule
+    s.state.rules[4].push({ priority: 5002, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" }); // an old config's rule
     await s.manager.up();
     const mutations = s.runner.mutations();
     expect(mutations.filter((m) => m.includes(" rule add "))).toEqual([]);
@@ -155,8 +155,9 @@ describe("reconcile", () => {
   const drifts: [string, (s: ReturnType<typeof setup>) => void, string[]][] = [
     ["nft delete table inet egressd", (s) => (s.state.nft = null), ["apply-ruleset"]],
     ["a rule added inside our table", (s) => (s.state.nft = nftJson({ extraRule: true })), ["apply-ruleset"]],
-    ["ip rule del (the v4 suppress_prefixlength rule)", (s) => s.state.rules[4].splice(1, 1), ["add-rule"]],
-    ["ip -6 rule del (the lookup rule)", (s) => s.state.rules[6].splice(2, 1), ["add-rule"]],
+    ["ip rule del (the v4 fwmark suppress_prefixlength rule)", (s) => s.state.rules[4].splice(2, 1), ["add-rule"]],
+    ["ip -6 rule del (the uidrange lookup rule)", (s) => s.state.rules[6].splice(5, 1), ["add-rule"]],
+    ["ip rule del (WireGuard's own mark, trap 4)", (s) => s.state.rules[4].splice(1, 1), ["add-rule"]],
     ["ip route flush table 51820", (s) => (s.state.routes = { 4: [], 6: [] }), ["add-route", "add-route", "add-route", "add-route"]],
     ["a foreign route in our table", (s) => s.state.routes[4].push({ dst: "192.0.2.0/24", dev: "eth0", protocol: "boot", scope: "link", flags: [] }), ["delete-route"]],
     ["ip link del (interface gone)", (s) => (s.state.link = null), ["create-interface"]],
@@ -193,7 +194,7 @@ describe("reconcile", () => {
   test("a failed repair rolls back the pass and says what failed", async () => {
     const s = setup();
     await upAndHealthy(s);
-    s.state.rules[4].splice(1, 1);
+    s.state.rules[4].splice(2, 1);
     s.state.nft = null;
     s.runner.on("nft -f -", { exitCode: 1, stderr: "Error: out of memory" });
     const err = await s.manager.reconcile().catch((e: unknown) => e);
@@ -203,7 +204,7 @@ describe("reconcile", () => {
     expect(e.rolledBack.map((r) => r.action)).toEqual(["add-rule"]);
     expect(s.runner.mutations().slice(-2)).toEqual([
       "nft -f -  <stdin " + s.runner.calls.find((c) => c.argv[0] === "nft" && c.argv[1] === "-f")!.stdin!.length + " bytes>",
-      "ip -4 rule del priority 5000 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
+      "ip -4 rule del priority 5001 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
     ]);
     expect(s.manager.status().lastReconcileError).toContain("apply-ruleset");
     expect(s.repairs.map((r) => r.action)).toEqual(["add-rule"]); // reported as applied before the failure

@@ -19,13 +19,15 @@ import { HEALTHY_ROUTES, HEALTHY_RULES, testSpec } from "./fixtures.ts";
 const n = validateSpec(testSpec());
 
 describe("desired state", () => {
-  test("rules: suppress_prefixlength before the table lookup, both families (traps 1 and 3)", () => {
-    expect(desiredRules(n, [4, 6]).map(ruleAddArgv).map(formatArgv)).toEqual([
-      "ip -4 rule add priority 5000 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
-      "ip -4 rule add priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
-      "ip -6 rule add priority 5000 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
-      "ip -6 rule add priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
-    ]);
+  test("rules: WireGuard's mark exempt, then suppress_prefixlength before each table lookup (traps 1, 3, 4)", () => {
+    const v4 = [
+      "ip -4 rule add priority 5000 fwmark 0xca6d lookup main protocol 212",
+      "ip -4 rule add priority 5001 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
+      "ip -4 rule add priority 5002 fwmark 0xca6c lookup 51820 protocol 212",
+      "ip -4 rule add priority 5003 uidrange 64000-64000 lookup main suppress_prefixlength 0 protocol 212",
+      "ip -4 rule add priority 5004 uidrange 64000-64000 lookup 51820 protocol 212",
+    ];
+    expect(desiredRules(n, [4, 6]).map(ruleAddArgv).map(formatArgv)).toEqual([...v4, ...v4.map((l) => l.replace("ip -4", "ip -6"))]);
   });
   test("routes: tunnel default plus unreachable default with the worst metric", () => {
     expect([...desiredRoutes(n, 4), ...desiredRoutes(n, 6)].map((r) => formatArgv(routeAddArgv(r, 51820)))).toEqual([
@@ -46,12 +48,17 @@ describe("desired state", () => {
 });
 
 describe("parsing ip -j", () => {
-  test("rules at our priorities only, with their protocol", () => {
-    const rules = parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001]);
-    expect(rules.map((r) => [r.priority, r.table, r.suppressPrefixlength, r.protocol])).toEqual([
-      [5000, "254", 0, "212"],
-      [5001, "51820", null, "212"],
+  test("rules at our priorities only, with their protocol and uid range", () => {
+    const rules = parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001, 5002, 5003, 5004]);
+    expect(rules.map((r) => [r.priority, r.fwmark, r.uidStart, r.table, r.suppressPrefixlength, r.protocol])).toEqual([
+      [5000, 0xca6d, null, "254", null, "212"],
+      [5001, 0xca6c, null, "254", 0, "212"],
+      [5002, 0xca6c, null, "51820", null, "212"],
+      [5003, null, 64000, "254", 0, "212"],
+      [5004, null, 64000, "51820", null, "212"],
     ]);
+    expect(rules.every((r) => !r.hasOtherSelectors)).toBe(true);
+    expect(rules[3]!.selector).toEqual(["priority", "5003", "uidrange", "64000-64000", "lookup", "254", "suppress_prefixlength", "0", "protocol", "212"]);
   });
   test("routes: default, unreachable (v6 shows dev lo), host routes", () => {
     const r6 = parseRoutes(JSON.stringify(HEALTHY_ROUTES(6)), 6);
@@ -71,27 +78,28 @@ describe("parsing ip -j", () => {
 
 describe("planning", () => {
   test("healthy: nothing to do", () => {
-    expect(planRules(desiredRules(n, [4]), parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001]))).toEqual([]);
+    expect(planRules(desiredRules(n, [4]), parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001, 5002, 5003, 5004]))).toEqual([]);
     expect(planRoutes(desiredRoutes(n, 4), parseRoutes(JSON.stringify(HEALTHY_ROUTES(4)), 4), 51820)).toEqual([]);
   });
   test("stale rule of an old config and a duplicate: add the missing, delete the rest", async () => {
+    const healthy = HEALTHY_RULES(4).filter((r) => r.priority !== 5002);
     const observed = parseRules(
       JSON.stringify([
-        { priority: 5000, src: "all", fwmark: "0xca6c", table: "254", suppress_prefixlen: 0, protocol: "212" },
-        { priority: 5000, src: "all", fwmark: "0xca6c", table: "254", suppress_prefixlen: 0, protocol: "212" },
-        { priority: 5001, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" },
+        ...healthy,
+        { priority: 5001, src: "all", fwmark: "0xca6c", table: "254", suppress_prefixlen: 0, protocol: "212" },
+        { priority: 5002, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" },
       ]),
       4,
-      [5000, 5001],
+      [5000, 5001, 5002, 5003, 5004],
     );
     const changes = planRules(desiredRules(n, [4]), observed);
     expect(changes.map((c) => c.action)).toEqual(["add-rule", "delete-rule", "delete-rule"]);
     const r = new FakeRunner();
     for (const c of changes) await c.apply(r);
     expect(r.lines()).toEqual([
-      "ip -4 rule add priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
-      "ip -4 rule del priority 5000 fwmark 0xca6c lookup 254 suppress_prefixlength 0 protocol 212",
-      "ip -4 rule del priority 5001 fwmark 0x1234 lookup 51820 protocol 212",
+      "ip -4 rule add priority 5002 fwmark 0xca6c lookup 51820 protocol 212",
+      "ip -4 rule del priority 5001 fwmark 0xca6c lookup 254 suppress_prefixlength 0 protocol 212",
+      "ip -4 rule del priority 5002 fwmark 0x1234 lookup 51820 protocol 212",
     ]);
   });
   test("routes: deletes come before adds, and deleting an already-gone route is fine", async () => {
@@ -103,13 +111,16 @@ describe("planning", () => {
     expect(r.lines()[0]).toBe("ip -4 route del default dev eth0 metric 100 table 51820");
   });
   test("every planned change has an exact inverse", async () => {
-    const observed = parseRules(JSON.stringify([{ priority: 5001, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" }]), 4, [5000, 5001]);
+    const observed = parseRules(
+      JSON.stringify([...HEALTHY_RULES(4).filter((r) => r.priority !== 5002), { priority: 5002, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" }]),
+      4,
+      [5000, 5001, 5002, 5003, 5004],
+    );
     const r = new FakeRunner();
     for (const c of planRules(desiredRules(n, [4]), observed)) await c.undo!(r);
     expect(r.lines()).toEqual([
-      "ip -4 rule del priority 5000 fwmark 0xca6c lookup main suppress_prefixlength 0 protocol 212",
-      "ip -4 rule del priority 5001 fwmark 0xca6c lookup 51820 protocol 212",
-      "ip -4 rule add priority 5001 fwmark 0x1234 lookup 51820 protocol 212",
+      "ip -4 rule del priority 5002 fwmark 0xca6c lookup 51820 protocol 212",
+      "ip -4 rule add priority 5002 fwmark 0x1234 lookup 51820 protocol 212",
     ]);
   });
 });
