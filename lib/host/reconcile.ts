@@ -154,7 +154,7 @@ export interface ReconcileLoop {
 
 /** Options for {@link startReconcileLoop}. */
 export interface ReconcileLoopOptions {
-  /** Time between the end of one pass and the start of the next, ms. Default 2000. */
+  /** Time between the starts of two timer-driven passes, ms. Default 2000. */
   intervalMs?: number;
   /** Default {@link silentLogger}. */
   log?: Logger;
@@ -165,8 +165,8 @@ export interface ReconcileLoopOptions {
 }
 
 /**
- * Runs `target.reconcile()` every `intervalMs` (measured from the end of a pass, so passes never
- * overlap). Failures are reported and the loop continues: the next pass retries.
+ * Runs `target.reconcile()` every `intervalMs`, start to start; passes never overlap (a pass that runs
+ * long delays the next). Failures are reported and the loop continues: the next pass retries.
  */
 export function startReconcileLoop(target: { reconcile(): Promise<ReconcileResult> }, opts: ReconcileLoopOptions = {}): ReconcileLoop {
   const interval = opts.intervalMs ?? 2000;
@@ -181,16 +181,19 @@ export function startReconcileLoop(target: { reconcile(): Promise<ReconcileResul
     chain = p.catch(() => undefined);
     return p;
   };
-  const schedule = () => {
+  // Passes start every `interval` ms (fixed rate, measured start to start) unless one runs longer, so
+  // drift is seen at most `interval` ms after it happens; a slow pass delays the next, never overlaps it.
+  const schedule = (delay: number) => {
     if (stopped) return;
     timer = setTimeout(() => {
       timer = null;
+      const started = performance.now();
       run()
         .then((r) => opts.onResult?.(r), onError)
-        .finally(schedule);
-    }, interval);
+        .finally(() => schedule(Math.max(0, interval - (performance.now() - started))));
+    }, delay);
   };
-  schedule();
+  schedule(interval);
   return {
     trigger: run,
     async stop() {
