@@ -436,7 +436,13 @@ export class ProxyServer {
   }
 
   #accept(socket: ClientSocket): void {
-    const remote = socket.remoteAddress;
+    const remote = socket.remoteAddress as string | undefined;
+    if (remote === undefined) {
+      // Reset before we got to it: Bun reports no peer for a socket that is already gone.
+      if (this.#log.debugEnabled) this.#log.debug("proxy: accepted a connection that was already reset");
+      socket.terminate();
+      return;
+    }
     const ip = parseIp(remote);
     const client = formatHostPort({ host: ip ? formatIp(unmapIp(ip)) : remote, port: socket.remotePort });
     const settings = this.#settings;

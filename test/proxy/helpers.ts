@@ -114,7 +114,7 @@ export async function spawnProxy(args: string[]): Promise<ProxyProcess> {
         const m = /proxy listening listen=(\S+)/.exec(log);
         if (m) {
           clearTimeout(timer);
-          resolve(m[1]!.split(","));
+          return resolve(m[1]!.split(","));
         }
       }
       clearTimeout(timer);
@@ -387,6 +387,7 @@ export interface DnsServer {
 export async function dnsServer(records: Record<string, string[] | "drop">, opts: { address?: string; delayMs?: Partial<Record<1 | 28, number>> } = {}): Promise<DnsServer> {
   const sock: UdpSocket = createSocket("udp4");
   const queries: { name: string; type: number }[] = [];
+  let closed = false;
   sock.on("message", (msg, rinfo) => {
     // RFC 1035 §4.1: 12-byte header, then QNAME (labels), QTYPE, QCLASS.
     if (msg.length < 12) return;
@@ -420,7 +421,9 @@ export async function dnsServer(records: Record<string, string[] | "drop">, opts
       rr.writeUInt16BE(a.bytes.length, 10);
       parts.push(rr, Buffer.from(a.bytes));
     }
-    const send = () => sock.send(Buffer.concat(parts), rinfo.port, rinfo.address);
+    const send = () => {
+      if (!closed) sock.send(Buffer.concat(parts), rinfo.port, rinfo.address);
+    };
     const delay = opts.delayMs?.[qtype as 1 | 28] ?? 0;
     if (delay > 0) setTimeout(send, delay);
     else send();
@@ -428,11 +431,9 @@ export async function dnsServer(records: Record<string, string[] | "drop">, opts
   const address = opts.address ?? "127.0.0.1";
   await new Promise<void>((resolve) => sock.bind(0, address, resolve));
   const stop = () => {
-    try {
-      sock.close();
-    } catch {
-      // already closed
-    }
+    if (closed) return;
+    closed = true; // delayed answers still pending are dropped
+    sock.close();
   };
   onCleanup(stop);
   return { address, port: sock.address().port, queries, stop };

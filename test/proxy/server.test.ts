@@ -20,7 +20,7 @@ import {
   parseMethodSelection,
   parseReply,
 } from "../../lib/proxy/socks5.ts";
-import { RawConn, blackhole, cleanup, closedPort, echoServer, host, onCleanup, socksConnect } from "./helpers.ts";
+import { PYTHON, RawConn, blackhole, cleanup, closedPort, echoServer, host, onCleanup, socksConnect } from "./helpers.ts";
 
 afterEach(cleanup);
 
@@ -222,6 +222,24 @@ describe("admission and limits", () => {
     expect((await conn.readToEnd()).length).toBe(0);
     expect(server.stats.connectionsTotal.denied_client).toBe(1);
     expect(server.stats.connectionsActive).toBe(0);
+  });
+
+  test("regression: a client that resets before accept runs is dropped quietly (remoteAddress was undefined)", async () => {
+    const errors: string[] = [];
+    const log = { debugEnabled: false, debug() {}, info() {}, warn: (m: string) => errors.push(m), error: (m: string, f?: object) => errors.push(m + JSON.stringify(f)) };
+    const { server, port } = start({ log });
+    // spawnSync blocks our event loop: the clients connect, send and reset while the proxy cannot
+    // accept, so the accept queue holds connections that are already gone.
+    const script = `
+import socket, struct
+for i in range(50):
+    s = socket.socket(); s.connect(("127.0.0.1", ${port})); s.send(b"\\x05\\x01\\x00")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)); s.close()
+`;
+    expect(Bun.spawnSync([PYTHON, "-c", script]).exitCode).toBe(0);
+    await Bun.sleep(200);
+    await until(() => server.stats.connectionsActive === 0);
+    expect(errors).toEqual([]);
   });
 
   test("maxConnections closes the excess at accept and keeps serving the rest", async () => {
