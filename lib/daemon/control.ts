@@ -99,23 +99,33 @@ export class ControlServer {
     socket.on("error", () => socket.destroy());
     let buffer = "";
     let queue = Promise.resolve();
+    let refused = false;
+    // A line over the limit ends the connection, whether or not its newline came in the same chunk:
+    // requests before it are still answered, nothing after it is read.
+    const refuse = () => {
+      refused = true;
+      buffer = "";
+      queue = queue.then(() => {
+        if (!socket.destroyed) socket.end(JSON.stringify({ ok: false, error: `request longer than ${MAX_LINE} bytes` }) + "\n");
+      });
+    };
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => {
+      if (refused) return;
       buffer += chunk;
-      if (buffer.length > MAX_LINE && !buffer.includes("\n")) {
-        socket.end(JSON.stringify({ ok: false, error: `request longer than ${MAX_LINE} bytes` }) + "\n");
-        return;
-      }
       let nl: number;
       while ((nl = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, nl).trim();
+        const raw = buffer.slice(0, nl);
         buffer = buffer.slice(nl + 1);
+        if (raw.length > MAX_LINE) return refuse();
+        const line = raw.trim();
         if (line === "") continue;
         // Answer in order, one request at a time per connection.
         queue = queue.then(() => this.#answer(line)).then((reply) => {
-          if (!socket.destroyed) socket.write(JSON.stringify(reply) + "\n");
+          if (!socket.destroyed && socket.writable) socket.write(JSON.stringify(reply) + "\n");
         });
       }
+      if (buffer.length > MAX_LINE) refuse();
     });
   }
 
