@@ -1,0 +1,129 @@
+/** The config -> HostSpec / ProxyServerOptions mapping, and which config changes touch the host. */
+import { describe, expect, test } from "bun:test";
+import type { NetworkInterfaceInfo } from "node:os";
+import { parseConfig } from "../../lib/config/load.ts";
+import type { Config } from "../../lib/config/schema.ts";
+import { hostSpec, ownAddresses, proxyOptions, sameHost } from "../../lib/daemon/specs.ts";
+import { validateSpec } from "../../lib/host/spec.ts";
+import { formatCidr, formatIp } from "../../lib/net/ip.ts";
+
+const EXIT_KEY = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=";
+
+/** A config with a non-default value in every field the mapping carries. */
+function full(): Record<string, any> {
+  return {
+    interface: { name: "wg-test", privateKeyFile: "gw.key", addresses: ["10.100.0.2/32", "fd00::2/128"], mtu: 1380, implementation: "userspace", listenPort: 51999 },
+    exit: { name: "vps", publicKey: EXIT_KEY, endpoint: "vps.example.net:443", presharedKeyFile: "/etc/egressd/psk", persistentKeepalive: 15, allowedIps: ["0.0.0.0/0"] },
+    routing: { fwmark: "0x1234", wireguardFwmark: "0x1235", table: 777, rulePriority: 6000, killSwitch: false },
+    proxy: {
+      listen: ["10.1.0.1:1080", "[fd00:1::1]:1081"],
+      allowClients: ["10.1.0.0/24", "fd00:1::/64"],
+      auth: { username: "pod", passwordFile: "proxy-password" },
+      allowDestinations: ["10.2.0.0/16"],
+      dns: { mode: "system", servers: ["1.1.1.1"], timeout: "2s" },
+      idleTimeout: "1h",
+      connectTimeout: "3s",
+      handshakeTimeout: "4s",
+      maxConnections: 99,
+    },
+    metrics: { listen: "10.1.0.1:9586" },
+    control: { socket: "/run/egressd/control.sock" },
+    daemon: { reconcileInterval: "5s" },
+  };
+}
+
+function parse(input: Record<string, any>): Config {
+  return parseConfig(input, { checkFiles: false, baseDir: "/etc/egressd", env: {} });
+}
+
+describe("hostSpec", () => {
+  test("carries every host field, with secret paths resolved and the daemon's uid", () => {
+    expect(hostSpec(parse(full()), 400)).toEqual({
+      interface: { name: "wg-test", privateKeyFile: "/etc/egressd/gw.key", addresses: ["10.100.0.2/32", "fd00::2/128"], mtu: 1380, implementation: "userspace", listenPort: 51999 },
+      exit: { name: "vps", publicKey: EXIT_KEY, endpoint: "vps.example.net:443", presharedKeyFile: "/etc/egressd/psk", persistentKeepalive: 15, allowedIps: ["0.0.0.0/0"] },
+      routing: { fwmark: 0x1234, wireguardFwmark: 0x1235, table: 777, rulePriority: 6000, killSwitch: false, allowDestinations: ["10.2.0.0/16"] },
+      uid: 400,
+    });
+  });
+
+  test("a relative key path is a systemd credential when $CREDENTIALS_DIRECTORY is set", () => {
+    const c = parseConfig(full(), { checkFiles: false, baseDir: "/etc/egressd", env: { CREDENTIALS_DIRECTORY: "/run/credentials/egressd.service" } });
+    expect(hostSpec(c, 400).interface.privateKeyFile).toBe("/run/credentials/egressd.service/gw.key");
+  });
+
+  test("what it makes, the host manager accepts", () => {
+    expect(() => validateSpec(hostSpec(parse(full()), 400))).not.toThrow();
+    expect(() => validateSpec(hostSpec(parse({ interface: { addresses: ["10.100.0.2/32"] }, exit: { publicKey: EXIT_KEY, endpoint: "192.0.2.1:51820" } }), 400))).not.toThrow();
+  });
+});
+
+describe("proxyOptions", () => {
+  test("maps listeners, ACLs, auth, DNS and limits; reads the password without its trailing newline", async () => {
+    const read: string[] = [];
+    const o = await proxyOptions(parse(full()), { own: [], readSecret: async (p) => (read.push(p), "s3cret\n") });
+    expect(read).toEqual(["/etc/egressd/proxy-password"]);
+    expect(o.listeners).toEqual([{ host: "10.1.0.1", port: 1080 }, { host: "fd00:1::1", port: 1081 }]);
+    expect(o.allowClients.map(formatCidr)).toEqual(["10.1.0.0/24", "fd00:1::/64"]);
+    expect(o.allowDestinations!.map(formatCidr)).toEqual(["10.2.0.0/16"]);
+    expect(o.auth).toEqual({ username: "pod", password: "s3cret" });
+    expect(o.dns).toEqual({ mode: "system", servers: ["1.1.1.1"], timeoutMs: 2000 });
+    expect([o.connectTimeoutMs, o.handshakeTimeoutMs, o.idleTimeoutMs, o.maxConnections]).toEqual([3000, 4000, 3_600_000, 99]);
+    expect(o.allowWildcardBind).toBe(false);
+  });
+
+  test.each([
+    ["pw\n", "pw"],
+    ["pw\r\n", "pw"],
+    ["pw", "pw"],
+    ["pw\n\n", "pw\n"], // only one line ending is the file's; the rest is the password's
+    [" pw ", " pw "],
+  ])("password file %j -> %j", async (file, password) => {
+    const o = await proxyOptions(parse(full()), { own: [], readSecret: async () => file });
+    expect(o.auth!.password).toBe(password);
+  });
+
+  test("without auth no secret is read", async () => {
+    const c = full();
+    c.proxy.auth = null;
+    const o = await proxyOptions(parse(c), { own: [], readSecret: async () => { throw new Error("read"); } });
+    expect(o.auth).toBeNull();
+  });
+
+  test("own addresses: every interface address (zone stripped) and the tunnel's", () => {
+    const nic = (address: string, family: "IPv4" | "IPv6") => ({ address, family, netmask: "", mac: "", internal: false, cidr: null }) as NetworkInterfaceInfo;
+    const own = ownAddresses(parse(full()), {
+      lo: [nic("127.0.0.1", "IPv4"), nic("::1", "IPv6")],
+      wan: [nic("192.0.2.2", "IPv4"), nic("fe80::1%wan", "IPv6")],
+    });
+    expect(own.map(formatIp)).toEqual(["127.0.0.1", "::1", "192.0.2.2", "fe80::1", "10.100.0.2", "fd00::2"]);
+  });
+});
+
+describe("sameHost", () => {
+  test.each([
+    ["proxy.listen", (c: any) => c.proxy.listen.push("10.1.0.1:1082")],
+    ["proxy.allowClients", (c: any) => (c.proxy.allowClients = ["10.1.0.0/16"])],
+    ["proxy.auth", (c: any) => (c.proxy.auth = null)],
+    ["proxy.maxConnections", (c: any) => (c.proxy.maxConnections = 5)],
+    ["metrics.listen", (c: any) => (c.metrics.listen = "10.1.0.1:9587")],
+    ["daemon.reconcileInterval", (c: any) => (c.daemon.reconcileInterval = "1m")],
+  ])("a change to %s leaves the host alone", (_f, change) => {
+    const b = full();
+    change(b);
+    expect(sameHost(parse(full()), parse(b))).toBe(true);
+  });
+
+  test.each([
+    ["interface.mtu", (c: any) => (c.interface.mtu = 1420)],
+    ["interface.name", (c: any) => (c.interface.name = "wg-other")],
+    ["exit.endpoint", (c: any) => (c.exit.endpoint = "vps2.example.net:443")],
+    ["exit.persistentKeepalive", (c: any) => (c.exit.persistentKeepalive = 25)],
+    ["routing.table", (c: any) => (c.routing.table = 778)],
+    ["routing.killSwitch", (c: any) => (c.routing.killSwitch = true)],
+    ["proxy.allowDestinations (the leak guard's allow list)", (c: any) => (c.proxy.allowDestinations = [])],
+  ])("a change to %s changes the host", (_f, change) => {
+    const b = full();
+    change(b);
+    expect(sameHost(parse(full()), parse(b))).toBe(false);
+  });
+});
