@@ -116,6 +116,12 @@ export class Daemon {
   #lastPassAt = Date.now();
   #lastPass: { at: number; durationMs: number; ok: boolean; error: string | null; repairs: { object: string; detail: string }[] } | null = null;
   #repairs: Record<string, number> = {};
+  /**
+   * What host managers replaced by a reload had counted, added to the current one's counts so the
+   * `egressd_` counters built on them never go backwards (a new manager starts at 0, and taking the
+   * old state down deletes the nft table that held the leak guard's counter).
+   */
+  #retired = { reconcileRuns: 0, endpointReresolutions: 0, leakPackets: 0, leakBytes: 0 };
   #dump: { at: number; value: Promise<WgDump | null> } | null = null;
   #lastStatusLine = "";
   #stopped: Promise<void>;
@@ -319,15 +325,18 @@ export class Daemon {
           return {
             up: Boolean(d && d.peers.length > 0),
             implementation: h.implementation ?? undefined,
-            endpointReresolutions: h.endpointReresolutions,
+            endpointReresolutions: this.#retired.endpointReresolutions + h.endpointReresolutions,
           };
         },
       },
       reconcile: {
-        stats: () => ({ runs: this.#host.status().reconcileRuns, repairs: { ...this.#repairs } }),
+        stats: () => ({ runs: this.#retired.reconcileRuns + this.#host.status().reconcileRuns, repairs: { ...this.#repairs } }),
       },
       leakGuard: {
-        counters: async () => (await this.#host.leakCounter()) ?? { packets: 0, bytes: 0 },
+        counters: async () => {
+          const c = await this.#host.leakCounter();
+          return { packets: this.#retired.leakPackets + (c?.packets ?? 0), bytes: this.#retired.leakBytes + (c?.bytes ?? 0) };
+        },
       },
     };
   }
@@ -523,6 +532,11 @@ export class Daemon {
     const newHost = this.#newHost(next);
     this.#loop?.stop();
     try {
+      // Read before down() deletes the table that holds the leak guard's counter.
+      const leak = await oldHost.leakCounter().catch((e) => {
+        this.#log.warn("could not read the leak guard's counter; egressd_leak_guard_* will restart from 0", { error: e });
+        return null;
+      });
       await oldHost.down();
       try {
         await newHost.up();
@@ -530,6 +544,13 @@ export class Daemon {
         await oldHost.up().catch((u) => this.#log.error("could not restore the old host state", { error: u }));
         throw e;
       }
+      const old = oldHost.status();
+      this.#retired = {
+        reconcileRuns: this.#retired.reconcileRuns + old.reconcileRuns,
+        endpointReresolutions: this.#retired.endpointReresolutions + old.endpointReresolutions,
+        leakPackets: this.#retired.leakPackets + (leak?.packets ?? 0),
+        leakBytes: this.#retired.leakBytes + (leak?.bytes ?? 0),
+      };
       this.#host = newHost;
       this.#dump = null;
       this.#metrics?.invalidate();
