@@ -15,6 +15,7 @@ import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { HostManager, type HostManagerOptions } from "../host/manager.ts";
+import { validateSpec } from "../host/spec.ts";
 import { startReconcileLoop, type ReconcileLoop, type ReconcileResult } from "../host/reconcile.ts";
 import type { WgDump } from "../host/wgdump.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
@@ -25,7 +26,7 @@ import { ListenError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
 import { ControlServer } from "./control.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
-import { hostSpec, proxyOptions, sameHost } from "./specs.ts";
+import { hostSpec, missingRouting, proxyOptions, sameHost } from "./specs.ts";
 import { type DaemonStatus, formatAge, HANDSHAKE_WARN_S } from "./status.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
 
@@ -401,6 +402,8 @@ export class Daemon {
     const dump = obs?.wireguard ?? null;
     const s = this.#proxy?.stats;
     const leak = await this.#host.leakCounter().catch(() => null);
+    // Each rule and route, not just "some": one missing rule or the kill switch's route is a hole.
+    const missing = obs ? missingRouting(validateSpec(hostSpec(c, this.#uid)), h.families, obs) : null;
     const refusals: Record<string, number> = {};
     for (const [k, v] of Object.entries(s?.connectionsTotal ?? {})) if (k !== "ok") refusals[k] = v;
     return {
@@ -437,7 +440,8 @@ export class Daemon {
       routing: {
         fwmark: c.routing.fwmark,
         table: c.routing.table,
-        rulesInPlace: Boolean(obs && obs.rules.length > 0 && obs.routes.length > 0) && this.#lastPass?.ok !== false,
+        rulesInPlace: missing !== null && missing.length === 0 && this.#lastPass?.ok !== false,
+        missing: missing ?? [],
         firewallInPlace: Boolean(obs?.firewall.present),
       },
       killSwitch: { enabled: c.routing.killSwitch, droppedPackets: leak?.packets ?? 0, droppedBytes: leak?.bytes ?? 0 },

@@ -2,10 +2,22 @@
  * The config, turned into what each part takes: a HostSpec for lib/host, ProxyServerOptions for
  * lib/proxy. This is the only place that knows both the config's names and the parts' names.
  * Pure, except that {@link proxyOptions} reads the proxy password file (through `readSecret`).
+ * {@link missingRouting} judges observed host state against a spec, for `egressd status` and `check`.
  */
 import { networkInterfaces } from "node:os";
 import type { Config } from "../config/schema.ts";
-import type { HostSpec } from "../host/spec.ts";
+import {
+  describeRoute,
+  desiredRoutes,
+  desiredRules,
+  type Family,
+  type ObservedRoute,
+  type ObservedRule,
+  routeMatches,
+  ruleAddArgv,
+  ruleMatches,
+} from "../host/routing.ts";
+import type { HostSpec, NormalizedSpec } from "../host/spec.ts";
 import { type Cidr, type IpAddr, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
 import type { ProxyServerOptions } from "../proxy/server.ts";
 
@@ -91,4 +103,29 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
 /** True when two configs ask for the same host state (so a reload need not touch the host). */
 export function sameHost(a: Config, b: Config): boolean {
   return JSON.stringify(hostSpec(a, 0)) === JSON.stringify(hostSpec(b, 0));
+}
+
+/**
+ * What of the policy routing `n` wants is not on the host: each of our rules and each route of our
+ * table (the kill switch's `unreachable default` among them) that has no exact match in `observed`,
+ * as `IPv4 rule priority 5000 fwmark 0xca6d lookup main` or `IPv4 route unreachable default metric
+ * 4294967295`. Empty when everything is in place. Extra rules or routes are not reported; the
+ * reconcile loop removes them.
+ */
+export function missingRouting(
+  n: NormalizedSpec,
+  families: readonly Family[],
+  observed: { readonly rules: readonly ObservedRule[]; readonly routes: readonly ObservedRoute[] },
+): string[] {
+  const out: string[] = [];
+  for (const f of families) {
+    for (const d of desiredRules(n, [f])) {
+      // `ip -4 rule add <words> protocol 212` -> `<words>`
+      if (!observed.rules.some((o) => ruleMatches(o, d))) out.push(`IPv${f} rule ${ruleAddArgv(d).slice(4, -2).join(" ")}`);
+    }
+    for (const d of desiredRoutes(n, f)) {
+      if (!observed.routes.some((o) => routeMatches(o, d))) out.push(`IPv${f} route ${describeRoute(d)}`);
+    }
+  }
+  return out;
 }

@@ -58,8 +58,10 @@ export interface DaemonStatus {
   routing: {
     fwmark: number;
     table: number;
-    /** Our ip rules and routes are present. */
+    /** Every one of our ip rules and table routes is present (and the last reconcile pass succeeded). */
     rulesInPlace: boolean;
+    /** Which rules and routes are missing, e.g. `IPv4 route unreachable default metric 4294967295`. */
+    missing?: string[];
     /** Our nft table is present. */
     firewallInPlace: boolean;
   };
@@ -130,6 +132,7 @@ export function renderStatus(s: DaemonStatus): string {
   lines.push("");
   const r = s.routing;
   lines.push(`routing: fwmark 0x${r.fwmark.toString(16)} -> table ${r.table}, rules ${r.rulesInPlace ? "in place" : "MISSING"}, nft table ${r.firewallInPlace ? "in place" : "MISSING"}`);
+  for (const m of r.missing ?? []) lines.push(`  missing: ${m}`);
   const k = s.killSwitch;
   lines.push(`kill switch: ${k.enabled ? "on" : "OFF"}, leak guard dropped ${k.droppedPackets} packets (${formatBytes(k.droppedBytes)})`);
   const last = s.reconcile.last;
@@ -174,7 +177,9 @@ export function evaluateHealth(s: DaemonStatus): CheckResult[] {
   out.push(
     s.routing.rulesInPlace
       ? { name: "rules", state: "ok", message: `policy rules and table ${s.routing.table} in place` }
-      : { name: "rules", state: "critical", message: `policy rules or table ${s.routing.table} routes missing` },
+      : s.routing.missing?.length
+        ? { name: "rules", state: "critical", message: `missing ${s.routing.missing.join("; ")}` }
+        : { name: "rules", state: "critical", message: `policy rules or table ${s.routing.table} routes missing` },
   );
   out.push(
     s.routing.firewallInPlace

@@ -263,6 +263,21 @@ describe("egressd run in a network namespace", () => {
     expect(after.stdout).toMatch(/reconcile: \d+ runs, [1-9]\d* repairs; last .* ago, ok, [1-9]\d* repair\(s\)/);
     expect(after.stdout).toMatch(/repaired firewall: /);
 
+    // regression: check said OK with the kill switch's route and one policy rule deleted, because
+    // "rules in place" only asked whether any rule and any route of ours existed.
+    expect((await lab.exec(lab.ns.gw, ["ip", "-4", "rule", "del", "priority", "5000"])).exitCode).toBe(0);
+    expect((await lab.exec(lab.ns.gw, ["ip", "-4", "route", "del", "unreachable", "default", "table", "51820", "metric", "4294967295"])).exitCode).toBe(0);
+    const holes = await runBinary(["check", "--socket", d.controlPath]);
+    expect(holes.stdout).toContain(
+      "CRITICAL: rules: missing IPv4 rule priority 5000 fwmark 0xca6d lookup main; IPv4 route unreachable default metric 4294967295\n",
+    );
+    expect(holes.code).toBe(2);
+    const holesStatus = await runBinary(["status", "--socket", d.controlPath]);
+    expect(holesStatus.stdout).toContain("rules MISSING, nft table in place\n  missing: IPv4 rule priority 5000");
+    const pass2 = await d.control("reconcile");
+    expect(pass2.repairs.map((r: { object: string }) => r.object).sort()).toEqual(["routes", "rules"]);
+    expect((await runBinary(["check", "--socket", d.controlPath])).code).toBe(0);
+
     expect(await d.stop()).toBe(0);
     // No daemon: check is UNKNOWN (3), status fails (1), both saying why.
     const gone = await runBinary(["check", "--socket", d.controlPath]);

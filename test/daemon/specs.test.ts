@@ -3,7 +3,8 @@ import { describe, expect, test } from "bun:test";
 import type { NetworkInterfaceInfo } from "node:os";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
-import { hostSpec, ownAddresses, proxyOptions, sameHost } from "../../lib/daemon/specs.ts";
+import { hostSpec, missingRouting, ownAddresses, proxyOptions, sameHost } from "../../lib/daemon/specs.ts";
+import { parseRoutes, parseRules } from "../../lib/host/routing.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
 
@@ -125,5 +126,65 @@ describe("sameHost", () => {
     const b = full();
     change(b);
     expect(sameHost(parse(full()), parse(b))).toBe(false);
+  });
+});
+
+describe("missingRouting", () => {
+  // What `ip -j -N -<f> rule show` and `ip -j -<f> route show table 51820` print on a healthy gateway
+  // (captured from the lab, interface renamed).
+  const RULES = (f: 4 | 6) =>
+    JSON.stringify([
+      { priority: 0, src: "all", table: "255" },
+      { priority: 5000, src: "all", fwmark: "0xca6d", table: "254", protocol: "212" },
+      { priority: 5001, src: "all", fwmark: "0xca6c", table: "254", suppress_prefixlen: 0, protocol: "212" },
+      { priority: 5002, src: "all", fwmark: "0xca6c", table: "51820", protocol: "212" },
+      { priority: 5003, src: "all", uid_start: 400, uid_end: 400, table: "254", suppress_prefixlen: 0, protocol: "212" },
+      { priority: 5004, src: "all", uid_start: 400, uid_end: 400, table: "51820", protocol: "212" },
+      { priority: 32766, src: "all", table: "254" },
+      ...(f === 4 ? [{ priority: 32767, src: "all", table: "253" }] : []),
+    ]);
+  const ROUTES = (f: 4 | 6) =>
+    JSON.stringify(
+      f === 4
+        ? [
+            { dst: "default", dev: "wg-egress", protocol: "212", scope: "link", metric: 100, flags: [] },
+            { type: "unreachable", dst: "default", protocol: "212", metric: 4294967295, flags: [] },
+          ]
+        : [
+            { dst: "default", dev: "wg-egress", protocol: "212", metric: 100, flags: [], pref: "medium" },
+            { type: "unreachable", dst: "default", dev: "lo", protocol: "212", metric: 4294967295, flags: [], pref: "medium" },
+          ],
+    );
+  const PRIOS = [5000, 5001, 5002, 5003, 5004];
+  const n = validateSpec(hostSpec(parse({ interface: { addresses: ["10.100.0.2/32", "fd00::2/128"] }, exit: { publicKey: EXIT_KEY, endpoint: "192.0.2.1:51820" } }), 400));
+  const observed = (drop: (kind: "rule" | "route", f: 4 | 6, o: { priority?: number; type?: string }) => boolean = () => false) => {
+    const rules = ([4, 6] as const).flatMap((f) => parseRules(JSON.stringify(JSON.parse(RULES(f)).filter((o: any) => !drop("rule", f, o))), f, PRIOS));
+    const routes = ([4, 6] as const).flatMap((f) => parseRoutes(JSON.stringify(JSON.parse(ROUTES(f)).filter((o: any) => !drop("route", f, o))), f));
+    return { rules, routes };
+  };
+
+  test("nothing is missing on a healthy gateway", () => {
+    expect(missingRouting(n, [4, 6], observed())).toEqual([]);
+  });
+
+  test("names each missing rule and route, the kill switch's among them", () => {
+    const got = missingRouting(n, [4, 6], observed((kind, f, o) => (kind === "rule" && f === 4 && o.priority === 5000) || (kind === "route" && f === 4 && o.type === "unreachable") || (kind === "rule" && f === 6 && o.priority === 5004)));
+    expect(got).toEqual([
+      "IPv4 rule priority 5000 fwmark 0xca6d lookup main",
+      "IPv4 route unreachable default metric 4294967295",
+      "IPv6 rule priority 5004 uidrange 400-400 lookup 51820",
+    ]);
+  });
+
+  test("an empty host misses everything, per family asked for", () => {
+    expect(missingRouting(n, [4, 6], { rules: [], routes: [] }).length).toBe(2 * (5 + 2));
+    expect(missingRouting(n, [4], { rules: [], routes: [] }).every((m) => m.startsWith("IPv4 "))).toBe(true);
+  });
+
+  test("a rule that differs (another uid) does not count as ours", () => {
+    const obs = observed();
+    const other = parseRules(RULES(4).replaceAll('"uid_end":400', '"uid_end":401'), 4, PRIOS);
+    const got = missingRouting(n, [4, 6], { rules: [...other, ...obs.rules.filter((r) => r.family === 6)], routes: obs.routes });
+    expect(got).toEqual(["IPv4 rule priority 5003 uidrange 400-400 lookup main suppress_prefixlength 0", "IPv4 rule priority 5004 uidrange 400-400 lookup 51820"]);
   });
 });

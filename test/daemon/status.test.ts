@@ -92,6 +92,20 @@ describe("evaluateHealth", () => {
     expect(rs.filter((r) => r.state !== "ok").map((r) => r.name)).toEqual([check]);
   });
 
+  test("names what is missing when the daemon says", () => {
+    const s = healthy();
+    s.routing.rulesInPlace = false;
+    s.routing.missing = ["IPv4 route unreachable default metric 4294967295", "IPv6 rule priority 5000 fwmark 0xca6d lookup main"];
+    expect(evaluateHealth(s).find((r) => r.name === "rules")).toEqual({
+      name: "rules",
+      state: "critical",
+      message: "missing IPv4 route unreachable default metric 4294967295; IPv6 rule priority 5000 fwmark 0xca6d lookup main",
+    });
+    expect(renderStatus(s)).toContain(
+      "rules MISSING, nft table in place\n  missing: IPv4 route unreachable default metric 4294967295\n  missing: IPv6 rule priority 5000 fwmark 0xca6d lookup main\n",
+    );
+  });
+
   test("a healthy daemon: five checks, all ok, in a fixed order", () => {
     const rs = evaluateHealth(healthy());
     expect(rs.map((r) => `${r.state} ${r.name}`)).toEqual(["ok interface", "ok handshake", "ok rules", "ok firewall", "ok proxy"]);
