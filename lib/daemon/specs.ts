@@ -106,6 +106,26 @@ export function sameHost(a: Config, b: Config): boolean {
 }
 
 /**
+ * The config fields whose change alters the host state, as config paths (`exit.endpoint`,
+ * `proxy.allowDestinations`, ...); empty when {@link sameHost}.
+ */
+export function hostChanges(a: Config, b: Config): string[] {
+  const ha = hostSpec(a, 0);
+  const hb = hostSpec(b, 0);
+  const out: string[] = [];
+  for (const section of ["interface", "exit", "routing"] as const) {
+    const sa: Record<string, unknown> = { ...ha[section] };
+    const sb: Record<string, unknown> = { ...hb[section] };
+    for (const key of new Set([...Object.keys(sa), ...Object.keys(sb)])) {
+      if (JSON.stringify(sa[key]) === JSON.stringify(sb[key])) continue;
+      // The leak guard's allow list comes from the proxy section of the config.
+      out.push(section === "routing" && key === "allowDestinations" ? "proxy.allowDestinations" : `${section}.${key}`);
+    }
+  }
+  return out;
+}
+
+/**
  * What of the policy routing `n` wants is not on the host: each of our rules and each route of our
  * table (the kill switch's `unreachable default` among them) that has no exact match in `observed`,
  * as `IPv4 rule priority 5000 fwmark 0xca6d lookup main` or `IPv4 route unreachable default metric

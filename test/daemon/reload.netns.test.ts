@@ -5,7 +5,9 @@
  *   take effect;
  * - an invalid config is refused with a clear log line and changes nothing;
  * - a valid config that cannot be applied (the metrics address is not on the host) is undone whole,
- *   including the listener it had already added.
+ *   including the listener it had already added;
+ * - a config that changes the host state (tunnel, rules, nft) is refused: applying it in place would
+ *   leave the proxy's traffic outside the tunnel for a moment.
  * Each step is its own test; they run in order on one daemon.
  *
  * Needs root and the lab's tools; skipped (with the reason in the name) otherwise.
@@ -187,6 +189,33 @@ describe("SIGHUP with 200 live proxied connections", () => {
     expect(await holder.ask("ping after-undo")).toEqual({ alive: CONNECTIONS, dead: [] });
   }, 90_000);
 
+  test.skipIf(skip !== null)(name("regression: a reload that changed the host state took the kill switch down and leaked proxied packets out of the WAN"), async () => {
+    // The old reload took the host state down (rules, routes, nft table) and brought the new one up
+    // while the proxy kept relaying: for that gap the proxy's packets left by the WAN, straight to
+    // the destination (68 in one lab run). Any packet to the internet host on gw's WAN is a leak:
+    // proxied traffic reaches it only inside the tunnel, as UDP to the exit.
+    const capture = await lab.capture(lab.ns.gw, "wan", `host ${lab.addr.host4}`);
+    daemon.writeConfig({ ...config, exit: { ...config.exit, persistentKeepalive: 20 } });
+    let pinging = true;
+    const pings: any[] = [];
+    const pinger = (async () => {
+      for (let i = 0; pinging; i++) pings.push(await holder.ask(`ping during-${i}`));
+    })();
+    await Bun.sleep(300);
+    const { log } = await reload();
+    await Bun.sleep(500);
+    pinging = false;
+    await pinger;
+    const leaked = await capture.stop();
+    expect(leaked.lines).toEqual([]);
+    expect(log.msg).toBe("reload failed; the old config stays in force");
+    expect(String(log.error)).toBe("exit.persistentKeepalive cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply it");
+    expect(pings.every((p) => p.alive === CONNECTIONS)).toBe(true);
+    const s = await daemon.control("status");
+    expect(s.peers[0].persistentKeepalive).toBe(25);
+    expect(s.routing.rulesInPlace).toBe(true);
+  }, 90_000);
+
   test.skipIf(skip !== null)(name("the good config reloads again afterwards, and SIGTERM still stops cleanly"), async () => {
     daemon.writeConfig(config);
     const { log } = await reload();
@@ -196,6 +225,7 @@ describe("SIGHUP with 200 live proxied connections", () => {
     expect(daemon.logs.filter((l) => l.level === "error").map((l) => l.msg)).toEqual([
       "reload refused: the new config is invalid; the old one stays in force",
       "reload refused: the new config is invalid; the old one stays in force",
+      "reload failed; the old config stays in force",
       "reload failed; the old config stays in force",
     ]);
   }, 90_000);

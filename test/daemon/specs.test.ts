@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import type { NetworkInterfaceInfo } from "node:os";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
-import { hostSpec, missingRouting, ownAddresses, proxyOptions, sameHost } from "../../lib/daemon/specs.ts";
+import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, sameHost } from "../../lib/daemon/specs.ts";
 import { parseRoutes, parseRules } from "../../lib/host/routing.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
@@ -100,7 +100,7 @@ describe("proxyOptions", () => {
   });
 });
 
-describe("sameHost", () => {
+describe("sameHost and hostChanges", () => {
   test.each([
     ["proxy.listen", (c: any) => c.proxy.listen.push("10.1.0.1:1082")],
     ["proxy.allowClients", (c: any) => (c.proxy.allowClients = ["10.1.0.0/16"])],
@@ -112,6 +112,7 @@ describe("sameHost", () => {
     const b = full();
     change(b);
     expect(sameHost(parse(full()), parse(b))).toBe(true);
+    expect(hostChanges(parse(full()), parse(b))).toEqual([]);
   });
 
   test.each([
@@ -121,11 +122,20 @@ describe("sameHost", () => {
     ["exit.persistentKeepalive", (c: any) => (c.exit.persistentKeepalive = 25)],
     ["routing.table", (c: any) => (c.routing.table = 778)],
     ["routing.killSwitch", (c: any) => (c.routing.killSwitch = true)],
-    ["proxy.allowDestinations (the leak guard's allow list)", (c: any) => (c.proxy.allowDestinations = [])],
-  ])("a change to %s changes the host", (_f, change) => {
+    ["proxy.allowDestinations", (c: any) => (c.proxy.allowDestinations = [])], // the leak guard's allow list
+  ])("a change to %s changes the host, and is named so", (field, change) => {
     const b = full();
     change(b);
     expect(sameHost(parse(full()), parse(b))).toBe(false);
+    expect(hostChanges(parse(full()), parse(b))).toEqual([field]);
+  });
+
+  test("several changes are named in config order", () => {
+    const b = full();
+    b.routing.table = 778;
+    b.exit.endpoint = "vps2.example.net:443";
+    b.interface.mtu = 1420;
+    expect(hostChanges(parse(full()), parse(b))).toEqual(["interface.mtu", "exit.endpoint", "routing.table"]);
   });
 });
 
