@@ -208,6 +208,8 @@ class Session implements RelayOwner {
   /** Bytes the client sent after its request, for the target. */
   early: Uint8Array | null = null;
   clientEof = false;
+  /** Reading is paused because `early` is full. */
+  paused = false;
   relay: Relay | null = null;
   race: DialRace | null = null;
   result: ConnectionResult | null = null;
@@ -471,7 +473,9 @@ export class ProxyServer {
     this.#sessions.add(sess);
     this.#handshaking.add(sess);
     this.stats.connectionsActive++;
-    socket.setNoDelay(settings.noDelay); // explicit both ways: Bun turns TCP_NODELAY on by itself
+    // Bun turns TCP_NODELAY on for every socket itself (checked with getsockopt in the tests), so
+    // only turning it off costs a syscall.
+    if (!settings.noDelay) socket.setNoDelay(false);
     if (settings.keepaliveIdleMs !== null) socket.setKeepAlive(true, settings.keepaliveIdleMs);
     if (this.#log.debugEnabled) this.#log.debug("proxy accepted", { client, listen: formatHostPort({ host: socket.localAddress, port: socket.localPort }) });
   }
@@ -479,7 +483,10 @@ export class ProxyServer {
   #handshake(sess: Session, d: Uint8Array): void {
     if (sess.stage === "dialing") {
       sess.early = sess.early ? concat(sess.early, d) : d;
-      if (sess.early.length >= MAX_EARLY_DATA) sess.socket.pause();
+      if (sess.early.length >= MAX_EARLY_DATA && !sess.paused) {
+        sess.paused = true;
+        sess.socket.pause();
+      }
       return;
     }
     let buf = sess.buf ? concat(sess.buf, d) : d;
@@ -541,7 +548,10 @@ export class ProxyServer {
     // Keep reading while dialing, so that a client that resets is noticed and its dial abandoned;
     // what it sends meanwhile is held (up to MAX_EARLY_DATA, then the kernel holds the rest).
     if (early.length > 0) sess.early = early;
-    if (early.length >= MAX_EARLY_DATA) sess.socket.pause();
+    if (early.length >= MAX_EARLY_DATA) {
+      sess.paused = true;
+      sess.socket.pause();
+    }
     const host = req.host;
     sess.target = host.type === "domain" ? `${host.name}:${req.port}` : formatHostPort({ host: formatIp(host.ip), port: req.port });
     if (this.#log.debugEnabled) this.#log.debug("proxy request", { client: sess.client, command: req.command, target: sess.target, user: sess.user });
@@ -600,7 +610,7 @@ export class ProxyServer {
 
   #connected(sess: Session, target: TargetSocket, address: IpAddr, port: number): void {
     const settings = this.#settings;
-    target.setNoDelay(settings.noDelay);
+    if (!settings.noDelay) target.setNoDelay(false);
     if (settings.keepaliveIdleMs !== null) target.setKeepAlive(true, settings.keepaliveIdleMs);
     const now = this.#clock();
     observe(this.stats.connectDuration, (now - sess.dialStart) / 1000);
@@ -619,7 +629,7 @@ export class ProxyServer {
     sess.early = null;
     if (early) relay.fromClient(early);
     if (sess.clientEof) relay.clientEnded();
-    sess.socket.resume();
+    if (sess.paused) sess.socket.resume();
   }
 
   #setResult(sess: Session, result: ConnectionResult): void {

@@ -546,6 +546,25 @@ describe("dialing: Happy Eyeballs and connect timeouts (injected resolver and di
     expect(server.stats.pendingAbandonedDials).toBe(1);
   });
 
+  test("more early data than the proxy holds while dialing (64 KiB) arrives intact", async () => {
+    const echo = echoServer();
+    const slow: Connect = (opts) => Bun.sleep(300).then(() => Bun.connect({ ...opts, hostname: "127.0.0.1", port: echo.port }));
+    const { port } = start({ dial: slow });
+    const early = crypto.getRandomValues(new Uint8Array(300 * 1024));
+    const conn = await RawConn.connect(port);
+    conn.write(new Uint8Array([...encodeGreeting([0]), ...encodeRequest(Command.connect, host(V4), 80)]));
+    let at = 0;
+    while (at < early.length) {
+      const n = conn.socket.write(early.subarray(at, at + 16384));
+      if (n > 0) at += n;
+      else await Bun.sleep(1);
+    }
+    await conn.read(parseMethodSelection);
+    expect((await conn.read(parseReply)).reply).toBe(Reply.succeeded);
+    const back = await conn.readBytes(early.length, 10_000);
+    expect(Bun.hash(back)).toBe(Bun.hash(early));
+  });
+
   test("a client FIN while connecting is a half-close: the dial goes on", async () => {
     const echo = echoServer();
     const hole = await blackhole();
