@@ -129,6 +129,10 @@ export class Daemon {
   #stopped: Promise<void>;
   #resolveStopped!: () => void;
   #busy: Promise<unknown> = Promise.resolve();
+  /** Set by stop() while start() runs: start() stops bringing things up at its next step. */
+  #stopRequested = false;
+  /** Settles when start() has returned or thrown. */
+  #startSettled: Promise<void> = Promise.resolve();
 
   /** Validates nothing by itself: `config` is an already validated config from `configPath`. */
   constructor(configPath: string, config: Config, opts: DaemonOptions) {
@@ -171,6 +175,20 @@ export class Daemon {
   async start(): Promise<void> {
     if (this.#state !== "new") throw new Error(`Daemon.start() called when ${this.#state}`);
     this.#state = "starting";
+    const settled = Promise.withResolvers<void>();
+    this.#startSettled = settled.promise;
+    try {
+      await this.#bringUp();
+    } finally {
+      settled.resolve();
+    }
+  }
+
+  /**
+   * start()'s steps. After each one that waits, a stop requested meanwhile (SIGTERM during start-up)
+   * ends it early: nothing more is bound and READY=1 is not sent; stop() tears down what was done.
+   */
+  async #bringUp(): Promise<void> {
     const c = this.#config;
     // The control socket comes first: it is how a second egressd notices the first and stops before
     // touching host state that belongs to the running one.
@@ -191,13 +209,16 @@ export class Daemon {
       this.#resolveStopped();
       throw e;
     }
+    if (this.#stopRequested) return;
     this.#notify.status("bringing up the tunnel");
     try {
       const up = await this.#host.up();
       this.#log.info("tunnel configured", { interface: c.interface.name, implementation: up.implementation, changes: up.changes.length });
+      if (this.#stopRequested) return;
       this.#proxyOptions = { ...(await proxyOptions(c)), log: this.#log };
       this.#proxy = new ProxyServer(this.#proxyOptions);
       await this.#startProxy(this.#proxy, this.#opts.bindRetryMs ?? 30_000);
+      if (this.#stopRequested) return;
       this.#metrics = createEgressdMetrics(this.#metricSources(), {
         build: { version: this.#opts.version, runtime: this.#opts.runtime ?? `bun ${Bun.version}` },
         log: this.#log,
@@ -215,6 +236,9 @@ export class Daemon {
       this.#resolveStopped();
       throw e;
     }
+    const line = await this.#statusLine();
+    // From here on nothing waits, so a stop cannot slip in between this check and READY=1.
+    if (this.#stopRequested) return;
     this.#loop = startReconcileLoop({ reconcile: () => this.#pass() }, { intervalMs: c.daemon.reconcileInterval, log: this.#log, onError: () => {} });
     this.#watchdog = startWatchdog({
       env: this.#opts.env,
@@ -223,7 +247,6 @@ export class Daemon {
       onUnhealthy: (reason) => this.#log.error("unhealthy; withholding the watchdog ping", { reason }),
     });
     this.#state = "running";
-    const line = await this.#statusLine();
     this.#notify.ready(line);
     this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metricsServer?.url ?? "off" });
   }
@@ -236,7 +259,7 @@ export class Daemon {
         proxy.start();
         return;
       } catch (e) {
-        if (!(e instanceof ListenError && e.code === "EADDRNOTAVAIL") || Date.now() >= deadline) throw e;
+        if (!(e instanceof ListenError && e.code === "EADDRNOTAVAIL") || Date.now() >= deadline || this.#stopRequested) throw e;
         this.#log.warn("proxy address not on this host yet; retrying", { address: e.address });
         await Bun.sleep(1000);
       }
@@ -575,9 +598,20 @@ export class Daemon {
    * `daemon.teardownOnStop`) removes every host change. Safe to call more than once.
    */
   async stop(): Promise<void> {
-    if (this.#state === "stopping" || this.#state === "stopped") return this.#stopped;
+    if (this.#state === "stopping" || this.#state === "stopped" || this.#stopRequested) return this.#stopped;
+    if (this.#state === "starting") {
+      // Let start() finish its current step (a half-done host.up() is worse than a finished one),
+      // then tear down whatever it got to. It sends no READY=1 after this STOPPING=1.
+      this.#stopRequested = true;
+      this.#notify.stopping();
+      this.#log.info("stop requested during start-up; stopping after the current step");
+      await this.#startSettled;
+      // start() may have failed and undone itself meanwhile (TypeScript still sees "starting" here).
+      if ((this.#state as string) === "stopped") return this.#stopped;
+    } else {
+      this.#notify.stopping();
+    }
     this.#state = "stopping";
-    this.#notify.stopping();
     this.#log.info("stopping", { drainMs: this.#config.daemon.drainTimeout });
     await this.#busy;
     await this.#teardown({ drainMs: this.#config.daemon.drainTimeout, host: this.#config.daemon.teardownOnStop });

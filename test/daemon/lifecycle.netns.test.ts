@@ -131,6 +131,26 @@ describe("egressd run in a network namespace", () => {
     expect(d.logs.filter((l) => l.level === "error")).toEqual([]);
   }, 90_000);
 
+  test.skipIf(skip !== null)(name("regression: SIGTERM during start-up sent READY=1 after STOPPING=1 and bound the proxy after the stop began"), async () => {
+    const before = await hostDump(lab);
+    // SIGTERM as soon as start-up reaches the host (the slowest step, ~100 ms here); twice, because
+    // the first run also warms the page cache and the second lands earlier in host.up().
+    for (let run = 0; run < 2; run++) {
+      const d = await start({ waitReady: false });
+      await d.notify.waitFor((m) => m.msg === "STATUS=bringing up the tunnel", 15_000, "start-up to reach the host");
+      d.signal("SIGTERM");
+      expect(await d.exited).toBe(0);
+      await d.notify.close();
+      const kinds = d.notify.messages.map(kindOf).filter((k) => k !== "WATCHDOG" && k !== "STATUS");
+      expect(kinds.slice(kinds.indexOf("STOPPING"))).toEqual(["STOPPING"]);
+      const signalled = d.logs.findIndex((l) => l.msg === "signal received");
+      expect(signalled).toBeGreaterThanOrEqual(0);
+      expect(d.logs.slice(signalled).map((l) => l.msg)).not.toContain("proxy listening");
+      expect(d.logs.slice(signalled).map((l) => l.msg)).not.toContain("ready");
+      expect(await hostDump(lab)).toEqual(before);
+    }
+  }, 90_000);
+
   test.skipIf(skip !== null)(name("pings WATCHDOG=1 every WATCHDOG_USEC/2, stops while the event loop is blocked, then resumes"), async () => {
     const d = await start({ env: { WATCHDOG_USEC: "2000000", EGRESSD_TEST_HOOKS: "1" } });
     const n = d.notify;
