@@ -244,6 +244,14 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * Client-supplied text made safe for a log line: control and non-ASCII characters are escaped
+ * (`\u001b`), so a crafted domain name cannot inject terminal escapes or fake fields.
+ */
+function printable(text: string): string {
+  return /^[\x21-\x7e]*$/.test(text) ? text : JSON.stringify(text).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === "string" ? code : undefined;
@@ -521,7 +529,7 @@ export class ProxyServer {
           if (auth && !auth.check(r.value)) {
             this.stats.authFailures++;
             sess.socket.write(encodeAuthReply(AuthStatus.failure));
-            if (this.#log.debugEnabled) this.#log.debug("proxy auth failed", { client: sess.client, user: new TextDecoder().decode(r.value.username) });
+            if (this.#log.debugEnabled) this.#log.debug("proxy auth failed", { client: sess.client, user: printable(new TextDecoder().decode(r.value.username)) });
             return this.#fail(sess, null, "auth_failed", "bad username or password");
           }
           sess.user = auth?.username;
@@ -553,7 +561,7 @@ export class ProxyServer {
       sess.socket.pause();
     }
     const host = req.host;
-    sess.target = host.type === "domain" ? `${host.name}:${req.port}` : formatHostPort({ host: formatIp(host.ip), port: req.port });
+    sess.target = host.type === "domain" ? `${printable(host.name)}:${req.port}` : formatHostPort({ host: formatIp(host.ip), port: req.port });
     if (this.#log.debugEnabled) this.#log.debug("proxy request", { client: sess.client, command: req.command, target: sess.target, user: sess.user });
     if (req.command !== Command.connect) {
       return this.#fail(sess, Reply.commandNotSupported, "protocol_error", `command ${req.command} not supported`);

@@ -214,6 +214,22 @@ describe("authentication", () => {
   });
 });
 
+test("a crafted domain name cannot put control characters into the log", async () => {
+  const lines: string[] = [];
+  const capture = (m: string, f?: object) => lines.push(m + " " + JSON.stringify(f));
+  const { port, server } = start({ log: { debugEnabled: true, debug: capture, info: capture, warn: capture, error: capture } });
+  const conn = await RawConn.connect(port);
+  const name = Array.from("evil\x1b[2J\nresult=ok", (c) => c.charCodeAt(0));
+  conn.write(new Uint8Array([...encodeGreeting([0]), 5, 1, 0, 3, name.length, ...name, 0, 80]));
+  await conn.read(parseMethodSelection);
+  expect((await conn.read(parseReply)).reply).toBe(Reply.hostUnreachable);
+  await until(() => server.stats.connectionsActive === 0);
+  const closed = lines.find((l) => l.startsWith("proxy connection closed"))!;
+  const fields = JSON.parse(closed.slice("proxy connection closed ".length)) as { target: string };
+  expect(fields.target).toBe(String.raw`evil\u001b[2J\nresult=ok:80`); // escaped, on one line
+  expect(lines.join("")).not.toContain("\x1b");
+});
+
 describe("admission and limits", () => {
   test("a client outside allowClients is closed before any byte is read, and counted", async () => {
     const { server, port } = start({ allowClients: [parseCidr("10.9.0.0/16")] });
