@@ -436,7 +436,7 @@ const libc = dlopen("libc.so.6", {
   getsockname: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
   getpeername: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
 });
-const SOL_SOCKET = 1, SO_KEEPALIVE = 9, IPPROTO_TCP = 6, TCP_NODELAY = 1, TCP_KEEPIDLE = 4;
+const SOL_SOCKET = 1, SO_KEEPALIVE = 9, IPPROTO_TCP = 6, TCP_NODELAY = 1, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6;
 
 function sockopt(fd: number, level: number, name: number): number | null {
   const v = new Int32Array(1);
@@ -471,6 +471,8 @@ describe("socket options on both legs (read back with getsockopt)", () => {
     const targetLeg = findFd(reply.port, echo.port); // proxy side of proxy <-> target
     for (const fd of [clientLeg, targetLeg]) {
       expect({ fd, nodelay: sockopt(fd, IPPROTO_TCP, TCP_NODELAY), keepalive: sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), idle: sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE) }).toEqual({ fd, nodelay: 1, keepalive: 1, idle: 37 });
+      // Bun's fixed probe schedule, as KeepaliveOptions documents it: every 1 s, 10 probes.
+      expect([sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL), sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT)]).toEqual([1, 10]);
     }
   });
 
