@@ -9,12 +9,16 @@
  * creating process is gone.
  *
  * The exit (and wireguard-go run by the host manager as the lab uid) need /run/wireguard to be
- * writable by that uid; the lab makes it mode 1777 (sticky, like /tmp) if it is not already.
+ * writable by that uid; the lab makes it mode 1777 (sticky, like /tmp) if it is not already. With
+ * `wireguardDir: "private"` it leaves the host's directory alone instead: a holder process in the inet
+ * namespace mounts a tmpfs there in a mount namespace of its own, and every lab command enters that
+ * mount namespace first (`nsenter --mount`), so the lab's wireguard-go sockets are shared by the lab's
+ * processes and invisible to the host, and vanish with the holder.
  */
-import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createRunner, type ChildHandle, type Runner } from "../exec/runner.ts";
+import { createRunner, type ChildHandle, type Runner, type StartOptions } from "../exec/runner.ts";
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { runnerSysctl, type SysctlAccess } from "../host/sysctl.ts";
 import type { HostSpec } from "../host/spec.ts";
@@ -63,6 +67,24 @@ export interface LabOptions {
   cleanupStale?: boolean;
   /** Default {@link silentLogger}. */
   log?: Logger;
+  /**
+   * The WireGuard private keys to use instead of generating them with `wg genkey` (`egressd demo`
+   * generates its own with `egressd genkey`). Default: fresh keys.
+   */
+  keys?: { exit: string; gateway: string };
+  /**
+   * Configure the exit's WireGuard (private key, listen port, the gateway as its peer) with `wg set`.
+   * Default true. With false the exit's interface is up with its addresses but no key and no peer; the
+   * caller applies its own config, e.g. `wg setconf` through `lab.runner(lab.ns.exit)`.
+   */
+  configureExit?: boolean;
+  /**
+   * Where wireguard-go's control sockets live: `host` makes the host's /run/wireguard mode 1777;
+   * `private` mounts a tmpfs over it for the lab's processes only (see the module comment). Default `host`.
+   */
+  wireguardDir?: "host" | "private";
+  /** Masquerade the client's LAN out of gw's WAN, as a home router does ({@link planLab}). Default false. */
+  homeNat?: boolean;
 }
 
 /** A built lab. See the module comment. */
@@ -84,8 +106,11 @@ export interface Lab {
   sysctl(ns: string, opts?: AsUser): SysctlAccess;
   /** Runs a command in `ns` and returns its outcome (non-zero exits are not errors). */
   exec(ns: string, argv: readonly string[], opts?: ExecOptions): Promise<ExecResult>;
-  /** Starts a long-running command in `ns`; it is stopped by `destroy()` if still running. */
-  spawn(ns: string, argv: readonly string[], opts?: AsUser): ChildHandle;
+  /**
+   * Starts a long-running command in `ns`; it is stopped by `destroy()` if still running. `env` adds
+   * to its environment; `onLine` receives each line it prints.
+   */
+  spawn(ns: string, argv: readonly string[], opts?: AsUser & StartOptions): ChildHandle;
   /** Starts `tcpdump -i iface filter` in `ns`, resolved once tcpdump is listening. */
   capture(ns: string, iface: string, filter: string): Promise<Capture>;
   /** Starts a TCP server on the internet host that answers each connection with the client's address. */
@@ -117,14 +142,18 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const uid = opts.uid ?? DEFAULT_LAB_UID;
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces)");
   if (opts.cleanupStale ?? true) await cleanupStaleLabs(prefix);
-  const plan = planLab({ prefix, seq: labSeq++ });
+  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat });
   const root = createRunner({ log });
   const children: ChildHandle[] = [];
   const tmp = await mkdtemp(join(tmpdir(), `${plan.id}-`));
   const hostsDir = `/etc/netns/${plan.ns.gw}`;
+  const privateDir = opts.wireguardDir === "private";
+  let createdRunDir = false;
   let destroyed = false;
 
-  const prefixFor = nsPrefix;
+  // In private mode, the holder's mount namespace (with its tmpfs on /run/wireguard) is entered first.
+  let mountPrefix: string[] = [];
+  const prefixFor = (ns: string, as: AsUser = {}): string[] => [...mountPrefix, ...nsPrefix(ns, as)];
   const runnerFor = (ns: string, as: AsUser & { path?: string; log?: Logger } = {}): Runner =>
     createRunner({ prefix: prefixFor(ns, as), path: as.path, log: as.log ?? log });
 
@@ -136,10 +165,12 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     await removeNamespaces(Object.values(plan.ns));
     await rm(tmp, { recursive: true, force: true });
     await rm(hostsDir, { recursive: true, force: true });
+    if (createdRunDir) await rmdir(WIREGUARD_RUN_DIR).catch(() => undefined); // still empty: nothing else used it
   };
 
   try {
-    await ensureWireguardRunDir();
+    if (privateDir) createdRunDir = await ensureMountpoint(WIREGUARD_RUN_DIR);
+    else await ensureWireguardRunDir();
     for (const s of plan.steps) await root.run(s.argv, s.stdin === undefined ? {} : { stdin: s.stdin });
     // The kernel adds IPv6 link-local addresses (and their routes) once both ends of a veth are up,
     // asynchronously. Wait, so that the state tests snapshot is settled when createLab returns.
@@ -147,9 +178,15 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       await waitFor(async () => (await root.run(["ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link"])).stdout.includes("fe80::"), 5000, `link-local address on ${ns}/${dev}`);
     }
 
-    const exitKey = (await root.run(["wg", "genkey"])).stdout.trim();
+    if (privateDir) {
+      const holder = await startMountHolder(root, plan.ns.inet, uid);
+      children.push(holder);
+      mountPrefix = ["nsenter", `--target=${holder.pid}`, "--mount"];
+    }
+
+    const exitKey = opts.keys?.exit.trim() ?? (await root.run(["wg", "genkey"])).stdout.trim();
     const exitPub = (await root.run(["wg", "pubkey"], { stdin: exitKey })).stdout.trim();
-    const gwKey = (await root.run(["wg", "genkey"])).stdout.trim();
+    const gwKey = opts.keys?.gateway.trim() ?? (await root.run(["wg", "genkey"])).stdout.trim();
     const gwPub = (await root.run(["wg", "pubkey"], { stdin: gwKey })).stdout.trim();
     const privateKeyFile = join(tmp, "gateway.key");
     await writeFile(privateKeyFile, gwKey + "\n", { mode: 0o600 });
@@ -161,10 +198,12 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     children.push(wgo);
     await waitFor(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
     if (wgo.exitStatus !== null) throw new Error(`exit wireguard-go exited: ${wgo.outputTail()}`);
-    await exitRun.run(
-      ["wg", "set", exitWg, "private-key", "/dev/stdin", "listen-port", String(plan.exitPort), "peer", gwPub, "allowed-ips", `${LAB_ADDRESSES.tunnelGw4},${LAB_ADDRESSES.tunnelGw6}`],
-      { stdin: exitKey + "\n" },
-    );
+    if (opts.configureExit ?? true) {
+      await exitRun.run(
+        ["wg", "set", exitWg, "private-key", "/dev/stdin", "listen-port", String(plan.exitPort), "peer", gwPub, "allowed-ips", `${LAB_ADDRESSES.tunnelGw4},${LAB_ADDRESSES.tunnelGw6}`],
+        { stdin: exitKey + "\n" },
+      );
+    }
     await exitRun.run(["ip", "address", "add", LAB_ADDRESSES.tunnelExit4, "dev", exitWg]);
     await exitRun.run(["ip", "-6", "address", "add", LAB_ADDRESSES.tunnelExit6, "dev", exitWg, "nodad"]);
     await exitRun.run(["ip", "link", "set", "dev", exitWg, "mtu", "1420", "up"]);
@@ -219,7 +258,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
         return execIn(prefixFor(ns, o), argv, o);
       },
       spawn(ns, argv, o = {}) {
-        const child = runnerFor(ns, o).start(argv);
+        const child = runnerFor(ns, o).start(argv, { env: o.env, onLine: o.onLine });
         children.push(child);
         return child;
       },
@@ -315,11 +354,47 @@ async function execIn(prefix: readonly string[], argv: readonly string[], o: Exe
   return { exitCode: proc.signalCode ? null : code, stdout, stderr, durationMs: performance.now() - started, timedOut };
 }
 
+/** Where wireguard-go and `wg` put and find UAPI sockets (compiled into both). */
+const WIREGUARD_RUN_DIR = "/run/wireguard";
+
 async function ensureWireguardRunDir(): Promise<void> {
-  const dir = "/run/wireguard";
+  const dir = WIREGUARD_RUN_DIR;
   await mkdir(dir, { recursive: true });
   const st = await stat(dir);
   if ((st.mode & 0o1777) !== 0o1777) await chmod(dir, 0o1777);
+}
+
+/** Creates `dir` (mode 0755) if absent, as a mount point; returns whether it did. */
+async function ensureMountpoint(dir: string): Promise<boolean> {
+  try {
+    await mkdir(dir, { mode: 0o755 });
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === "EEXIST") return false;
+    throw err;
+  }
+}
+
+/**
+ * Starts the process that holds the lab's private mount namespace: `ip netns exec` gives it a mount
+ * namespace of its own (a slave of the host's, so nothing propagates back), it mounts a tmpfs on
+ * /run/wireguard writable by `uid`, and then sleeps. Living in a lab namespace, it is stopped with the
+ * lab, or by {@link cleanupStaleLabs} after a crash; the tmpfs goes with it.
+ */
+async function startMountHolder(root: Runner, ns: string, uid: number): Promise<ChildHandle> {
+  let ready = false;
+  // A fixed script; the uid is passed as an argument, never interpolated. The holder ignores the
+  // terminal's signals (SIG_IGN survives exec): Ctrl-C reaches the whole foreground process group, and
+  // the mount namespace must outlive it until the caller's teardown is done; destroy() uses SIGKILL.
+  const script = `trap "" INT TERM HUP QUIT; mount -t tmpfs -o "mode=0755,uid=$1,size=1m" egressd-lab ${WIREGUARD_RUN_DIR} && echo ready && exec sleep infinity`;
+  const holder = root.start(["ip", "netns", "exec", ns, "sh", "-c", script, "sh", String(uid)], {
+    onLine: (line) => {
+      if (line === "ready") ready = true;
+    },
+  });
+  await waitFor(async () => ready || holder.exitStatus !== null, 5000, "the lab's mount namespace");
+  if (holder.exitStatus !== null) throw new Error(`could not mount a private ${WIREGUARD_RUN_DIR}: ${holder.outputTail()}`);
+  return holder;
 }
 
 async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {

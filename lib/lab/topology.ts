@@ -96,6 +96,11 @@ export interface PlanOptions {
   seq?: number;
   /** Exit listen port. Default 51820. */
   exitPort?: number;
+  /**
+   * Masquerade the client's LAN out of gw's WAN, as a home router does, so the client can reach the
+   * internet host directly (it then shows up as the home address, 192.0.2.2). Default false.
+   */
+  homeNat?: boolean;
 }
 
 /** Plans a lab. Pure. */
@@ -159,5 +164,12 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
     argv: inNs(ns.exit, "nft", "-f", "-"),
     stdin: `table inet lab_exit {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname "wan" masquerade\n\t}\n}\n`,
   });
+  if (opts.homeNat) {
+    steps.push({
+      name: "home NAT",
+      argv: inNs(ns.gw, "nft", "-f", "-"),
+      stdin: `table inet lab_home {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr ${a.lanPrefix} oifname "wan" masquerade\n\t}\n}\n`,
+    });
+  }
   return { id, ns, ifs, steps, veths, exitPort, exitHostName: "exit.lab.test" };
 }
