@@ -5,6 +5,7 @@
 import { checkCommand } from "./check.ts";
 import { checkConfigCommand } from "./check-config.ts";
 import { type Command, err, Exit, out, UsageError } from "./common.ts";
+import { demoCommand } from "./demo.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
 import { proxyCommand } from "./proxy.ts";
 import { runCommand } from "./run.ts";
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   pubkey: { run: pubkeyCommand, summary: "print the public key of the private key on stdin" },
   genpsk: { run: genpskCommand, summary: "print a new WireGuard preshared key" },
   version: { run: versionCommand, summary: "print the version and runtime" },
+  demo: { run: demoCommand, summary: "run the whole path in throwaway network namespaces (root)" },
 };
 
 /** The top-level help text. */
