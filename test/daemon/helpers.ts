@@ -228,6 +228,8 @@ export interface LabDaemonOptions {
   waitReady?: boolean;
 }
 
+let daemonSeq = 0;
+
 /** Starts `egressd run` in the gateway namespace as the lab uid with ambient CAP_NET_ADMIN. */
 export async function startLabDaemon(lab: Lab, opts: LabDaemonOptions = {}): Promise<LabDaemon> {
   const bin = egressdBinary();
@@ -245,8 +247,8 @@ export async function startLabDaemon(lab: Lab, opts: LabDaemonOptions = {}): Pro
   opts.config?.(config);
   const writeConfig = (c: Record<string, any> | string) => writeFileSync(configPath, typeof c === "string" ? c : JSON.stringify(c, null, 2));
   writeConfig(config);
-  const notifyPath = join(dir, "notify.sock");
-  rmSync(notifyPath, { force: true });
+  // One per daemon: two daemons may share a dir (a restart, a second instance).
+  const notifyPath = join(dir, `notify-${++daemonSeq}.sock`);
   const notify = await startNotifyReceiver(notifyPath);
 
   const proc = Bun.spawn([...nsPrefix(lab.ns.gw, { uid: lab.uid, netAdmin: true }), bin, "run", "--config", configPath, "--log-format", "json"], {

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { existsSync, lstatSync } from "node:fs";
 import { createConnection } from "node:net";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
+import { monotonicUsec } from "../../lib/daemon/notify.ts";
 import { hostDump, kindOf, type LabDaemon, runBinary, startLabDaemon } from "./helpers.ts";
 
 const skip = labUnsupported();
@@ -151,6 +152,38 @@ describe("egressd run in a network namespace", () => {
     }
   }, 90_000);
 
+  test.skipIf(skip !== null)(name("a second egressd on the same control socket is refused before it touches the host"), async () => {
+    const first = await start();
+    const running = await hostDump(lab);
+    const second = await start({ dir: first.dir, waitReady: false });
+    expect(await second.exited).toBe(1);
+    expect(second.logText()).toContain(`${first.controlPath} is in use: is another egressd running?`);
+    expect(second.logs.map((l) => l.msg)).not.toContain("tunnel configured");
+    expect(second.notify.messages.map((m) => m.msg)).toEqual([]);
+    await second.notify.close();
+    // The first one is untouched and still answers.
+    expect(await hostDump(lab)).toEqual(running);
+    expect((await first.control("status")).pid).toBe(first.pid);
+    // The control command `stop` stops it like SIGTERM does.
+    expect(await first.control("stop")).toEqual({ stopping: true });
+    expect(await first.exited).toBe(0);
+    await first.notify.close();
+    expect(first.notify.messages.map(kindOf).at(-1)).toBe("STOPPING");
+  }, 90_000);
+
+  test.skipIf(skip !== null)(name("logs no secret, even at debug level"), async () => {
+    const d = await start({ config: (c) => (c.daemon = { logLevel: "debug" }) });
+    d.signal("SIGHUP");
+    await d.waitLog((l) => l.msg === "reloaded", 15_000, "reloaded");
+    expect(await d.stop()).toBe(0);
+    const key = (await Bun.file(lab.gateway.privateKeyFile).text()).trim();
+    const log = d.logText();
+    expect(d.logs.some((l) => l.level === "debug")).toBe(true); // the runner's `[#] wg ...` lines are there
+    expect(log).not.toContain(key);
+    expect(log).not.toContain(key.slice(0, 20));
+    expect(d.notify.messages.map((m) => m.msg).join("\n")).not.toContain(key.slice(0, 20));
+  }, 90_000);
+
   test.skipIf(skip !== null)(name("pings WATCHDOG=1 every WATCHDOG_USEC/2, stops while the event loop is blocked, then resumes"), async () => {
     const d = await start({ env: { WATCHDOG_USEC: "2000000", EGRESSD_TEST_HOOKS: "1" } });
     const n = d.notify;
@@ -164,20 +197,16 @@ describe("egressd run in a network namespace", () => {
     expect(mean).toBeLessThan(1.4);
 
     const blockS = 4;
-    const before = pings().length;
     const reply = await d.control("block-event-loop", { ms: blockS * 1000 });
+    // The loop blocks right after this reply is written; the receiver stamps pings with the same clock.
+    const blocked = Number(monotonicUsec()) / 1e6;
     expect(reply).toEqual({ blockingMs: blockS * 1000 });
-    const blockedFrom = pings().at(-1)!;
     await Bun.sleep((blockS + 3.5) * 1000);
     const all = pings();
-    // The first ping after the block arrives no sooner than the block ends.
-    const after = all.slice(before);
-    expect(after.length).toBeGreaterThanOrEqual(2); // resumed
-    const longest = Math.max(...all.slice(before - 1).slice(1).map((t, i) => t - all.slice(before - 1)[i]!));
-    expect(longest).toBeGreaterThan(blockS - 0.5);
-    expect(after[0]! - blockedFrom).toBeGreaterThan(blockS - 0.5);
-    const resumed = after.slice(1).map((t, i) => t - after[i]!);
-    for (const g of resumed) expect(g).toBeLessThan(2);
+    expect(all.filter((t) => t > blocked + 0.3 && t < blocked + blockS - 0.3)).toEqual([]); // stopped
+    const resumed = all.filter((t) => t > blocked + blockS - 0.3);
+    expect(resumed.length).toBeGreaterThanOrEqual(2); // and resumed
+    for (const [i, t] of resumed.slice(1).entries()) expect(t - resumed[i]!).toBeLessThan(2);
     expect(d.logs.some((l) => l.msg === "test hook: blocking the event loop")).toBe(true);
     expect(await d.stop()).toBe(0);
   }, 90_000);

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLab, labUnsupported, nsPrefix, type Lab } from "../lab/index.ts";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
-import { BUN, eachLine, FIXTURES, kindOf, type LabDaemon, poll, startLabDaemon } from "./helpers.ts";
+import { BUN, eachLine, FIXTURES, hostDump, kindOf, type LabDaemon, poll, startLabDaemon } from "./helpers.ts";
 
 const skip = labUnsupported();
 const name = (n: string) => (skip ? `${n} [skipped: ${skip}]` : n);
@@ -29,6 +29,8 @@ let daemon: LabDaemon;
 let echo: ChildHandle;
 let holder: Holder;
 let config: Record<string, any>;
+/** The gateway's host state before egressd ran. */
+let before: Record<string, string>;
 
 /** The socks-holder fixture, running in the client namespace. */
 interface Holder {
@@ -95,6 +97,7 @@ beforeAll(async () => {
   await poll(async () => (await lab.exec(lab.ns.inet, ["ncat", "-z", "-w", "1", lab.addr.host4, String(ECHO_PORT)])).exitCode === 0 || echo.exitStatus !== null, 10_000, "the echo server");
   if (echo.exitStatus !== null) throw new Error(`echo server exited: ${echo.outputTail()}`);
   await lab.startEchoServer(8080);
+  before = await hostDump(lab);
   daemon = await startLabDaemon(lab);
   config = JSON.parse(await Bun.file(daemon.configPath).text());
 }, 90_000);
@@ -216,12 +219,29 @@ describe("SIGHUP with 200 live proxied connections", () => {
     expect(s.routing.rulesInPlace).toBe(true);
   }, 90_000);
 
-  test.skipIf(skip !== null)(name("the good config reloads again afterwards, and SIGTERM still stops cleanly"), async () => {
+  test.skipIf(skip !== null)(name("the control command `reload` applies the good config again (and daemon.drainTimeout)"), async () => {
+    config.daemon = { drainTimeout: "2s" };
     daemon.writeConfig(config);
-    const { log } = await reload();
-    expect(log.msg).toBe("reloaded");
-    expect(await holder.ask("close")).toEqual({ closed: CONNECTIONS });
-    expect(await daemon.stop()).toBe(0);
+    const from = daemon.notify.messages.length;
+    expect(await daemon.control("reload")).toEqual({ ok: true, changed: ["proxy"] });
+    await daemon.notify.waitFor((m) => kindOf(m) === "READY", 10_000, "READY=1 after the reload", from);
+    const kinds = daemon.notify.messages.slice(from).map(kindOf).filter((k) => k !== "WATCHDOG" && k !== "STATUS");
+    expect(kinds).toEqual(["RELOADING", "READY"]);
+    expect(await holder.ask("ping after-control-reload")).toEqual({ alive: CONNECTIONS, dead: [] });
+  }, 90_000);
+
+  test.skipIf(skip !== null)(name("SIGTERM drains the 200 for daemon.drainTimeout, resets them, tears the host down and exits 0"), async () => {
+    const started = performance.now();
+    const code = await daemon.stop();
+    const took = performance.now() - started;
+    expect(code).toBe(0);
+    expect(took).toBeGreaterThan(1500); // it waited for the connections
+    const draining = daemon.logs.find((l) => l.msg === "proxy draining");
+    expect(draining).toMatchObject({ connections: CONNECTIONS, drainMs: 2000 });
+    expect(daemon.logs.find((l) => l.msg === "proxy stopped")).toMatchObject({ reset: CONNECTIONS });
+    const after = await holder.ask("ping after-stop");
+    expect(after.alive).toBe(0);
+    expect(await hostDump(lab)).toEqual(before);
     expect(daemon.logs.filter((l) => l.level === "error").map((l) => l.msg)).toEqual([
       "reload refused: the new config is invalid; the old one stays in force",
       "reload refused: the new config is invalid; the old one stays in force",
