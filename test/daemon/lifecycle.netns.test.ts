@@ -7,7 +7,9 @@
  * Needs root and the lab's tools; skipped (with the reason in the name) otherwise.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createConnection } from "node:net";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import { monotonicUsec } from "../../lib/daemon/notify.ts";
@@ -257,6 +259,45 @@ describe("egressd run in a network namespace", () => {
     const status = await second.control("status");
     expect(status.pid).toBe(second.pid);
     expect(await second.stop()).toBe(0);
+  }, 90_000);
+
+  test.skipIf(skip !== null)(name("daemon.teardownOnStop: false keeps the rules, kill switch and nft table after SIGTERM; the next start converges"), async () => {
+    const before = await hostDump(lab);
+    const d = await start({ config: (c) => (c.daemon = { teardownOnStop: false }) });
+    const running = await ownedState();
+    expect(await d.stop()).toBe(0);
+    const left = await ownedState();
+    expect(left.rules).toEqual(running.rules);
+    expect(left.nftTables).toBe(1);
+    // wireguard-go dies with the daemon (parent-death signal), taking its routes; the kill switch's
+    // unreachable routes stay, so marked traffic still fails closed.
+    expect(left.routes.filter((r) => r.includes('"unreachable"')).length).toBe(2);
+    // The next run (default config: teardownOnStop true) adopts what was left, then removes it all.
+    const again = await start({ dir: d.dir });
+    const converged = await ownedState();
+    expect(converged.rules).toEqual(running.rules);
+    expect(converged.routes.length).toBe(running.routes.length);
+    expect(converged.links).toBe(1);
+    expect(await again.stop()).toBe(0);
+    expect(await hostDump(lab)).toEqual(before);
+  }, 90_000);
+
+  test.skipIf(skip !== null)(name("reads the private key from $CREDENTIALS_DIRECTORY, as LoadCredential= delivers it"), async () => {
+    // As systemd lays it out: a directory only the service's user can read, the key 0400 inside.
+    const creds = mkdtempSync(join(tmpdir(), "egressd-creds-"));
+    copyFileSync(lab.gateway.privateKeyFile, join(creds, "wg-key"));
+    chmodSync(join(creds, "wg-key"), 0o400);
+    chownSync(join(creds, "wg-key"), lab.uid, lab.uid);
+    chmodSync(creds, 0o500);
+    chownSync(creds, lab.uid, lab.uid);
+    try {
+      const d = await start({ env: { CREDENTIALS_DIRECTORY: creds }, config: (c) => (c.interface.privateKeyFile = "wg-key") });
+      expect(existsSync(join(d.dir, "wg-key"))).toBe(false); // not beside the config: only the credential
+      expect((await d.control("status")).tunnel.publicKey).toBe(lab.gateway.publicKey);
+      expect(await d.stop()).toBe(0);
+    } finally {
+      rmSync(creds, { recursive: true, force: true });
+    }
   }, 90_000);
 
   test.skipIf(skip !== null)(name("`egressd status` and `egressd check` describe the live daemon"), async () => {
