@@ -4,11 +4,25 @@
  * CAP_NET_ADMIN, NOTIFY_SOCKET set).
  *
  * The binary: dist/egressd when it is newer than every source file (test/run.sh builds it first),
- * otherwise it is compiled here, once per `bun test` process. Either way the tests run a private copy,
- * so that a concurrent `bun run build` cannot swap the file under a running daemon.
+ * otherwise it is compiled here, once per `bun test` process. Either way the tests run a private copy
+ * (in $TMPDIR/egressd-daemon-tests), so that a concurrent `bun run build` cannot swap the file under a
+ * running daemon. Daemon dirs live there too, per test process; test files remove them in afterAll.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../../lib/daemon/control.ts";
@@ -39,6 +53,35 @@ function newestSource(): number {
   return newest;
 }
 
+/**
+ * Where the tests keep their binary copies and daemon dirs: readable by the lab uid, shared by
+ * concurrent runs (a binary is named after what it was made from, so equal sources share one).
+ */
+const CACHE = join(tmpdir(), "egressd-daemon-tests");
+const STALE_BINARY_MS = 3_600_000;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes the run dirs of test processes that are gone, and binaries nobody made for an hour. */
+function pruneCache(keep: string): void {
+  for (const e of readdirSync(CACHE)) {
+    const p = join(CACHE, e);
+    const run = /^run-(\d+)$/.exec(e);
+    if (run) {
+      if (!pidAlive(Number(run[1]))) rmSync(p, { recursive: true, force: true });
+    } else if (e !== keep && Date.now() - statSync(p).mtimeMs > STALE_BINARY_MS) {
+      rmSync(p, { force: true });
+    }
+  }
+}
+
 let binary: string | null = null;
 
 /**
@@ -47,24 +90,46 @@ let binary: string | null = null;
  */
 export function egressdBinary(): string {
   if (binary) return binary;
-  const dir = mkdtempSync(join(tmpdir(), "egressd-bin-"));
-  chmodSync(dir, 0o755);
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
-  const out = join(dir, "egressd");
+  mkdirSync(CACHE, { recursive: true, mode: 0o755 });
+  chmodSync(CACHE, 0o755);
   const dist = join(ROOT, "dist/egressd");
-  if (existsSync(dist) && statSync(dist).mtimeMs >= newestSource()) {
-    copyFileSync(dist, out);
-  } else {
-    const r = spawnSync(BUN, ["build", "--compile", "--minify-syntax", "--sourcemap=none", "main.ts", "--outfile", out], {
-      cwd: ROOT,
-      encoding: "utf8",
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    if (r.status !== 0) throw new Error(`bun build --compile failed:\n${r.stderr}`);
+  const newest = newestSource();
+  const fresh = existsSync(dist) && statSync(dist).mtimeMs >= newest;
+  const name = fresh ? `egressd-dist-${statSync(dist).size}-${Math.floor(statSync(dist).mtimeMs)}` : `egressd-src-${Math.floor(newest)}`;
+  const out = join(CACHE, name);
+  pruneCache(name);
+  if (!existsSync(out)) {
+    // Made under a temporary name and renamed, so a concurrent run never sees half a file.
+    const tmp = `${out}.${process.pid}.tmp`;
+    if (fresh) {
+      copyFileSync(dist, tmp);
+    } else {
+      const r = spawnSync(BUN, ["build", "--compile", "--minify-syntax", "--sourcemap=none", "main.ts", "--outfile", tmp], {
+        cwd: ROOT,
+        encoding: "utf8",
+        env: { ...process.env, NO_COLOR: "1" },
+      });
+      if (r.status !== 0) throw new Error(`bun build --compile failed:\n${r.stderr}`);
+    }
+    chmodSync(tmp, 0o755);
+    renameSync(tmp, out);
   }
-  chmodSync(out, 0o755);
+  utimesSync(out, new Date(), statSync(out).mtime); // in use: not stale
   binary = out;
   return out;
+}
+
+/** This process's dir for daemon dirs; {@link removeDaemonDirs} deletes it. */
+function runDir(): string {
+  const dir = join(CACHE, `run-${process.pid}`);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** Deletes every daemon dir this process made. Call it in afterAll, once the daemons are gone. */
+export function removeDaemonDirs(): void {
+  rmSync(join(CACHE, `run-${process.pid}`), { recursive: true, force: true });
 }
 
 /** Runs the binary to completion (as root, outside any namespace unless `prefix` says). */
@@ -233,7 +298,7 @@ let daemonSeq = 0;
 /** Starts `egressd run` in the gateway namespace as the lab uid with ambient CAP_NET_ADMIN. */
 export async function startLabDaemon(lab: Lab, opts: LabDaemonOptions = {}): Promise<LabDaemon> {
   const bin = egressdBinary();
-  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "egressd-daemon-"));
+  const dir = opts.dir ?? mkdtempSync(join(runDir(), "d-"));
   chmodSync(dir, 0o755);
   const keyFile = join(dir, "private-key");
   if (!existsSync(keyFile)) {

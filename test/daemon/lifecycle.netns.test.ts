@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { createConnection } from "node:net";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import { monotonicUsec } from "../../lib/daemon/notify.ts";
-import { hostDump, kindOf, type LabDaemon, runBinary, startLabDaemon } from "./helpers.ts";
+import { hostDump, kindOf, type LabDaemon, removeDaemonDirs, runBinary, startLabDaemon } from "./helpers.ts";
 
 const skip = labUnsupported();
 const name = (n: string) => (skip ? `${n} [skipped: ${skip}]` : n);
@@ -40,6 +40,7 @@ afterEach(killLeftovers, 30_000);
 afterAll(async () => {
   await killLeftovers();
   await lab?.destroy();
+  removeDaemonDirs();
 }, 60_000);
 
 async function start(opts: Parameters<typeof startLabDaemon>[1] = {}): Promise<LabDaemon> {

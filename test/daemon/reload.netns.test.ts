@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLab, labUnsupported, nsPrefix, type Lab } from "../lab/index.ts";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
-import { BUN, eachLine, FIXTURES, hostDump, kindOf, type LabDaemon, poll, startLabDaemon } from "./helpers.ts";
+import { BUN, eachLine, FIXTURES, hostDump, kindOf, type LabDaemon, poll, removeDaemonDirs, startLabDaemon } from "./helpers.ts";
 
 const skip = labUnsupported();
 const name = (n: string) => (skip ? `${n} [skipped: ${skip}]` : n);
@@ -111,6 +111,7 @@ afterAll(async () => {
     await daemon.notify.close().catch(() => undefined);
   }
   await lab?.destroy();
+  removeDaemonDirs();
 }, 60_000);
 
 describe("SIGHUP with 200 live proxied connections", () => {
