@@ -1,0 +1,13 @@
+/**
+ * lib/metrics and lib/proxy do not import each other, so each keeps its own list of proxy result
+ * labels; lib/daemon passes one to the other. This pins that the two lists are the same, so a new
+ * result in the proxy cannot silently vanish from `egressd_proxy_connections_total`.
+ */
+import { expect, test } from "bun:test";
+import { PROXY_RESULTS } from "../../lib/metrics/sources.ts";
+import { CONNECTION_RESULTS } from "../../lib/proxy/stats.ts";
+
+test("the proxy's connection results are exactly the metrics' result labels, in the same order", () => {
+  expect([...CONNECTION_RESULTS]).toEqual([...PROXY_RESULTS]);
+  expect(CONNECTION_RESULTS.length).toBeGreaterThan(0);
+});
