@@ -279,8 +279,7 @@ async function runDemo(opts: { keep: boolean; uid: number }): Promise<number> {
 
     if (opts.keep) {
       say("up; press Ctrl-C to tear it all down");
-      const exited = daemon.exited.then((e) => e);
-      const which = await Promise.race([interrupted.then(() => "signal" as const), exited.then(() => "daemon" as const)]);
+      const which = await Promise.race([interrupted.then(() => "signal" as const), daemon.exited.then(() => "daemon" as const)]);
       if (which === "daemon") {
         const e = daemon.exitStatus!;
         err(`egressd demo: egressd (pid ${daemon.pid}) exited by itself (${e.signal ?? `status ${e.exitCode}`}); its last lines:\n${indent(tail(logs.daemon), "  ")}`);
