@@ -181,7 +181,9 @@ const controlSchema = z.strictObject({
 
 const daemonSchema = z.strictObject({
   /** How often observed host state is compared with the desired state. */
-  reconcileInterval: duration.default(2000),
+  reconcileInterval: duration
+    .refine((ms) => ms >= 100, { message: "must be at least 100ms; 0 would run reconcile passes back to back" })
+    .default(2000),
   /** On SIGTERM, remove the interface, rules, routes and nft table. */
   teardownOnStop: z.boolean().default(true),
   /** How long live connections may finish after SIGTERM before they are closed. */

@@ -402,9 +402,12 @@ export class Daemon {
   async #statusLine(): Promise<string> {
     const d = await this.#wgDump();
     const peer = d?.peers[0];
+    // Whole minutes only: a line that changed every second would resend STATUS= on every pass.
+    const age = peer?.latestHandshake ? Math.max(0, Math.floor(Date.now() / 1000 - peer.latestHandshake)) : 0;
     const hs = !d ? "tunnel interface missing"
       : !peer?.latestHandshake ? "no handshake yet"
-      : `handshake ${formatAge(Math.max(0, Math.round(Date.now() / 1000 - peer.latestHandshake)))} ago`;
+      : age < 60 ? "handshake under a minute ago"
+      : `handshake ${formatAge(age - (age % 60))} ago`;
     const active = this.#proxy?.stats.connectionsActive ?? 0;
     return `${hs}; ${active} active connection${active === 1 ? "" : "s"}`;
   }

@@ -85,6 +85,8 @@ export const MALFORMED: readonly MalformedRow[] = [
   { name: "a handshake timeout of \"0\"", mutate: (c) => (c.proxy = { handshakeTimeout: "0" }), path: "proxy.handshakeTimeout", message: `proxy.handshakeTimeout: "0" must be above 0 (it is a deadline)` },
   { name: "a relative control socket path", mutate: (c) => (c.control = { socket: "control.sock" }), path: "control.socket", message: `control.socket: "control.sock" must be an absolute path, e.g. "/run/egressd/control.sock"` },
 
+  { name: "a reconcile interval of 0", mutate: (c) => (c.daemon = { reconcileInterval: 0 }), path: "daemon.reconcileInterval", message: "daemon.reconcileInterval: 0 must be at least 100ms; 0 would run reconcile passes back to back" },
+
   // route tables
   ...[0, 253, 254, 255].map((t) => ({ name: `route table ${t}`, mutate: (c: Record<string, any>) => (c.routing = { table: t }), path: "routing.table", message: `routing.table: ${t} ${RESERVED}` })),
   { name: "a negative route table", mutate: (c) => (c.routing = { table: -1 }), path: "routing.table", message: "routing.table: -1 is below the minimum 0" },
