@@ -11,7 +11,7 @@
  * "private"`, `homeNat`), as `egressd demo` does.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../../lib/daemon/control.ts";
@@ -56,7 +56,15 @@ function newestSource(): number {
  */
 export function egressdBinary(): string {
   if (binary) return binary;
-  const dir = mkdtempSync(join(tmpdir(), "egressd-e2e-bin-"));
+  // Named by pid: a run that could not clean up after itself (killed, or an exit handler that did
+  // not run) leaves a directory the next run recognises as stale and removes; each holds ~100 MB.
+  for (const name of readdirSync(tmpdir())) {
+    const m = /^egressd-e2e-bin-(\d+)$/.exec(name);
+    if (m && !pidAlive(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
+  const dir = join(tmpdir(), `egressd-e2e-bin-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o755 });
   chmodSync(dir, 0o755);
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   const out = join(dir, "egressd");
@@ -70,6 +78,25 @@ export function egressdBinary(): string {
   chmodSync(out, 0o755);
   binary = out;
   return out;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
+  }
+}
+
+/**
+ * Removes the copy (each test file's afterAll, once its daemons are gone: `bun test` runs no exit
+ * handlers). The next egressdBinary() call makes a new one.
+ */
+export function releaseBinary(): void {
+  if (!binary) return;
+  rmSync(join(binary, ".."), { recursive: true, force: true });
+  binary = null;
 }
 
 /** The gateway config the e2e tests start from; `patch` edits a fresh copy. */
