@@ -8,7 +8,6 @@
  * (in $TMPDIR/egressd-daemon-tests), so that a concurrent `bun run build` cannot swap the file under a
  * running daemon. Daemon dirs live there too, per test process; test files remove them in afterAll.
  */
-import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -16,17 +15,15 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
-  renameSync,
   rmSync,
-  statSync,
-  utimesSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../../lib/daemon/control.ts";
+import { egressdBinary, TEST_CACHE } from "../lab/binary.ts";
 import { type Lab, nsPrefix } from "../lab/index.ts";
+
+export { egressdBinary };
 
 /** The repository root. */
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -37,91 +34,9 @@ export const PYTHON = "/usr/bin/python3";
 /** The bun running these tests, for fixture scripts run inside namespaces. */
 export const BUN = process.execPath;
 
-// ---- the binary ----
-
-function newestSource(): number {
-  let newest = 0;
-  const visit = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) visit(p);
-      else if (e.name.endsWith(".ts")) newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  visit(join(ROOT, "lib"));
-  for (const f of ["main.ts", "package.json"]) newest = Math.max(newest, statSync(join(ROOT, f)).mtimeMs);
-  return newest;
-}
-
-/**
- * Where the tests keep their binary copies and daemon dirs: readable by the lab uid, shared by
- * concurrent runs (a binary is named after what it was made from, so equal sources share one).
- */
-const CACHE = join(tmpdir(), "egressd-daemon-tests");
-const STALE_BINARY_MS = 3_600_000;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
-/** Removes the run dirs of test processes that are gone, and binaries nobody made for an hour. */
-function pruneCache(keep: string): void {
-  for (const e of readdirSync(CACHE)) {
-    const p = join(CACHE, e);
-    const run = /^run-(\d+)$/.exec(e);
-    if (run) {
-      if (!pidAlive(Number(run[1]))) rmSync(p, { recursive: true, force: true });
-    } else if (e !== keep && Date.now() - statSync(p).mtimeMs > STALE_BINARY_MS) {
-      rmSync(p, { force: true });
-    }
-  }
-}
-
-let binary: string | null = null;
-
-/**
- * A private copy of the compiled egressd, executable by any uid. See the module comment for where
- * it comes from. Throws when the build fails.
- */
-export function egressdBinary(): string {
-  if (binary) return binary;
-  mkdirSync(CACHE, { recursive: true, mode: 0o755 });
-  chmodSync(CACHE, 0o755);
-  const dist = join(ROOT, "dist/egressd");
-  const newest = newestSource();
-  const fresh = existsSync(dist) && statSync(dist).mtimeMs >= newest;
-  const name = fresh ? `egressd-dist-${statSync(dist).size}-${Math.floor(statSync(dist).mtimeMs)}` : `egressd-src-${Math.floor(newest)}`;
-  const out = join(CACHE, name);
-  pruneCache(name);
-  if (!existsSync(out)) {
-    // Made under a temporary name and renamed, so a concurrent run never sees half a file.
-    const tmp = `${out}.${process.pid}.tmp`;
-    if (fresh) {
-      copyFileSync(dist, tmp);
-    } else {
-      const r = spawnSync(BUN, ["build", "--compile", "--minify-syntax", "--sourcemap=none", "main.ts", "--outfile", tmp], {
-        cwd: ROOT,
-        encoding: "utf8",
-        env: { ...process.env, NO_COLOR: "1" },
-      });
-      if (r.status !== 0) throw new Error(`bun build --compile failed:\n${r.stderr}`);
-    }
-    chmodSync(tmp, 0o755);
-    renameSync(tmp, out);
-  }
-  utimesSync(out, new Date(), statSync(out).mtime); // in use: not stale
-  binary = out;
-  return out;
-}
-
 /** This process's dir for daemon dirs; {@link removeDaemonDirs} deletes it. */
 function runDir(): string {
-  const dir = join(CACHE, `run-${process.pid}`);
+  const dir = join(TEST_CACHE, `run-${process.pid}`);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   chmodSync(dir, 0o755);
   return dir;
@@ -129,7 +44,7 @@ function runDir(): string {
 
 /** Deletes every daemon dir this process made. Call it in afterAll, once the daemons are gone. */
 export function removeDaemonDirs(): void {
-  rmSync(join(CACHE, `run-${process.pid}`), { recursive: true, force: true });
+  rmSync(join(TEST_CACHE, `run-${process.pid}`), { recursive: true, force: true });
 }
 
 /** Runs the binary to completion (as root, outside any namespace unless `prefix` says). */

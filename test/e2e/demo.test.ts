@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { cleanupStaleLabs, LAB_ADDRESSES, labUnsupported } from "../lab/index.ts";
-import { egressdBinary, releaseBinary } from "./helpers.ts";
+import { egressdBinary } from "./helpers.ts";
 
 const skip = labUnsupported() ?? (Bun.which("curl") && Bun.which("nsenter") ? null : "the demo needs curl and nsenter");
 
@@ -85,7 +85,6 @@ beforeAll(() => {
   runWireguardBefore = runWireguard();
 });
 afterAll(() => {
-  releaseBinary();
   // Checked once at the end: other suites' labs may legitimately change it while they run.
   if (skip === null) console.log(`/run/wireguard before the demo tests: ${runWireguardBefore}; after: ${runWireguard()}`);
 });

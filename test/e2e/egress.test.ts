@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { labUnsupported } from "../lab/index.ts";
-import { type Bed, DNS_NAME, PYTHON, proxiedWhoami, releaseBinary, startGateway, WHOAMI_PORT } from "./helpers.ts";
+import { type Bed, DNS_NAME, PYTHON, proxiedWhoami, startGateway, WHOAMI_PORT } from "./helpers.ts";
 
 const skip = labUnsupported() ?? (Bun.which("dnsmasq") ? null : "e2e tests need dnsmasq");
 let bed: Bed;
@@ -16,7 +16,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await bed?.destroy();
-  releaseBinary();
 });
 
 /** PySocks: connect through the proxy to host:port and print what the server sends. */

@@ -4,20 +4,22 @@
  * clients the e2e tests drive: an address echo (ncat) and a TCP echo on the internet host, dnsmasq for
  * `socks5h` names, and a pool of SOCKS connections held open from the client namespace.
  *
- * The binary is a private copy of dist/egressd (test/run.sh builds it before `bun test`; it is built
- * here when missing or stale), so that a concurrent `bun run build` cannot swap it under a running
+ * The binary is the shared private copy of dist/egressd from test/lab/binary.ts (built there when
+ * missing or stale), so that a concurrent `bun run build` cannot swap it under a running
  * daemon.
  * Every lab uses a private /run/wireguard and the home router's NAT (lib/lab's `wireguardDir:
  * "private"`, `homeNat`), as `egressd demo` does.
  */
-import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { controlRequest } from "../../lib/daemon/control.ts";
 import type { DaemonStatus } from "../../lib/daemon/status.ts";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
+import { egressdBinary } from "../lab/binary.ts";
 import { createLab, type ExecResult, type Lab, nsPrefix, waitUntil } from "../lab/index.ts";
+
+export { egressdBinary };
 
 /** The repository root. */
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -32,72 +34,6 @@ export const WHOAMI_PORT = 8080;
 export const ECHO_PORT = 7007;
 /** The lab prefix of e2e labs: stale ones of crashed runs are removed by the next run. */
 export const PREFIX = "ege2e";
-
-let binary: string | null = null;
-
-/** The newest mtime of the sources the binary is built from. */
-function newestSource(): number {
-  let newest = 0;
-  const visit = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) visit(p);
-      else if (e.name.endsWith(".ts")) newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  visit(join(ROOT, "lib"));
-  for (const f of ["main.ts", "package.json"]) newest = Math.max(newest, statSync(join(ROOT, f)).mtimeMs);
-  return newest;
-}
-
-/**
- * A private, world-executable copy of dist/egressd, or of a fresh build when dist/egressd is missing
- * or older than the sources (`bun test test/e2e` run by hand after an edit).
- */
-export function egressdBinary(): string {
-  if (binary) return binary;
-  // Named by pid: a run that could not clean up after itself (killed, or an exit handler that did
-  // not run) leaves a directory the next run recognises as stale and removes; each holds ~100 MB.
-  for (const name of readdirSync(tmpdir())) {
-    const m = /^egressd-e2e-bin-(\d+)$/.exec(name);
-    if (m && !pidAlive(Number(m[1]))) rmSync(join(tmpdir(), name), { recursive: true, force: true });
-  }
-  const dir = join(tmpdir(), `egressd-e2e-bin-${process.pid}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { mode: 0o755 });
-  chmodSync(dir, 0o755);
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
-  const out = join(dir, "egressd");
-  const dist = join(ROOT, "dist/egressd");
-  if (existsSync(dist) && statSync(dist).mtimeMs >= newestSource()) {
-    copyFileSync(dist, out);
-  } else {
-    const r = spawnSync(BUN, ["build", "--compile", "--minify-syntax", "--sourcemap=none", "main.ts", "--outfile", out], { cwd: ROOT, encoding: "utf8" });
-    if (r.status !== 0) throw new Error(`bun build --compile failed:\n${r.stderr}`);
-  }
-  chmodSync(out, 0o755);
-  binary = out;
-  return out;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === "EPERM";
-  }
-}
-
-/**
- * Removes the copy (each test file's afterAll, once its daemons are gone: `bun test` runs no exit
- * handlers). The next egressdBinary() call makes a new one.
- */
-export function releaseBinary(): void {
-  if (!binary) return;
-  rmSync(join(binary, ".."), { recursive: true, force: true });
-  binary = null;
-}
 
 /** The gateway config the e2e tests start from; `patch` edits a fresh copy. */
 export function baseConfig(lab: Lab, dir: string): Record<string, any> {

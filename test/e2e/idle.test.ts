@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { labUnsupported } from "../lab/index.ts";
-import { type Bed, releaseBinary, startGateway } from "./helpers.ts";
+import { type Bed, startGateway } from "./helpers.ts";
 import { holdIdle } from "./idle.ts";
 
 const skip = labUnsupported() ?? (Bun.which("dnsmasq") ? null : "e2e tests need dnsmasq");
@@ -19,7 +19,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await bed?.destroy();
-  releaseBinary();
 });
 
 describe.skipIf(skip !== null)("idle connections (short version: 60 s, not 20 min; see bench/idle-tunnel.ts)", () => {

@@ -19,7 +19,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { type Lab, labUnsupported } from "../lab/index.ts";
-import { type Bed, DNS_NAME, DNS_QUERY_PY, PYTHON, releaseBinary, startGateway, WHOAMI_PORT } from "./helpers.ts";
+import { type Bed, DNS_NAME, DNS_QUERY_PY, PYTHON, startGateway, WHOAMI_PORT } from "./helpers.ts";
 
 const skip = labUnsupported() ?? (Bun.which("dnsmasq") ? null : "e2e tests need dnsmasq");
 
@@ -123,7 +123,6 @@ function outcome(r: { exitCode: number | null; stdout: string; stderr: string })
 }
 
 afterAll(() => {
-  releaseBinary(); // every state's bed is destroyed by its own test
   if (results.size === 0) return;
   const states = [...results.keys()];
   const names = [...PROBES.map((p) => p.name), "(whole state, late packets)", CONTROL.name];

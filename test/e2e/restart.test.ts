@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { RULE_COUNT } from "../../lib/host/routing.ts";
 import { labUnsupported } from "../lab/index.ts";
-import { type Bed, baseConfig, ipJson, type Pool, proxiedWhoami, releaseBinary, startGateway, startPool } from "./helpers.ts";
+import { type Bed, baseConfig, ipJson, type Pool, proxiedWhoami, startGateway, startPool } from "./helpers.ts";
 
 const skip = labUnsupported() ?? (Bun.which("dnsmasq") ? null : "e2e tests need dnsmasq");
 const LIVE = 20;
@@ -28,7 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await pool?.close();
   await bed?.destroy();
-  releaseBinary();
 });
 
 /** SIGHUP, then the log line that ends the reload. */

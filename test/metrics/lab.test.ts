@@ -1,5 +1,5 @@
 /**
- * The metrics endpoint of a real daemon in the network-namespace lab (issue 6, "Done when"): a freshly
+ * The metrics endpoint of a real daemon in the network-namespace lab (issue 6, "Done when"): the
  * compiled egressd runs as the lab uid in gw with real wg/ip/nft, clients in the client namespace push
  * traffic through its SOCKS proxy to servers on the internet host, and the scrapes are checked against
  * independent witnesses: `wg show dump`, what the clients and servers counted, tcpdump on the WAN,
@@ -9,8 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
+import { egressdBinary } from "../lab/binary.ts";
 import { createLab, labUnsupported, type Lab, waitUntil } from "../lab/index.ts";
-import { buildEgressd, dumpPeers, lastJson, type LabDaemon, PYTHON, type Scrape, startLabDaemon, traffic } from "./lab/harness.ts";
+import { dumpPeers, lastJson, type LabDaemon, PYTHON, type Scrape, startLabDaemon, traffic } from "./lab/harness.ts";
 
 const skip = labUnsupported() ?? (Bun.which(PYTHON) ? null : `the metrics lab tests need ${PYTHON}`);
 
@@ -26,14 +27,11 @@ let lab: Lab;
 let daemon: LabDaemon;
 let servers: ChildHandle | null = null;
 const serverLines: { port: number; received: number; sent: number }[] = [];
-let removeBinary = () => {};
 /** Payload bytes this file has pushed through the tunnel so far, each way. */
 const pushed = { up: 0, down: 0 };
 
 beforeAll(async () => {
   if (skip !== null) return;
-  const built = buildEgressd();
-  removeBinary = built.remove;
   lab = await createLab({ prefix: "egtm" });
   let listening = false;
   servers = lab.runner(lab.ns.inet).start(traffic("serve", lab.addr.host4, SINK_PORT, SOURCE_PORT, DOWN_BYTES), {
@@ -48,7 +46,7 @@ beforeAll(async () => {
     if (servers!.exitStatus !== null) throw new Error(`traffic servers exited: ${servers!.outputTail()}`);
     return listening;
   }, 10_000, "traffic servers");
-  daemon = await startLabDaemon(lab, { binary: built.binary });
+  daemon = await startLabDaemon(lab, { binary: egressdBinary() });
 }, 120_000);
 
 afterAll(async () => {
@@ -56,7 +54,6 @@ afterAll(async () => {
   servers?.kill("SIGKILL");
   await servers?.exited;
   await lab?.destroy();
-  removeBinary();
 }, 60_000);
 
 /** Scrapes until `ok` holds (counters read through a 1 s cache need a moment), then returns that scrape. */

@@ -7,12 +7,9 @@
  * exposition cannot hide itself in the test.
  */
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChildHandle } from "../../../lib/exec/runner.ts";
 import { type ExecResult, type Lab, waitUntil } from "../../lab/index.ts";
-
-const ROOT = join(import.meta.dir, "../../..");
 
 /** Debian's interpreter: the pyenv shim on PATH is under /root, which the lab uid cannot read. */
 export const PYTHON = "/usr/bin/python3";
@@ -29,24 +26,6 @@ export function lastJson<T>(r: ExecResult): T {
   const line = r.stdout.trim().split("\n").at(-1);
   if (!line) throw new Error(`no output (exit ${r.exitCode}${r.timedOut ? ", timed out" : ""}): ${r.stderr}`);
   return JSON.parse(line) as T;
-}
-
-/**
- * Compiles egressd with the flags of `npm run build` into a temp dir of its own, so the test never
- * runs a stale dist/egressd and never races another run rebuilding it. World-readable, so the lab uid
- * can execute it. Returns the binary's path and a cleanup function.
- */
-export function buildEgressd(): { binary: string; remove: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), "egtm-bin-"));
-  chmodSync(dir, 0o755);
-  const binary = join(dir, "egressd");
-  const built = Bun.spawnSync(
-    [join(ROOT, "node_modules/.bin/bun"), "build", "--compile", "--minify-syntax", "--sourcemap=none", "main.ts", "--outfile", binary],
-    { cwd: ROOT, stdout: "pipe", stderr: "pipe" },
-  );
-  if (built.exitCode !== 0) throw new Error(`bun build failed (${built.exitCode}): ${built.stderr.toString()}`);
-  chmodSync(binary, 0o755);
-  return { binary, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** One sample of an exposition: labels in the order written. */
@@ -154,7 +133,7 @@ export interface LabDaemon {
 
 /** Options for {@link startLabDaemon}. */
 export interface LabDaemonOptions {
-  /** The compiled binary (see {@link buildEgressd}). */
+  /** The compiled binary (see egressdBinary in test/lab/binary.ts). */
   binary: string;
   /** Merged into the config's `daemon` section (e.g. `{ reconcileInterval: "2s" }`). Default none. */
   daemon?: Record<string, unknown>;
