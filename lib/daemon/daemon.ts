@@ -7,7 +7,9 @@
  * reload(): RELOADING=1 -> read and validate the config -> proxy.update -> metrics move -> READY=1.
  *           A step that fails undoes the earlier ones, so the old config stays in force whole. Live
  *           proxied connections are never touched. Host changes (tunnel, exit, routing) are refused:
- *           they need a restart (see #replaceHost).
+ *           they need a restart. Applying them in place would take the rules, routes and nft table
+ *           down and bring new ones up, and in between the proxy's packets would leave by the WAN
+ *           (seen in the lab); lib/host would first need to move to a new spec without that gap.
  * stop():   STOPPING=1 -> stop accepting, drain -> metrics, control off -> host down (teardownOnStop)
  * ```
  * It does not parse argv or install signal handlers (lib/cli/run.ts does), so tests drive it directly.
@@ -106,7 +108,7 @@ export class Daemon {
   readonly #uid: number;
   readonly #startedAt = Date.now();
   #config: Config;
-  #host: HostManager;
+  readonly #host: HostManager;
   #proxy: ProxyServer | null = null;
   #proxyOptions: ProxyServerOptions | null = null;
   #metrics: EgressdMetrics | null = null;
@@ -118,12 +120,6 @@ export class Daemon {
   #lastPassAt = Date.now();
   #lastPass: { at: number; durationMs: number; ok: boolean; error: string | null; repairs: { object: string; detail: string }[] } | null = null;
   #repairs: Record<string, number> = {};
-  /**
-   * What host managers replaced by a reload had counted, added to the current one's counts so the
-   * `egressd_` counters built on them never go backwards (a new manager starts at 0, and taking the
-   * old state down deletes the nft table that held the leak guard's counter).
-   */
-  #retired = { reconcileRuns: 0, endpointReresolutions: 0, leakPackets: 0, leakBytes: 0 };
   #dump: { at: number; value: Promise<WgDump | null> } | null = null;
   #lastStatusLine = "";
   #stopped: Promise<void>;
@@ -350,18 +346,15 @@ export class Daemon {
           return {
             up: Boolean(d && d.peers.length > 0),
             implementation: h.implementation ?? undefined,
-            endpointReresolutions: this.#retired.endpointReresolutions + h.endpointReresolutions,
+            endpointReresolutions: h.endpointReresolutions,
           };
         },
       },
       reconcile: {
-        stats: () => ({ runs: this.#retired.reconcileRuns + this.#host.status().reconcileRuns, repairs: { ...this.#repairs } }),
+        stats: () => ({ runs: this.#host.status().reconcileRuns, repairs: { ...this.#repairs } }),
       },
       leakGuard: {
-        counters: async () => {
-          const c = await this.#host.leakCounter();
-          return { packets: this.#retired.leakPackets + (c?.packets ?? 0), bytes: this.#retired.leakBytes + (c?.bytes ?? 0) };
-        },
+        counters: async () => (await this.#host.leakCounter()) ?? { packets: 0, bytes: 0 },
       },
     };
   }
@@ -506,9 +499,8 @@ export class Daemon {
     try {
       // Refuse what cannot change in place before touching anything.
       if (next.control.socket !== old.control.socket) throw new Error("control.socket cannot change on reload; restart egressd");
-      // Host changes too: #replaceHost takes the rules, routes and nft table down before bringing the
-      // new ones up, and for that gap the proxy's live connections (and any new one) leave by the
-      // WAN, outside the tunnel. A restart is safe: no proxy runs while the host state is down.
+      // Host changes too (see the module comment). A restart is safe: no proxy runs while the host
+      // state is down.
       const hostFields = hostChanges(old, next);
       if (hostFields.length > 0) {
         throw new Error(`${hostFields.join(", ")} cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply ${hostFields.length === 1 ? "it" : "them"}`);
@@ -554,46 +546,6 @@ export class Daemon {
       this.#metricsServer = new MetricsServer({ registry: this.#metrics!.registry, readiness: { ready: () => this.ready() }, log: this.#log });
     }
     await this.#metricsServer.listen(listen);
-  }
-
-  /**
-   * Moves the host to a new spec: the old state is taken down and the new one brought up; if that
-   * fails, the old one is brought back up.
-   *
-   * Unused: reloads refuse host changes, because between down() and up() the proxy's packets have no
-   * rules, no kill switch and no leak guard, and leave by the WAN (seen in the lab). Use it again once
-   * lib/host can move to a new spec without taking the old state down first.
-   */
-  async #replaceHost(next: Config): Promise<void> {
-    const oldHost = this.#host;
-    const newHost = this.#newHost(next);
-    this.#loop?.stop();
-    try {
-      // Read before down() deletes the table that holds the leak guard's counter.
-      const leak = await oldHost.leakCounter().catch((e) => {
-        this.#log.warn("could not read the leak guard's counter; egressd_leak_guard_* will restart from 0", { error: e });
-        return null;
-      });
-      await oldHost.down();
-      try {
-        await newHost.up();
-      } catch (e) {
-        await oldHost.up().catch((u) => this.#log.error("could not restore the old host state", { error: u }));
-        throw e;
-      }
-      const old = oldHost.status();
-      this.#retired = {
-        reconcileRuns: this.#retired.reconcileRuns + old.reconcileRuns,
-        endpointReresolutions: this.#retired.endpointReresolutions + old.endpointReresolutions,
-        leakPackets: this.#retired.leakPackets + (leak?.packets ?? 0),
-        leakBytes: this.#retired.leakBytes + (leak?.bytes ?? 0),
-      };
-      this.#host = newHost;
-      this.#dump = null;
-      this.#metrics?.invalidate();
-    } finally {
-      this.#loop = startReconcileLoop({ reconcile: () => this.#pass() }, { intervalMs: next.daemon.reconcileInterval, log: this.#log, onError: () => {} });
-    }
   }
 
   /**
