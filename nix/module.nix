@@ -586,9 +586,12 @@ in
         CapabilityBoundingSet = [ "CAP_NET_ADMIN" ];
 
         LoadCredential = map (s: "${s.credential}:${s.value}") secretOptions;
-        # /run/egressd holds the control socket; wireguard-go puts its UAPI socket in /run/wireguard.
-        RuntimeDirectory = [ "egressd" ] ++ lib.optional needsUserspace "wireguard";
+        # /run/egressd holds the control socket. wireguard-go puts its UAPI socket in /run/wireguard,
+        # which other tunnels on the host share: the service gets a private one mounted there
+        # instead of owning (and on stop deleting) the host's.
+        RuntimeDirectory = [ "egressd" ] ++ lib.optional needsUserspace "egressd/wireguard";
         RuntimeDirectoryMode = "0750";
+        BindPaths = lib.optional needsUserspace "/run/egressd/wireguard:/run/wireguard";
         # Two file descriptors per proxied connection (proxy.maxConnections defaults to 20000).
         LimitNOFILE = 65536;
 

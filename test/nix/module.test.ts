@@ -142,7 +142,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
       expect(s.AmbientCapabilities).toEqual(["CAP_NET_ADMIN"]);
       expect(s.CapabilityBoundingSet).toEqual(["CAP_NET_ADMIN"]);
       expect(s.LoadCredential).toEqual(["private-key:/run/secrets/egressd/private-key"]);
-      expect(s.RuntimeDirectory).toEqual(["egressd", "wireguard"]);
+      expect(s.RuntimeDirectory).toEqual(["egressd", "egressd/wireguard"]);
+      expect(s.BindPaths).toEqual(["/run/egressd/wireguard:/run/wireguard"]);
       expect(s.ProtectSystem).toBe("strict");
       expect(s.ProtectKernelTunables).toBe(true);
       expect(s.NoNewPrivileges).toBe(true);
@@ -312,6 +313,7 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
       expect(out.service.serviceConfig.DeviceAllow).toEqual([]);
       expect(out.unitText).not.toContain("DeviceAllow");
       expect(out.service.serviceConfig.RuntimeDirectory).toEqual(["egressd"]);
+      expect(out.service.serviceConfig.BindPaths).toEqual([]);
       expect(out.kernelModules).toEqual(["wireguard"]);
     });
 
@@ -319,7 +321,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
       const out = evalModule(gateway({ settings: { interface: { implementation: "userspace" } } }));
       expect(out.service.path).toContain(`${ctx.stub.root}/pkgs/wireguard-go`);
       expect(out.service.serviceConfig.DeviceAllow).toEqual(["/dev/net/tun rw"]);
-      expect(out.service.serviceConfig.RuntimeDirectory).toEqual(["egressd", "wireguard"]);
+      expect(out.service.serviceConfig.RuntimeDirectory).toEqual(["egressd", "egressd/wireguard"]);
+      expect(out.service.serviceConfig.BindPaths).toEqual(["/run/egressd/wireguard:/run/wireguard"]);
       expect(out.kernelModules).toEqual([]);
     });
   });
