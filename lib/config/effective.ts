@@ -21,6 +21,7 @@ export function effectiveConfig(c: Config): unknown {
       idleTimeout: formatDuration(c.proxy.idleTimeout),
       connectTimeout: formatDuration(c.proxy.connectTimeout),
       handshakeTimeout: formatDuration(c.proxy.handshakeTimeout),
+      keepaliveIdle: formatDuration(c.proxy.keepaliveIdle),
     },
     daemon: {
       ...c.daemon,

@@ -162,6 +162,14 @@ const proxySchema = z.strictObject({
   /** Deadline for the SOCKS greeting and request, against slowloris. */
   handshakeTimeout: positiveDuration.default(10_000),
   maxConnections: z.number().int().min(1).max(1_000_000).default(20_000),
+  /**
+   * TCP keepalive idle time on both legs; 0 turns keepalive off. Bun then probes every second and
+   * gives up after 10 unanswered probes, so a longer idle time makes a connection that sits idle
+   * through a tunnel outage less likely to be probed (and dropped) during it.
+   */
+  keepaliveIdle: duration
+    .refine((ms) => ms === 0 || (ms >= 1000 && ms % 1000 === 0), { message: "must be 0 (off) or whole seconds, at least 1s" })
+    .default(60_000),
 });
 
 const metricsSchema = z.strictObject({

@@ -87,6 +87,8 @@ export const MALFORMED: readonly MalformedRow[] = [
 
   { name: "a reconcile interval of 0", mutate: (c) => (c.daemon = { reconcileInterval: 0 }), path: "daemon.reconcileInterval", message: "daemon.reconcileInterval: 0 must be at least 100ms; 0 would run reconcile passes back to back" },
 
+  { name: "a keepalive idle time below a second", mutate: (c) => (c.proxy = { keepaliveIdle: "500ms" }), path: "proxy.keepaliveIdle", message: `proxy.keepaliveIdle: "500ms" must be 0 (off) or whole seconds, at least 1s` },
+
   // route tables
   ...[0, 253, 254, 255].map((t) => ({ name: `route table ${t}`, mutate: (c: Record<string, any>) => (c.routing = { table: t }), path: "routing.table", message: `routing.table: ${t} ${RESERVED}` })),
   { name: "a negative route table", mutate: (c) => (c.routing = { table: -1 }), path: "routing.table", message: "routing.table: -1 is below the minimum 0" },

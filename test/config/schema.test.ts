@@ -109,6 +109,7 @@ describe("defaults", () => {
         connectTimeout: 10_000,
         handshakeTimeout: 10_000,
         maxConnections: 20_000,
+        keepaliveIdle: 60_000,
       },
       metrics: { listen: "127.0.0.1:9586", allowWildcardBind: false, latestHandshakeDelay: true },
       control: { socket: "/run/egressd/control.sock" },
@@ -176,6 +177,7 @@ describe("effectiveConfig", () => {
       connectTimeout: 3,
       handshakeTimeout: "3s",
       maxConnections: 10,
+      keepaliveIdle: "5m",
     },
     metrics: { listen: null, allowWildcardBind: true, latestHandshakeDelay: false },
     control: { socket: "/tmp/egressd.sock" },
@@ -200,6 +202,7 @@ describe("effectiveConfig", () => {
     expect(e.proxy.handshakeTimeout).toBe("3s");
     expect(e.proxy.dns.timeout).toBe("750ms");
     expect(e.daemon.drainTimeout).toBe("2m");
+    expect(e.proxy.keepaliveIdle).toBe("5m");
     expect(e.proxy.auth).toEqual({ username: "bot", passwordFile: "/etc/egressd/password" });
   });
 });

@@ -26,6 +26,7 @@ function full(): Record<string, any> {
       connectTimeout: "3s",
       handshakeTimeout: "4s",
       maxConnections: 99,
+      keepaliveIdle: "2m",
     },
     metrics: { listen: "10.1.0.1:9586" },
     control: { socket: "/run/egressd/control.sock" },
@@ -70,6 +71,14 @@ describe("proxyOptions", () => {
     expect(o.dns).toEqual({ mode: "system", servers: ["1.1.1.1"], timeoutMs: 2000 });
     expect([o.connectTimeoutMs, o.handshakeTimeoutMs, o.idleTimeoutMs, o.maxConnections]).toEqual([3000, 4000, 3_600_000, 99]);
     expect(o.allowWildcardBind).toBe(false);
+    expect(o.keepalive).toEqual({ enabled: true, idleMs: 120_000 });
+  });
+
+  test("proxy.keepaliveIdle 0 turns keepalive off on both legs", async () => {
+    const c = full() as any;
+    c.proxy.keepaliveIdle = 0;
+    const o = await proxyOptions(parse(c), { readSecret: async () => "s3cret\n", own: [] });
+    expect(o.keepalive).toEqual({ enabled: false });
   });
 
   test.each([
