@@ -118,6 +118,17 @@ let
         egressd check-config --quiet --config "$settings"
         cp "$settings" "$out"
       '';
+  # The settings a reload cannot apply: egressd refuses a SIGHUP that changes the tunnel, its routing,
+  # the leak guard's allow list or the control socket (it would have to take the kill switch down
+  # while the proxy runs), and asks for a restart. A change to these restarts the unit instead.
+  hostSettingsFile = settingsFormat.generate "egressd-restart-settings.json" {
+    interface = cfg.settings.interface or { };
+    exit = cfg.settings.exit or { };
+    routing = cfg.settings.routing or { };
+    control = cfg.settings.control or { };
+    allowDestinations = cfg.settings.proxy.allowDestinations or [ ];
+  };
+
   configFile =
     if cfg.checkConfig && pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform then
       checkedConfigFile
@@ -561,8 +572,10 @@ in
       ]
       ++ lib.optional needsUserspace pkgs.wireguard-go;
       # Settings live in /etc/egressd/config.json: a change there reloads (SIGHUP re-reads it and
-      # keeps live connections); anything that changes the unit itself restarts.
+      # keeps live connections), unless it touches what a reload refuses (hostSettingsFile), which
+      # restarts, as does anything that changes the unit itself.
       reloadTriggers = [ configFile ];
+      restartTriggers = [ hostSettingsFile ];
       unitConfig = {
         # Too many restarts in a row means a broken config or host; stop and let an alert fire.
         StartLimitIntervalSec = 300;

@@ -419,6 +419,8 @@ else
           path = map toString egressd.path;
           reloadTriggers = map toString egressd.reloadTriggers;
           restartTriggers = map toString egressd.restartTriggers;
+          # The stub's store paths are named, not hashed: compare what the trigger files hold.
+          restartTriggersJSON = map (t: t.json or null) egressd.restartTriggers;
         };
     users = config.users.users;
     groups = lib.attrNames config.users.groups;

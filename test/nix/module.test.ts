@@ -165,8 +165,32 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     test("the config is /etc/egressd/config.json, and a change to it reloads instead of restarting", () => {
       expect(out.configStorePath).toBe(`${ctx.stub.root}/store/egressd-config.json`);
       expect(out.service.reloadTriggers).toEqual([out.configStorePath]);
-      expect(out.service.restartTriggers).toEqual([]);
+      expect(out.service.restartTriggers).toEqual([`${ctx.stub.root}/store/egressd-restart-settings.json`]);
       expect(out.unitText).toContain(`X-Reload-Triggers=${out.configStorePath}`);
+    });
+
+    // egressd refuses a reload that changes the tunnel (lib/daemon/specs.ts hostChanges), so such a
+    // settings change must restart the unit, or nixos-rebuild would leave the old tunnel running.
+    test("a change the daemon refuses on reload restarts instead; the others only reload", () => {
+      const restartJSON = (patch: Cfg) => evalModule(gateway(patch)).service.restartTriggersJSON[0];
+      const base = restartJSON({});
+      expect(JSON.parse(base).exit.endpoint).toBe("vps.example.net:51820");
+      for (const patch of [
+        { settings: { proxy: { listen: ["10.1.0.1:1081"] } } },
+        { settings: { metrics: { listen: "10.0.0.1:9587" } } },
+        { settings: { proxy: { idleTimeout: "1h" } } },
+      ]) {
+        expect(restartJSON(patch)).toBe(base);
+      }
+      for (const patch of [
+        { settings: { exit: { endpoint: "vps2.example.net:51820" } } },
+        { settings: { interface: { addresses: ["10.100.0.3/32"] } } },
+        { settings: { routing: { table: 51821 } } },
+        { settings: { proxy: { allowDestinations: ["192.168.5.0/24"] } } },
+        { settings: { control: { socket: "/run/egressd/other.sock" } } },
+      ]) {
+        expect(restartJSON(patch)).not.toBe(base);
+      }
     });
 
     test("wg, ip, nft and (for auto) wireguard-go are on the path", () => {
@@ -291,7 +315,7 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
           }
         }
         for (const key of n.keys()) {
-          if (!g.has(key) && !["X-Reload-Triggers"].includes(key) && !(key in differ)) problems.push(`[${section}] ${key} is extra`);
+          if (!g.has(key) && !["X-Reload-Triggers", "X-Restart-Triggers"].includes(key) && !(key in differ)) problems.push(`[${section}] ${key} is extra`);
         }
       }
       expect(problems).toEqual([]);
