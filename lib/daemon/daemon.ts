@@ -235,7 +235,7 @@ export class Daemon {
     const line = await this.#statusLine();
     // From here on nothing waits, so a stop cannot slip in between this check and READY=1.
     if (this.#stopRequested) return;
-    this.#loop = startReconcileLoop({ reconcile: () => this.#pass() }, { intervalMs: c.daemon.reconcileInterval, log: this.#log, onError: () => {} });
+    this.#loop = this.#startLoop(c.daemon.reconcileInterval);
     this.#watchdog = startWatchdog({
       env: this.#opts.env,
       ping: () => this.#notify.watchdog(),
@@ -245,6 +245,11 @@ export class Daemon {
     this.#state = "running";
     this.#notify.ready(line);
     this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metricsServer?.url ?? "off" });
+  }
+
+  /** Starts the reconcile timer; a failed pass is logged by #pass and retried at the next tick. */
+  #startLoop(intervalMs: number): ReconcileLoop {
+    return startReconcileLoop({ reconcile: () => this.#pass() }, { intervalMs, log: this.#log, onError: () => {} });
   }
 
   /** Binds the proxy, retrying an address that is not on the host yet (EADDRNOTAVAIL) for a while. */
@@ -530,6 +535,15 @@ export class Daemon {
       return { ok: false, error };
     }
     this.#config = next;
+    // daemon.teardownOnStop and drainTimeout are read at stop, so they apply as they are.
+    if (next.daemon.reconcileInterval !== old.daemon.reconcileInterval) {
+      this.#loop?.stop();
+      this.#loop = this.#startLoop(next.daemon.reconcileInterval);
+      changed.push("daemon.reconcileInterval");
+    }
+    if (next.daemon.logLevel !== old.daemon.logLevel) {
+      this.#log.warn("daemon.logLevel changes at the next restart (or use --log-level)", { logLevel: next.daemon.logLevel });
+    }
     this.#log.info("reloaded", { changed: changed.join(",") });
     this.#lastStatusLine = "";
     this.#notify.ready(await this.#statusLine());

@@ -231,6 +231,18 @@ describe("SIGHUP with 200 live proxied connections", () => {
     expect(await holder.ask("ping after-control-reload")).toEqual({ alive: CONNECTIONS, dead: [] });
   }, 90_000);
 
+  test.skipIf(skip !== null)(name("a reload applies a new daemon.reconcileInterval to the running loop"), async () => {
+    config.daemon = { drainTimeout: "2s", reconcileInterval: "250ms" };
+    daemon.writeConfig(config);
+    expect(await daemon.control("reload")).toEqual({ ok: true, changed: ["proxy", "daemon.reconcileInterval"] });
+    const before = (await daemon.control("status")).reconcile.runs;
+    await Bun.sleep(2000);
+    const after = (await daemon.control("status")).reconcile.runs;
+    // At the old 2 s interval this would be 1 or 2 passes; at 250 ms it is about 8.
+    expect(after - before).toBeGreaterThanOrEqual(4);
+    expect(await holder.ask("ping after-interval-reload")).toEqual({ alive: CONNECTIONS, dead: [] });
+  }, 90_000);
+
   test.skipIf(skip !== null)(name("SIGTERM drains the 200 for daemon.drainTimeout, resets them, tears the host down and exits 0"), async () => {
     const started = performance.now();
     const code = await daemon.stop();
