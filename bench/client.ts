@@ -47,6 +47,19 @@ export async function direct(port: number): Promise<Conn> {
   return conn;
 }
 
+/** Resolves once something accepts connections on 127.0.0.1:`port`; throws after about 5 s. */
+export async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      (await direct(port)).socket.end();
+      return;
+    } catch {
+      await Bun.sleep(25);
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
 const GREETING = encodeGreeting([AuthMethod.noAuth]);
 const LOOPBACK = { type: "ip" as const, ip: parseIp("127.0.0.1")! };
 

@@ -9,7 +9,7 @@
  * Prints, per proxy, when each connection was closed (if it was) and whether it still echoes.
  */
 import { join } from "node:path";
-import { direct, viaSocks, type Conn } from "./client.ts";
+import { viaSocks, waitForPort, type Conn } from "./client.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
@@ -35,15 +35,9 @@ function freePort(): number {
 
 async function start(argv: string[], port: number): Promise<void> {
   children.push(Bun.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: Bun.file(`/tmp/egressd-idle-hold-${argv[0]!.split("/").pop()}.log`) }));
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await direct(port)).socket.end();
-      return;
-    } catch {
-      await Bun.sleep(25);
-    }
-  }
-  throw new Error(`${argv[0]} did not start`);
+  await waitForPort(port).catch((e) => {
+    throw new Error(`${argv[0]} did not start`, { cause: e });
+  });
 }
 
 async function echo(c: Conn, ms = 5000): Promise<boolean> {

@@ -16,7 +16,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Conn, direct, viaSocks } from "./client.ts";
+import { Conn, direct, viaSocks, waitForPort } from "./client.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
@@ -50,17 +50,6 @@ function freePort(): number {
   return port;
 }
 
-async function waitForPort(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await direct(port)).socket.end();
-      return;
-    } catch {
-      await Bun.sleep(25);
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 async function startProxy(name: Proxy["name"]): Promise<Proxy> {
   const port = freePort();
