@@ -1,9 +1,10 @@
 /**
- * Where JSON text first goes wrong, as a line and column, for config error messages.
+ * Where JSON text goes wrong, as a line and column, for config error messages: the first syntax
+ * error, and the first object key given twice.
  *
- * Bun's JSON.parse (JavaScriptCore) says what is wrong but not where, so this scans the text with
- * the RFC 8259 grammar to find the offset of the first character that cannot belong there. It does
- * not build values; call it only after JSON.parse has failed.
+ * Bun's JSON.parse (JavaScriptCore) says what is wrong but not where, and silently keeps the last
+ * of two equal keys (RFC 8259 §4 leaves that to the parser), so this scans the text with the
+ * RFC 8259 grammar. It does not build values.
  */
 
 /** 1-based line and column (in UTF-16 code units) of a position in a text. */
@@ -19,8 +20,33 @@ class SyntaxAt {
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const ESCAPE = /\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})/y;
 
+/** A key that appears twice in one object. */
+export interface DuplicateKey {
+  /** The path of the repeated member, as JSON.parse would build it: `["proxy", "listen"]`. */
+  readonly path: readonly (string | number)[];
+  /** Offsets of the first and the second occurrence of the key. */
+  readonly firstOffset: number;
+  readonly offset: number;
+}
+
 /** Returns the offset of the first JSON syntax error in `text`, or null when it is valid JSON. */
 export function jsonErrorOffset(text: string): number | null {
+  return scan(text).error;
+}
+
+/**
+ * Returns the first key (in document order) that appears twice in the same object, or null.
+ * Keys are compared after unescaping (`"a"` and `"\u0061"` are the same key). Call it on text
+ * that JSON.parse accepted.
+ */
+export function jsonDuplicateKey(text: string): DuplicateKey | null {
+  return scan(text).duplicate;
+}
+
+/** One pass of the RFC 8259 grammar over `text`. */
+function scan(text: string): { error: number | null; duplicate: DuplicateKey | null } {
+  let duplicate: DuplicateKey | null = null;
+  const path: (string | number)[] = [];
   let i = 0;
   const fail = (): never => {
     throw new SyntaxAt(i);
@@ -53,14 +79,24 @@ export function jsonErrorOffset(text: string): number | null {
       i++;
       ws();
       if (text[i] === close) return void i++;
-      for (;;) {
-        if (c === "{") {
+      const keys = c === "{" ? new Map<string, number>() : null;
+      for (let index = 0; ; index++) {
+        if (keys) {
           ws();
+          const start = i;
           string();
+          const key = JSON.parse(text.slice(start, i)) as string;
+          const first = keys.get(key);
+          if (first !== undefined) duplicate ??= { path: [...path, key], firstOffset: first, offset: start };
+          else keys.set(key, start);
+          path.push(key);
           ws();
           expect(":");
+        } else {
+          path.push(index);
         }
         value();
+        path.pop();
         ws();
         if (text[i] === ",") i++;
         else return expect(close);
@@ -76,10 +112,11 @@ export function jsonErrorOffset(text: string): number | null {
     value();
     ws();
     if (i < text.length) fail();
-    return null;
+    return { error: null, duplicate };
   } catch (e) {
-    if (e instanceof SyntaxAt) return e.offset;
-    if (e instanceof RangeError) return null; // nesting deeper than the stack: no position to give
+    if (e instanceof SyntaxAt) return { error: e.offset, duplicate };
+    // Nesting deeper than the stack: no position to give, and no duplicate worth reporting.
+    if (e instanceof RangeError) return { error: null, duplicate: null };
     throw e;
   }
 }

@@ -9,8 +9,8 @@
 import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { decodeKey, KeyFormatError } from "../keys/keys.ts";
-import { type ConfigProblem, ConfigError, problemsFromZod } from "./errors.ts";
-import { jsonErrorOffset, positionOf } from "./json-position.ts";
+import { type ConfigProblem, ConfigError, formatPath, problemsFromZod } from "./errors.ts";
+import { jsonDuplicateKey, jsonErrorOffset, positionOf } from "./json-position.ts";
 import { type Config, configSchema } from "./schema.ts";
 
 /** Options for {@link parseConfig} and {@link loadConfig}. */
@@ -148,6 +148,16 @@ export function loadConfig(file: string, opts: LoadOptions = {}): Config {
       file,
       cause: e,
     });
+  }
+  const dup = jsonDuplicateKey(text);
+  if (dup) {
+    // JSON.parse keeps the last value silently; a config that says two things must not be guessed at.
+    const at = (offset: number) => {
+      const { line, column } = positionOf(text, offset);
+      return `line ${line} column ${column}`;
+    };
+    const path = formatPath(dup.path);
+    throw new ConfigError([{ path, message: `${path}: given twice (at ${at(dup.firstOffset)} and ${at(dup.offset)}); remove one` }], { file });
   }
   try {
     return parseConfig(input, { baseDir: dirname(resolve(file)), ...opts });

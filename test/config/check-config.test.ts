@@ -119,6 +119,16 @@ describe("files", () => {
     expect(ran.stderr.trimEnd().split("\n")).toHaveLength(1);
   });
 
+  test("a key given twice: both places, exit 2", async () => {
+    const d = configDir();
+    writeFileSync(d.configFile, '{\n  "interface": { "addresses": ["10.100.0.2/32"] },\n  "interface": { "addresses": ["10.100.0.3/32"] }\n}\n');
+    expect(await checkConfig(d.configFile)).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `${d.configFile}: interface: given twice (at line 2 column 3 and line 3 column 3); remove one\n`,
+    });
+  });
+
   test("a config file that is not an object", async () => {
     const d = configDir();
     writeFileSync(d.configFile, "[]\n");

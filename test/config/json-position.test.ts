@@ -1,6 +1,9 @@
-/** Locating JSON syntax errors: tables of bad text, and agreement with JSON.parse on mutated configs. */
+/**
+ * Locating JSON syntax errors and repeated keys: tables of bad text, and agreement with JSON.parse
+ * on mutated configs.
+ */
 import { describe, expect, test } from "bun:test";
-import { jsonErrorOffset, positionOf } from "../../lib/config/json-position.ts";
+import { jsonDuplicateKey, jsonErrorOffset, positionOf } from "../../lib/config/json-position.ts";
 
 function where(text: string): string | null {
   const offset = jsonErrorOffset(text);
@@ -80,6 +83,30 @@ describe("jsonErrorOffset", () => {
         expect(offset).toBeGreaterThanOrEqual(at - "false".length);
       }
     }
+  });
+});
+
+describe("jsonDuplicateKey", () => {
+  test.each([
+    ["a top-level key", '{"a":1,"a":2}', ["a"], 1, 7],
+    ["a nested key", '{"proxy":{"listen":["x"],"auth":null,\n"listen":[]}}', ["proxy", "listen"], 10, 38],
+    ["a key inside an array element", '{"l":[{"a":1},{"b":1,"b":2}]}', ["l", 1, "b"], 15, 21],
+    ["the same key after unescaping", '{"a":1,"\\u0061":2}', ["a"], 1, 7],
+    ["only the first of several", '{"x":{"b":1,"b":2},"a":1,"a":2}', ["x", "b"], 6, 12],
+  ])("finds %s", (_name, text, path, firstOffset, offset) => {
+    // Precondition: JSON.parse accepts these and silently keeps the last value.
+    expect(() => JSON.parse(text)).not.toThrow();
+    expect(jsonDuplicateKey(text)).toEqual({ path, firstOffset, offset });
+  });
+
+  test.each([
+    ["equal keys in sibling objects", '{"a":{"k":1},"b":{"k":2}}'],
+    ["equal keys at different depths", '{"k":{"k":{"k":1}}}'],
+    ["keys that differ only in case", '{"listen":1,"Listen":2}'],
+    ["an array of equal strings", '["a","a"]'],
+    ["a value equal to its key", '{"a":"a"}'],
+  ])("accepts %s", (_name, text) => {
+    expect(jsonDuplicateKey(text)).toBeNull();
   });
 });
 

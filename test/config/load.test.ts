@@ -259,6 +259,25 @@ describe("the config file itself", () => {
     expect(line).toStartWith("not valid JSON at line 3 column 25: "); // "10.100" is a number; the 2nd "." is not
   });
 
+  // Regression: JSON.parse kept the last of two equal keys, so a config that said two things ran
+  // with one of them and nothing told the user which.
+  test("a key given twice is refused, with both places", () => {
+    const d = configDir();
+    const text = [
+      "{",
+      '  "interface": { "addresses": ["10.100.0.2/32"] },',
+      '  "exit": {',
+      `    "publicKey": "${minimalConfig().exit.publicKey}",`,
+      '    "endpoint": "old-vps.example.net:51820",',
+      '    "endpoint": "vps.example.net:51820"',
+      "  }",
+      "}",
+    ].join("\n");
+    expect(JSON.parse(text).exit.endpoint).toBe("vps.example.net:51820"); // what JSON.parse alone did
+    writeFileSync(d.configFile, text);
+    expect(problemsOf(d.configFile)).toEqual(["exit.endpoint: given twice (at line 5 column 5 and line 6 column 5); remove one"]);
+  });
+
   test("a trailing comma, the usual hand-editing slip", () => {
     const d = configDir();
     const text = JSON.stringify(minimalConfig(), null, 2).replace(/\n}$/, ",\n}");
