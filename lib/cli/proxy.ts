@@ -39,6 +39,9 @@ directly by this host's own routes. Use \`egressd run\` for the tunnelled gatewa
   --idle-timeout DURATION     close connections idle this long (default 0: never)
   --max-connections N         open connections at most (default 20000)
   --keepalive-idle DURATION   TCP keepalive idle time on both legs, 0 to disable (default 60s)
+  --keepalive-interval DURATION  time between unanswered probes (default 15s)
+  --keepalive-count N         unanswered probes before a reset (default 8): an idle
+                              connection survives path outages up to interval x count
   --log-level LEVEL           debug, info, warn or error (default info)
   --log-format FORMAT         journal, text or json (default: journal under systemd, else text)
   -h, --help                  show this help
@@ -66,6 +69,8 @@ const FLAGS = {
   "idle-timeout": { type: "string" },
   "max-connections": { type: "string" },
   "keepalive-idle": { type: "string" },
+  "keepalive-interval": { type: "string" },
+  "keepalive-count": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -128,6 +133,12 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
     throw new UsageError(`--max-connections must be a positive integer, not "${maxText}"`);
   }
   const keepaliveIdleMs = duration("keepalive-idle", v["keepalive-idle"]);
+  const countText = v["keepalive-count"];
+  const keepaliveCount = countText === undefined ? undefined : Number(countText);
+  if (keepaliveCount !== undefined && !(Number.isSafeInteger(keepaliveCount) && keepaliveCount >= 1 && keepaliveCount <= 127)) {
+    throw new UsageError(`--keepalive-count must be an integer in 1..127, not "${countText}"`);
+  }
+  const keepalive = { idleMs: keepaliveIdleMs, intervalMs: duration("keepalive-interval", v["keepalive-interval"]), count: keepaliveCount };
   return {
     listeners: listeners(v.listen, v["allow-wildcard-bind"] ?? false),
     allowWildcardBind: v["allow-wildcard-bind"] ?? false,
@@ -139,7 +150,7 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
     handshakeTimeoutMs: duration("handshake-timeout", v["handshake-timeout"]),
     idleTimeoutMs: duration("idle-timeout", v["idle-timeout"]),
     maxConnections,
-    keepalive: keepaliveIdleMs === 0 ? { enabled: false } : { enabled: true, idleMs: keepaliveIdleMs },
+    keepalive: keepaliveIdleMs === 0 ? { enabled: false } : { enabled: true, ...keepalive },
   };
 }
 

@@ -22,6 +22,7 @@ export function effectiveConfig(c: Config): unknown {
       connectTimeout: formatDuration(c.proxy.connectTimeout),
       handshakeTimeout: formatDuration(c.proxy.handshakeTimeout),
       keepaliveIdle: formatDuration(c.proxy.keepaliveIdle),
+      keepaliveInterval: formatDuration(c.proxy.keepaliveInterval),
     },
     daemon: {
       ...c.daemon,

@@ -163,13 +163,19 @@ const proxySchema = z.strictObject({
   handshakeTimeout: positiveDuration.default(10_000),
   maxConnections: z.number().int().min(1).max(1_000_000).default(20_000),
   /**
-   * TCP keepalive idle time on both legs; 0 turns keepalive off. Bun then probes every second and
-   * gives up after 10 unanswered probes, so a longer idle time makes a connection that sits idle
-   * through a tunnel outage less likely to be probed (and dropped) during it.
+   * TCP keepalive on both legs: idle time before the first probe; 0 turns keepalive off. With the
+   * interval and count below, a silent peer is found after idle + interval x count, and an idle
+   * connection survives any outage of the path shorter than interval x count.
    */
   keepaliveIdle: duration
-    .refine((ms) => ms === 0 || (ms >= 1000 && ms % 1000 === 0), { message: "must be 0 (off) or whole seconds, at least 1s" })
+    .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 32_767_000 && ms % 1000 === 0), { message: "must be 0 (off) or whole seconds, 1s to 32767s" })
     .default(60_000),
+  /** Time between unanswered keepalive probes (TCP_KEEPINTVL). */
+  keepaliveInterval: duration
+    .refine((ms) => ms >= 1000 && ms <= 32_767_000 && ms % 1000 === 0, { message: "must be whole seconds, 1s to 32767s" })
+    .default(15_000),
+  /** Unanswered keepalive probes before the connection is reset (TCP_KEEPCNT). */
+  keepaliveCount: z.number().int().min(1).max(127).default(8),
 });
 
 const metricsSchema = z.strictObject({

@@ -97,7 +97,7 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     handshakeTimeoutMs: p.handshakeTimeout,
     idleTimeoutMs: p.idleTimeout,
     maxConnections: p.maxConnections,
-    keepalive: p.keepaliveIdle === 0 ? { enabled: false } : { enabled: true, idleMs: p.keepaliveIdle },
+    keepalive: p.keepaliveIdle === 0 ? { enabled: false } : { enabled: true, idleMs: p.keepaliveIdle, intervalMs: p.keepaliveInterval, count: p.keepaliveCount },
   };
 }
 

@@ -29,6 +29,7 @@ import {
   type HostPort,
   type IpAddr,
 } from "../net/ip.ts";
+import { KEEPALIVE_LIMITS, setKeepalive, socketFd, type KeepaliveSchedule } from "../net/sockopt.ts";
 import { CredentialChecker, type Credentials } from "./auth.ts";
 import { dial, interleaveFamilies, type Connect, type DialRace, type TargetSocket } from "./dial.ts";
 import { ListenError, ProxyConfigError, replyForError, resultForReply } from "./errors.ts";
@@ -53,15 +54,20 @@ import {
 } from "./socks5.ts";
 import { createStats, observe, type ConnectionResult, type ProxyStats } from "./stats.ts";
 
-/** TCP keepalive on both legs of every connection. */
+/**
+ * TCP keepalive on both legs of every connection. With the defaults a peer that stops answering
+ * is found after 60 + 8 x 15 = 180 s, and an idle connection outlives any outage of the path
+ * (a tunnel re-handshake, an exit reboot) shorter than two minutes.
+ */
 export interface KeepaliveOptions {
   /** Default true. */
   readonly enabled?: boolean;
-  /**
-   * Idle time before the first probe, in milliseconds (whole seconds; at least 1000). Default
-   * 60000. Bun fixes the rest: probes every 1 s, 10 unanswered probes drop the connection.
-   */
+  /** Idle time before the first probe, in milliseconds (whole seconds, 1 s..32767 s). Default 60000. */
   readonly idleMs?: number;
+  /** Time between unanswered probes, in milliseconds (whole seconds, 1 s..32767 s). Default 15000. */
+  readonly intervalMs?: number;
+  /** Unanswered probes before the connection is reset, 1..127. Default 8. */
+  readonly count?: number;
 }
 
 /** Options for {@link ProxyServer}; `update()` takes the same. */
@@ -91,7 +97,7 @@ export interface ProxyServerOptions {
   readonly idleTimeoutMs?: number;
   /** Open client connections at most; the excess is closed at accept. Default 20000. */
   readonly maxConnections?: number;
-  /** TCP keepalive on both legs. Default enabled, 60 s idle. */
+  /** TCP keepalive on both legs. Default enabled: 60 s idle, then a probe every 15 s, 8 at most. */
   readonly keepalive?: KeepaliveOptions;
   /** Set TCP_NODELAY on both legs (relayed bytes are never held back). Default true. */
   readonly noDelay?: boolean;
@@ -121,6 +127,8 @@ export const PROXY_DEFAULTS = {
   idleTimeoutMs: 0,
   maxConnections: 20_000,
   keepaliveIdleMs: 60_000,
+  keepaliveIntervalMs: 15_000,
+  keepaliveCount: 8,
 } as const;
 
 interface ListenSpec {
@@ -143,7 +151,8 @@ interface Settings {
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxConnections: number;
-  readonly keepaliveIdleMs: number | null;
+  /** Null: keepalive off. */
+  readonly keepalive: KeepaliveSchedule | null;
   readonly noDelay: boolean;
 }
 
@@ -174,8 +183,20 @@ function normalize(o: ProxyServerOptions): Settings {
     const key = formatHostPort({ host, port: l.port });
     if (!listeners.some((x) => x.key === key)) listeners.push({ key, host, port: l.port, family: ip.family });
   });
-  const keepalive = o.keepalive ?? {};
-  const keepaliveIdleMs = keepalive.enabled === false ? null : positiveInt("keepalive.idleMs", keepalive.idleMs, PROXY_DEFAULTS.keepaliveIdleMs, 1000);
+  const k = o.keepalive ?? {};
+  const seconds = (field: string, ms: number | undefined, dflt: number, max: number) => {
+    const v = positiveInt(field, ms, dflt, 1000, max * 1000);
+    if (v % 1000 !== 0) throw new ProxyConfigError(field, `must be whole seconds, not ${v} ms`);
+    return v / 1000;
+  };
+  const keepalive =
+    k.enabled === false
+      ? null
+      : {
+          idleS: seconds("keepalive.idleMs", k.idleMs, PROXY_DEFAULTS.keepaliveIdleMs, KEEPALIVE_LIMITS.idleS),
+          intervalS: seconds("keepalive.intervalMs", k.intervalMs, PROXY_DEFAULTS.keepaliveIntervalMs, KEEPALIVE_LIMITS.intervalS),
+          count: positiveInt("keepalive.count", k.count, PROXY_DEFAULTS.keepaliveCount, 1, KEEPALIVE_LIMITS.count),
+        };
   return {
     listeners,
     allowClients: o.allowClients,
@@ -188,7 +209,7 @@ function normalize(o: ProxyServerOptions): Settings {
     handshakeTimeoutMs: positiveInt("handshakeTimeoutMs", o.handshakeTimeoutMs, PROXY_DEFAULTS.handshakeTimeoutMs),
     idleTimeoutMs: positiveInt("idleTimeoutMs", o.idleTimeoutMs, PROXY_DEFAULTS.idleTimeoutMs, 0),
     maxConnections: positiveInt("maxConnections", o.maxConnections, PROXY_DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
-    keepaliveIdleMs,
+    keepalive,
     noDelay: o.noDelay ?? true,
   };
 }
@@ -275,6 +296,12 @@ export class ProxyServer {
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #whenIdle: (() => void) | null = null;
   #lastOverLimitWarning = -Infinity;
+  /**
+   * Every listener carries the keepalive options, so accepted sockets inherit them. False when a
+   * listener could not be set up that way: each client socket is then set on its own.
+   */
+  #listenersKeepalive = false;
+  #warnedKeepalive = false;
   readonly #ended = (s: Session, err: Error | undefined) => this.#finish(s, err);
   readonly #handlers: SocketHandler<Session | undefined>;
 
@@ -350,7 +377,10 @@ export class ProxyServer {
       this.#refreshListenerStats();
     }
     this.#settings = next;
-    if (this.#state === "running") this.#restartSweep();
+    if (this.#state === "running") {
+      this.#applyListenerKeepalive();
+      this.#restartSweep();
+    }
     this.#log.info("proxy configuration updated", { listen: this.stats.listeners.join(","), connections: this.#sessions.size });
   }
 
@@ -411,6 +441,48 @@ export class ProxyServer {
     }
     for (const [key, listener] of bound) this.#listeners.set(key, listener);
     this.#refreshListenerStats();
+    this.#applyListenerKeepalive();
+  }
+
+  /**
+   * Sets the keepalive options on every listening socket; Linux copies them to each socket it
+   * accepts, which saves four syscalls per connection and gives the client leg our own probe
+   * schedule instead of Bun's fixed one.
+   */
+  #applyListenerKeepalive(): void {
+    const schedule = this.#settings.keepalive;
+    let ok = true;
+    for (const listener of this.#listeners.values()) {
+      const fd = socketFd(listener);
+      try {
+        if (fd === null) throw new Error("Bun does not expose the listener's fd");
+        setKeepalive(fd, schedule);
+      } catch (err) {
+        ok = false;
+        this.#keepaliveFallback(err);
+      }
+    }
+    this.#listenersKeepalive = ok;
+  }
+
+  /** Keepalive on one connected socket: our schedule, or Bun's if setsockopt cannot be reached. */
+  #socketKeepalive(socket: ClientSocket | TargetSocket): void {
+    const schedule = this.#settings.keepalive;
+    if (schedule === null) return; // sockets start with keepalive off
+    const fd = socketFd(socket);
+    try {
+      if (fd === null) throw new Error("Bun does not expose the socket's fd");
+      setKeepalive(fd, schedule);
+    } catch (err) {
+      this.#keepaliveFallback(err);
+      socket.setKeepAlive(true, schedule.idleS * 1000);
+    }
+  }
+
+  #keepaliveFallback(err: unknown): void {
+    if (this.#warnedKeepalive) return;
+    this.#warnedKeepalive = true;
+    this.#log.warn("proxy: cannot set the keepalive probe schedule; using Bun's (a probe every second, 10 at most)", { err });
   }
 
   #refreshListenerStats(): void {
@@ -484,7 +556,7 @@ export class ProxyServer {
     // Bun turns TCP_NODELAY on for every socket itself (checked with getsockopt in the tests), so
     // only turning it off costs a syscall.
     if (!settings.noDelay) socket.setNoDelay(false);
-    if (settings.keepaliveIdleMs !== null) socket.setKeepAlive(true, settings.keepaliveIdleMs);
+    if (!this.#listenersKeepalive) this.#socketKeepalive(socket);
     if (this.#log.debugEnabled) this.#log.debug("proxy accepted", { client, listen: formatHostPort({ host: socket.localAddress, port: socket.localPort }) });
   }
 
@@ -619,7 +691,7 @@ export class ProxyServer {
   #connected(sess: Session, target: TargetSocket, address: IpAddr, port: number): void {
     const settings = this.#settings;
     if (!settings.noDelay) target.setNoDelay(false);
-    if (settings.keepaliveIdleMs !== null) target.setKeepAlive(true, settings.keepaliveIdleMs);
+    this.#socketKeepalive(target);
     const now = this.#clock();
     observe(this.stats.connectDuration, (now - sess.dialStart) / 1000);
     sess.address = formatHostPort({ host: formatIp(address), port });

@@ -87,7 +87,10 @@ export const MALFORMED: readonly MalformedRow[] = [
 
   { name: "a reconcile interval of 0", mutate: (c) => (c.daemon = { reconcileInterval: 0 }), path: "daemon.reconcileInterval", message: "daemon.reconcileInterval: 0 must be at least 100ms; 0 would run reconcile passes back to back" },
 
-  { name: "a keepalive idle time below a second", mutate: (c) => (c.proxy = { keepaliveIdle: "500ms" }), path: "proxy.keepaliveIdle", message: `proxy.keepaliveIdle: "500ms" must be 0 (off) or whole seconds, at least 1s` },
+  { name: "a keepalive idle time below a second", mutate: (c) => (c.proxy = { keepaliveIdle: "500ms" }), path: "proxy.keepaliveIdle", message: `proxy.keepaliveIdle: "500ms" must be 0 (off) or whole seconds, 1s to 32767s` },
+  { name: "a keepalive idle time above the kernel's limit", mutate: (c) => (c.proxy = { keepaliveIdle: "10h" }), path: "proxy.keepaliveIdle", message: `proxy.keepaliveIdle: "10h" must be 0 (off) or whole seconds, 1s to 32767s` },
+  { name: "a keepalive interval of 0", mutate: (c) => (c.proxy = { keepaliveInterval: 0 }), path: "proxy.keepaliveInterval", message: `proxy.keepaliveInterval: 0 must be whole seconds, 1s to 32767s` },
+  { name: "128 keepalive probes", mutate: (c) => (c.proxy = { keepaliveCount: 128 }), path: "proxy.keepaliveCount", message: `proxy.keepaliveCount: 128 is above the maximum 127` },
 
   // route tables
   ...[0, 253, 254, 255].map((t) => ({ name: `route table ${t}`, mutate: (c: Record<string, any>) => (c.routing = { table: t }), path: "routing.table", message: `routing.table: ${t} ${RESERVED}` })),

@@ -110,6 +110,8 @@ describe("defaults", () => {
         handshakeTimeout: 10_000,
         maxConnections: 20_000,
         keepaliveIdle: 60_000,
+        keepaliveInterval: 15_000,
+        keepaliveCount: 8,
       },
       metrics: { listen: "127.0.0.1:9586", allowWildcardBind: false, latestHandshakeDelay: true },
       control: { socket: "/run/egressd/control.sock" },
@@ -178,6 +180,8 @@ describe("effectiveConfig", () => {
       handshakeTimeout: "3s",
       maxConnections: 10,
       keepaliveIdle: "5m",
+      keepaliveInterval: "1m",
+      keepaliveCount: 20,
     },
     metrics: { listen: null, allowWildcardBind: true, latestHandshakeDelay: false },
     control: { socket: "/tmp/egressd.sock" },
@@ -203,6 +207,8 @@ describe("effectiveConfig", () => {
     expect(e.proxy.dns.timeout).toBe("750ms");
     expect(e.daemon.drainTimeout).toBe("2m");
     expect(e.proxy.keepaliveIdle).toBe("5m");
+    expect(e.proxy.keepaliveInterval).toBe("1m");
+    expect(e.proxy.keepaliveCount).toBe(20);
     expect(e.proxy.auth).toEqual({ username: "bot", passwordFile: "/etc/egressd/password" });
   });
 });

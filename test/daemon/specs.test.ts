@@ -71,7 +71,7 @@ describe("proxyOptions", () => {
     expect(o.dns).toEqual({ mode: "system", servers: ["1.1.1.1"], timeoutMs: 2000 });
     expect([o.connectTimeoutMs, o.handshakeTimeoutMs, o.idleTimeoutMs, o.maxConnections]).toEqual([3000, 4000, 3_600_000, 99]);
     expect(o.allowWildcardBind).toBe(false);
-    expect(o.keepalive).toEqual({ enabled: true, idleMs: 120_000 });
+    expect(o.keepalive).toEqual({ enabled: true, idleMs: 120_000, intervalMs: 15_000, count: 8 });
   });
 
   test("proxy.keepaliveIdle 0 turns keepalive off on both legs", async () => {

@@ -1,9 +1,11 @@
 // Layer 2: an idle relayed connection survives, and TCP keepalive probes really flow on both of
-// the proxy's legs. The proxy has no idle reaper by default, so no clock is shortened here: only
-// the kernel's keepalive idle time (--keepalive-idle 1s instead of 60s), which is the same
-// setsockopt call. The hour-long hold against microsocks's 15-minute reaper is bench/idle-hold.ts.
-import { afterAll, expect, test } from "bun:test";
-import { cleanup, echoServer, host, socksConnect, spawnProxy } from "./helpers.ts";
+// the proxy's legs. Layer 3: the probe schedule decides whether an idle connection outlives an
+// outage of its path. The proxy has no idle reaper by default, so no clock is shortened here: only
+// the kernel's keepalive timers (--keepalive-idle 1s and --keepalive-interval 1s instead of 60s
+// and 15s), which are the same setsockopt calls. The hour-long hold against microsocks's 15-minute reaper is bench/idle-hold.ts.
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { BUN, cleanup, echoServer, host, socksConnect, spawnProxy } from "./helpers.ts";
 
 afterAll(cleanup);
 
@@ -25,7 +27,7 @@ async function ss(local: number, peer: number): Promise<SsSocket> {
 
 test("an idle connection stays up while keepalive probes are answered on both legs", async () => {
   const echo = echoServer();
-  const proxy = await spawnProxy(["--allow-destination", "127.0.0.0/8", "--keepalive-idle", "1s"]);
+  const proxy = await spawnProxy(["--allow-destination", "127.0.0.0/8", "--keepalive-idle", "1s", "--keepalive-interval", "1s"]);
   const { conn, reply } = await socksConnect(proxy.port, host("127.0.0.1"), echo.port);
   conn.write("before");
   await conn.readBytes(6);
@@ -42,3 +44,34 @@ test("an idle connection stays up while keepalive probes are answered on both le
   expect(new TextDecoder().decode(await conn.readBytes(5))).toBe("after");
   expect(conn.eof).toBe(false);
 }, 20_000);
+
+describe("a path outage while a connection is idle (own network namespaces, nftables drop)", () => {
+  const namespaces: string[] = [];
+  afterAll(async () => {
+    for (const ns of namespaces) await Bun.spawn(["ip", "netns", "del", ns]).exited;
+  });
+
+  /** Runs keepalive-outage.ts in a fresh namespace with only loopback; returns its verdict. */
+  async function outage(schedule: [idle: string, interval: string, count: string], outageMs: number): Promise<{ survived: boolean; closedAtMs: number | null }> {
+    const ns = `egt-${process.pid}-ka-${namespaces.length}`;
+    namespaces.push(ns);
+    for (const argv of [["ip", "netns", "add", ns], ["ip", "-n", ns, "link", "set", "lo", "up"]]) {
+      expect(await Bun.spawn(argv).exited).toBe(0);
+    }
+    const p = Bun.spawn(["ip", "netns", "exec", ns, BUN, join(import.meta.dir, "keepalive-outage.ts"), ...schedule, String(outageMs)], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    if (code !== 0) throw new Error(`keepalive-outage.ts exited ${code}: ${err}`);
+    return JSON.parse(out);
+  }
+
+  // Regression: Bun's setKeepAlive fixes the probes at 1 s x 10, so an idle connection whose path
+  // went dark for more than ~11 s was reset although the path came back. Both runs go at once.
+  test("a 14 s outage: survived with 2 s x 8 probes; reset with Bun's fixed 1 s x 10", async () => {
+    const [ours, buns] = await Promise.all([outage(["1s", "2s", "8"], 14_000), outage(["1s", "1s", "10"], 14_000)]);
+    expect(ours).toEqual({ survived: true, closedAtMs: null });
+    expect(buns.survived).toBe(false);
+    // Reset after the idle second and ten unanswered probes a second apart, before the path came back.
+    expect(buns.closedAtMs).toBeGreaterThanOrEqual(9_000);
+    expect(buns.closedAtMs).toBeLessThan(14_000);
+  }, 40_000);
+});

@@ -354,6 +354,9 @@ describe("listeners, reload and shutdown", () => {
     ["a timeout too long for a timer", { handshakeTimeoutMs: 2 ** 31 }, "handshakeTimeoutMs"],
     ["maxConnections 0", { maxConnections: 0 }, "maxConnections"],
     ["keepalive idle under a second", { keepalive: { idleMs: 500 } }, "keepalive.idleMs"],
+    ["keepalive idle above the kernel's 32767 s", { keepalive: { idleMs: 32_768_000 } }, "keepalive.idleMs"],
+    ["a keepalive interval in parts of a second", { keepalive: { intervalMs: 1500 } }, "keepalive.intervalMs"],
+    ["128 keepalive probes", { keepalive: { count: 128 } }, "keepalive.count"],
     ["tunnel DNS without servers", { dns: { mode: "tunnel" as const, servers: [] } }, "dns.servers"],
     ["a DNS server that is a name", { dns: { mode: "tunnel" as const, servers: ["dns.example"] } }, "dns.servers[0]"],
     ["an empty password", { auth: { username: "u", password: "" } }, "auth.password"],
@@ -462,18 +465,52 @@ function findFd(local: number, peer: number): number {
 }
 
 describe("socket options on both legs (read back with getsockopt)", () => {
-  test("TCP_NODELAY and keepalive with the configured idle time", async () => {
+  /** TCP_NODELAY and the keepalive options of one of the proxy's sockets. */
+  function options(fd: number) {
+    return {
+      fd,
+      nodelay: sockopt(fd, IPPROTO_TCP, TCP_NODELAY),
+      keepalive: sockopt(fd, SOL_SOCKET, SO_KEEPALIVE),
+      idle: sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE),
+      interval: sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL),
+      count: sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT),
+    };
+  }
+
+  test("TCP_NODELAY and keepalive with the configured schedule", async () => {
     const echo = echoServer();
-    const { port } = start({ keepalive: { idleMs: 37_000 } });
+    const { port } = start({ keepalive: { idleMs: 37_000, intervalMs: 9_000, count: 4 } });
     const { conn, reply } = await socksConnect(port, host("127.0.0.1"), echo.port);
-    const clientPort = conn.socket.localPort;
-    const clientLeg = findFd(port, clientPort); // proxy side of client <-> proxy
+    const clientLeg = findFd(port, conn.socket.localPort); // proxy side of client <-> proxy
     const targetLeg = findFd(reply.port, echo.port); // proxy side of proxy <-> target
     for (const fd of [clientLeg, targetLeg]) {
-      expect({ fd, nodelay: sockopt(fd, IPPROTO_TCP, TCP_NODELAY), keepalive: sockopt(fd, SOL_SOCKET, SO_KEEPALIVE), idle: sockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE) }).toEqual({ fd, nodelay: 1, keepalive: 1, idle: 37 });
-      // Bun's fixed probe schedule, as KeepaliveOptions documents it: every 1 s, 10 probes.
-      expect([sockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL), sockopt(fd, IPPROTO_TCP, TCP_KEEPCNT)]).toEqual([1, 10]);
+      expect(options(fd)).toEqual({ fd, nodelay: 1, keepalive: 1, idle: 37, interval: 9, count: 4 });
     }
+  });
+
+  // Regression: Bun's setKeepAlive fixed the probes at 1 s x 10 (see keepalive.test.ts).
+  test("the default schedule: 60 s idle, then 8 probes 15 s apart", async () => {
+    const echo = echoServer();
+    const { port } = start({});
+    const { conn, reply } = await socksConnect(port, host("127.0.0.1"), echo.port);
+    for (const fd of [findFd(port, conn.socket.localPort), findFd(reply.port, echo.port)]) {
+      expect(options(fd)).toEqual({ fd, nodelay: 1, keepalive: 1, idle: 60, interval: 15, count: 8 });
+    }
+  });
+
+  test("update() gives new connections the new schedule, and can turn keepalive off", async () => {
+    const echo = echoServer();
+    const base = { listeners: [{ host: "127.0.0.1", port: 0 }], allowClients: LOOPBACK, allowDestinations: [parseCidr("127.0.0.0/8")] };
+    const { server, port } = start({ keepalive: { idleMs: 30_000 } });
+    const first = await socksConnect(port, host("127.0.0.1"), echo.port);
+    server.update({ ...base, keepalive: { idleMs: 45_000, intervalMs: 5_000, count: 3 } });
+    const second = await socksConnect(port, host("127.0.0.1"), echo.port);
+    server.update({ ...base, keepalive: { enabled: false } });
+    const third = await socksConnect(port, host("127.0.0.1"), echo.port);
+    const legs = (c: typeof first) => [findFd(port, c.conn.socket.localPort), findFd(c.reply.port, echo.port)];
+    for (const fd of legs(first)) expect(options(fd)).toEqual({ fd, nodelay: 1, keepalive: 1, idle: 30, interval: 15, count: 8 });
+    for (const fd of legs(second)) expect(options(fd)).toEqual({ fd, nodelay: 1, keepalive: 1, idle: 45, interval: 5, count: 3 });
+    for (const fd of legs(third)) expect(options(fd).keepalive).toBe(0);
   });
 
   test("keepalive can be turned off", async () => {
