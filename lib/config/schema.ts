@@ -218,6 +218,7 @@ export const configSchema = z
   })
   .superRefine((c, ctx) => {
     const seen = new Map<string, string>();
+    const bound: { where: string; addr: string; family: 4 | 6; port: number; wildcard: boolean }[] = [];
     const listeners: [string, string][] = c.proxy.listen.map((l, i) => [l, `proxy.listen[${i}]`]);
     if (c.metrics.listen) listeners.push([c.metrics.listen, "metrics.listen"]);
     for (const [addr, where] of listeners) {
@@ -233,8 +234,20 @@ export const configSchema = z
       const key = `${formatIp(parseIp(hp.host)!)}:${hp.port}`;
       const path = where.replace(/\[(\d+)\]/, ".$1").split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p));
       const first = seen.get(key);
+      const family = parseIp(hp.host)!.family;
+      const wildcard = isWildcard(hp.host);
+      // Linux refuses a wildcard and a specific address of one family on one port (EADDRINUSE at
+      // bind time, after the rest of the config was applied); IPv6 listeners are v6-only, so
+      // [::] and 0.0.0.0 do not collide.
+      const overlap = first ? undefined : bound.find((b) => b.port === hp.port && b.family === family && (b.wildcard || wildcard));
       if (first) ctx.addIssue({ code: "custom", path, input: addr, message: `is a duplicate listener; ${first} binds it already` });
-      else seen.set(key, where);
+      else if (overlap) {
+        const message = overlap.wildcard
+          ? `is already covered by ${overlap.where} ("${overlap.addr}"), which takes port ${hp.port} on every IPv${family} address; drop one of them`
+          : `is a wildcard that takes port ${hp.port} on every IPv${family} address, including ${overlap.where} ("${overlap.addr}"); drop one of them`;
+        ctx.addIssue({ code: "custom", path, input: addr, message });
+      } else seen.set(key, where);
+      bound.push({ where, addr, family, port: hp.port, wildcard });
       const section = where.startsWith("proxy") ? c.proxy : c.metrics;
       const sectionName = where.startsWith("proxy") ? "proxy" : "metrics";
       if (isWildcard(hp.host) && !section.allowWildcardBind) {

@@ -57,6 +57,16 @@ describe("malformed configs give one line naming the field", () => {
     expect(() => parseConfig({ ...minimalConfig(), ...extra }, NO_FILES)).not.toThrow();
   });
 
+  test.each([
+    ["IPv4 and IPv6 wildcards on one port (IPv6 listeners are v6-only)", ["0.0.0.0:1080", "[::]:1080"]],
+    ["a wildcard and a specific address on different ports", ["0.0.0.0:1080", "10.1.0.1:1081"]],
+    ["an IPv4 wildcard and a specific IPv6 address on one port", ["0.0.0.0:1080", "[fd00::1]:1080"]],
+    ["two specific addresses on one port", ["10.1.0.1:1080", "10.2.0.1:1080"]],
+  ])("listeners that do not collide are accepted: %s", (_name, listen) => {
+    const c = { ...minimalConfig(), proxy: { allowWildcardBind: true, listen } };
+    expect(parseConfig(c, NO_FILES).proxy.listen).toEqual(listen);
+  });
+
   test("metrics: null turns the listener off, so the proxy may use its default address", () => {
     const c = { ...minimalConfig(), proxy: { listen: ["127.0.0.1:9586"] }, metrics: { listen: null } };
     expect(parseConfig(c, NO_FILES).metrics.listen).toBeNull();
