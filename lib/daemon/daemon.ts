@@ -349,7 +349,7 @@ export class Daemon {
           const d = await this.#wgDump();
           const h = this.#host.status();
           return {
-            up: Boolean(d && d.peers.length > 0),
+            up: Boolean(d && this.#exitPeer(d)),
             implementation: h.implementation ?? undefined,
             endpointReresolutions: h.endpointReresolutions,
           };
@@ -378,7 +378,7 @@ export class Daemon {
     if (this.#state !== "running") return { ok: false, reason: `daemon is ${this.#state}` };
     const d = await this.#wgDump();
     if (!d) return { ok: false, reason: `interface ${this.#config.interface.name} is missing` };
-    const peer = d.peers[0];
+    const peer = this.#exitPeer(d);
     if (!peer) return { ok: false, reason: "the exit peer is not configured" };
     const age = peer.latestHandshake > 0 ? Date.now() / 1000 - peer.latestHandshake : Infinity;
     if (age > HANDSHAKE_WARN_S) {
@@ -397,9 +397,14 @@ export class Daemon {
     return { ok: true };
   }
 
+  /** The configured exit among the interface's peers (not simply the first: a stranger may lead). */
+  #exitPeer(d: WgDump): WgDump["peers"][number] | undefined {
+    return d.peers.find((p) => p.publicKey === this.#config.exit.publicKey);
+  }
+
   async #statusLine(): Promise<string> {
     const d = await this.#wgDump();
-    const peer = d?.peers[0];
+    const peer = d ? this.#exitPeer(d) : undefined;
     // Whole minutes only: a line that changed every second would resend STATUS= on every pass.
     const age = peer?.latestHandshake ? Math.max(0, Math.floor(Date.now() / 1000 - peer.latestHandshake)) : 0;
     const hs = !d ? "tunnel interface missing"
@@ -446,6 +451,7 @@ export class Daemon {
       },
       peers: (dump?.peers ?? []).map((p) => ({
         name: p.publicKey === c.exit.publicKey ? c.exit.name : "(unknown)",
+        isExit: p.publicKey === c.exit.publicKey,
         publicKey: p.publicKey,
         endpoint: p.endpoint,
         allowedIps: [...p.allowedIps],

@@ -7,6 +7,12 @@
 /** One WireGuard peer, as `wg show` lists it. */
 export interface PeerStatus {
   name: string;
+  /**
+   * This is the configured exit (its key matches `exit.publicKey`); any other peer on the
+   * interface is a stranger that the next reconcile pass removes. Absent in the status of daemons
+   * before 0.1.1, which listed only the exit in practice.
+   */
+  isExit?: boolean;
   publicKey: string;
   endpoint: string | null;
   allowedIps: string[];
@@ -164,7 +170,8 @@ export function evaluateHealth(s: DaemonStatus): CheckResult[] {
       ? { name: "interface", state: "ok", message: `${s.tunnel.interface} is up (${s.tunnel.implementation})` }
       : { name: "interface", state: "critical", message: `${s.tunnel.interface} is down or missing` },
   );
-  const peer = s.peers[0];
+  // The configured exit, not whichever peer `wg` lists first: a stranger added by hand may come first.
+  const peer = s.peers.find((p) => p.isExit !== false);
   if (!peer) {
     out.push({ name: "handshake", state: "critical", message: "the exit peer is not configured" });
   } else {

@@ -92,6 +92,16 @@ describe("evaluateHealth", () => {
     expect(rs.filter((r) => r.state !== "ok").map((r) => r.name)).toEqual([check]);
   });
 
+  // Regression: the handshake check looked at whichever peer `wg show dump` listed first.
+  test("judges the exit's handshake although a stranger peer is listed first", () => {
+    const s = healthy(10);
+    const stranger = { ...s.peers[0]!, name: "(unknown)", isExit: false, publicKey: GW_KEY, latestHandshake: 0 };
+    s.peers = [stranger, { ...s.peers[0]!, isExit: true }];
+    expect(evaluateHealth(s).find((r) => r.name === "handshake")).toEqual({ name: "handshake", state: "ok", message: "latest handshake with hetzner 10s ago" });
+    s.peers = [stranger];
+    expect(evaluateHealth(s).find((r) => r.name === "handshake")).toEqual({ name: "handshake", state: "critical", message: "the exit peer is not configured" });
+  });
+
   test("names what is missing when the daemon says", () => {
     const s = healthy();
     s.routing.rulesInPlace = false;
