@@ -9,11 +9,13 @@
  * creating process is gone.
  *
  * The exit (and wireguard-go run by the host manager as the lab uid) need /run/wireguard to be
- * writable by that uid; the lab makes it mode 1777 (sticky, like /tmp) if it is not already. With
- * `wireguardDir: "private"` it leaves the host's directory alone instead: a holder process in the inet
- * namespace mounts a tmpfs there in a mount namespace of its own, and every lab command enters that
- * mount namespace first (`nsenter --mount`), so the lab's wireguard-go sockets are shared by the lab's
- * processes and invisible to the host, and vanish with the holder.
+ * writable by that uid. By default (`wireguardDir: "private"`) the lab leaves the host's directory
+ * alone: a holder process in the inet namespace mounts a tmpfs there in a mount namespace of its own,
+ * and every lab command enters that mount namespace first (`nsenter --mount`), so the lab's
+ * wireguard-go sockets are shared by the lab's processes and invisible to the host, and vanish with
+ * the holder. Processes started outside the lab's helpers must use {@link Lab.prefix}. The old `host`
+ * mode makes the host's /run/wireguard mode 1777 instead, which lets any local user plant a socket
+ * that root's `wg` would talk to; nothing uses it any more.
  */
 import { chmod, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -79,8 +81,9 @@ export interface LabOptions {
    */
   configureExit?: boolean;
   /**
-   * Where wireguard-go's control sockets live: `host` makes the host's /run/wireguard mode 1777;
-   * `private` mounts a tmpfs over it for the lab's processes only (see the module comment). Default `host`.
+   * Where wireguard-go's control sockets live: `private` mounts a tmpfs over /run/wireguard for the
+   * lab's processes only; `host` makes the host's directory mode 1777 (see the module comment).
+   * Default `private`.
    */
   wireguardDir?: "host" | "private";
   /** Masquerade the client's LAN out of gw's WAN, as a home router does ({@link planLab}). Default false. */
@@ -102,6 +105,11 @@ export interface Lab {
   hostSpec(overrides?: { interface?: Partial<HostSpec["interface"]>; exit?: Partial<HostSpec["exit"]>; routing?: Partial<HostSpec["routing"]>; uid?: number }): HostSpec;
   /** A runner whose commands run in `ns` (as `uid`, with CAP_NET_ADMIN if asked). `path` overrides PATH. */
   runner(ns: string, opts?: AsUser & { path?: string; log?: Logger }): Runner;
+  /**
+   * The argv prefix that runs a command in `ns` (as `opts`' uid) the way the lab's own helpers do,
+   * inside the lab's mount namespace, for processes the caller spawns itself.
+   */
+  prefix(ns: string, opts?: AsUser): string[];
   /** sysctl access inside `ns` (through `runner(ns, opts)`). */
   sysctl(ns: string, opts?: AsUser): SysctlAccess;
   /** Runs a command in `ns` and returns its outcome (non-zero exits are not errors). */
@@ -147,7 +155,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const children: ChildHandle[] = [];
   const tmp = await mkdtemp(join(tmpdir(), `${plan.id}-`));
   const hostsDir = `/etc/netns/${plan.ns.gw}`;
-  const privateDir = opts.wireguardDir === "private";
+  const privateDir = (opts.wireguardDir ?? "private") === "private";
   let createdRunDir = false;
   let destroyed = false;
 
@@ -253,6 +261,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
         };
       },
       runner: runnerFor,
+      prefix: (ns: string, as: AsUser = {}) => prefixFor(ns, as),
       sysctl: (ns, as = {}) => runnerSysctl(runnerFor(ns, as)),
       async exec(ns, argv, o = {}) {
         return execIn(prefixFor(ns, o), argv, o);

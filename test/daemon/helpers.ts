@@ -21,7 +21,7 @@ import {
 import { join, resolve } from "node:path";
 import { controlRequest } from "../../lib/daemon/control.ts";
 import { egressdBinary, TEST_CACHE } from "../lab/binary.ts";
-import { type Lab, nsPrefix } from "../lab/index.ts";
+import { type Lab } from "../lab/index.ts";
 
 export { egressdBinary };
 
@@ -231,7 +231,7 @@ export async function startLabDaemon(lab: Lab, opts: LabDaemonOptions = {}): Pro
   const notifyPath = join(dir, `notify-${++daemonSeq}.sock`);
   const notify = await startNotifyReceiver(notifyPath);
 
-  const proc = Bun.spawn([...nsPrefix(lab.ns.gw, { uid: lab.uid, netAdmin: true }), bin, "run", "--config", configPath, "--log-format", "json"], {
+  const proc = Bun.spawn([...lab.prefix(lab.ns.gw, { uid: lab.uid, netAdmin: true }), bin, "run", "--config", configPath, "--log-format", "json"], {
     env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C", NOTIFY_SOCKET: notifyPath, ...opts.env },
     stdin: "ignore",
     stdout: "pipe",

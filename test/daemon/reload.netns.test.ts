@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { createLab, labUnsupported, nsPrefix, type Lab } from "../lab/index.ts";
+import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
 import { BUN, eachLine, FIXTURES, hostDump, kindOf, type LabDaemon, poll, removeDaemonDirs, startLabDaemon } from "./helpers.ts";
 
@@ -43,7 +43,7 @@ interface Holder {
 
 function startHolder(): Holder {
   const proc = Bun.spawn(
-    [...nsPrefix(lab.ns.client), BUN, join(FIXTURES, "socks-holder.ts"), lab.addr.gwLan, "1080", lab.addr.host4, String(ECHO_PORT), String(CONNECTIONS)],
+    [...lab.prefix(lab.ns.client), BUN, join(FIXTURES, "socks-holder.ts"), lab.addr.gwLan, "1080", lab.addr.host4, String(ECHO_PORT), String(CONNECTIONS)],
     { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
   );
   const answers: any[] = [];

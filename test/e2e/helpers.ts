@@ -17,7 +17,7 @@ import { controlRequest } from "../../lib/daemon/control.ts";
 import type { DaemonStatus } from "../../lib/daemon/status.ts";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
 import { egressdBinary } from "../lab/binary.ts";
-import { createLab, type ExecResult, type Lab, nsPrefix, waitUntil } from "../lab/index.ts";
+import { createLab, type ExecResult, type Lab, waitUntil } from "../lab/index.ts";
 
 export { egressdBinary };
 
@@ -226,7 +226,7 @@ export interface Pool {
 
 /** Starts the pool process in the client namespace. */
 export function startPool(lab: Lab): Pool {
-  const proc = Bun.spawn([...nsPrefix(lab.ns.client), BUN, join(import.meta.dir, "socks-pool.ts"), `${lab.addr.gwLan}:1080`, lab.addr.host4, String(ECHO_PORT)], {
+  const proc = Bun.spawn([...lab.prefix(lab.ns.client), BUN, join(import.meta.dir, "socks-pool.ts"), `${lab.addr.gwLan}:1080`, lab.addr.host4, String(ECHO_PORT)], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "inherit",

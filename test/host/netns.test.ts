@@ -123,7 +123,7 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
   describe("bad host states are refused with the cause named, and nothing changes", () => {
     async function pathWithout(tool: string): Promise<string> {
       const dir = await mkdtemp(join(tmpdir(), "egt-path-"));
-      for (const t of ["ip", "nft", "wg", "wireguard-go", "setpriv", "sysctl"]) if (t !== tool) await symlink(Bun.which(t)!, join(dir, t));
+      for (const t of ["ip", "nft", "wg", "wireguard-go", "setpriv", "sysctl", "nsenter"]) if (t !== tool) await symlink(Bun.which(t)!, join(dir, t));
       return dir;
     }
     async function upCause(h: HostManager): Promise<Error> {
@@ -442,7 +442,7 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
     }, 20_000);
 
     test("after a crash (SIGKILL) wireguard-go dies with us, and up converges over the stale state without duplicates", async () => {
-      const helper = Bun.spawn([process.execPath, join(import.meta.dir, "crash-helper.ts"), JSON.stringify({ spec: lab.hostSpec(), ns: lab.ns.gw, uid: lab.uid })], { stdout: "pipe", stderr: "pipe" });
+      const helper = Bun.spawn([process.execPath, join(import.meta.dir, "crash-helper.ts"), JSON.stringify({ spec: lab.hostSpec(), prefix: lab.prefix(lab.ns.gw, { uid: lab.uid, netAdmin: true }) })], { stdout: "pipe", stderr: "pipe" });
       const reader = helper.stdout.getReader();
       const { value } = await reader.read();
       const { pid, implementation } = JSON.parse(new TextDecoder().decode(value)) as { pid: number; implementation: string };

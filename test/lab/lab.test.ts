@@ -1,12 +1,16 @@
 /** The harness itself: topology, uid/capability exec, captures, cleanup. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, statSync } from "node:fs";
 import { cleanupStaleLabs, createLab, labUnsupported, type Lab } from "./index.ts";
 
 const skip = labUnsupported();
 let lab: Lab;
+const runDirMode = () => (existsSync("/run/wireguard") ? statSync("/run/wireguard").mode & 0o7777 : null);
+let runDirBefore: number | null;
 
 beforeAll(async () => {
   if (skip === null) {
+    runDirBefore = runDirMode();
     lab = await createLab();
     await lab.startEchoServer(8080);
   }
@@ -16,6 +20,13 @@ afterAll(async () => {
 });
 
 describe.skipIf(skip !== null)("lab", () => {
+  // Regression: the default lab made the host's /run/wireguard mode 1777, so that any local user
+  // could plant a socket that root's `wg` would then talk to.
+  test("the default lab leaves the host's /run/wireguard mode alone", () => {
+    expect(runDirMode()).toBe(runDirBefore);
+    expect(runDirMode() === null || (runDirMode()! & 0o002) === 0).toBe(true); // not world-writable
+  });
+
   test("without egressd, gw reaches the internet host from its home address and the exit from its own", async () => {
     const gw = await lab.exec(lab.ns.gw, ["ncat", "--recv-only", "-w", "2", lab.addr.host4, "8080"], { uid: lab.uid });
     expect(gw.stdout.trim()).toBe(lab.addr.gwWan4);
