@@ -76,6 +76,27 @@ const FLAGS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
+/** The flag that sets each {@link ProxyServerOptions} field, for error messages. */
+const FIELD_FLAGS: Record<string, string> = {
+  "keepalive.idleMs": "--keepalive-idle",
+  "keepalive.intervalMs": "--keepalive-interval",
+  "keepalive.count": "--keepalive-count",
+  connectTimeoutMs: "--connect-timeout",
+  handshakeTimeoutMs: "--handshake-timeout",
+  idleTimeoutMs: "--idle-timeout",
+  maxConnections: "--max-connections",
+  "dns.timeoutMs": "--dns-timeout",
+  "dns.servers": "--dns-server",
+  "auth.username": "--user",
+  "auth.password": "--password-file",
+};
+
+/** A {@link ProxyConfigError} reworded to name the flag rather than the option field. */
+function flagMessage(e: ProxyConfigError): string {
+  const flag = FIELD_FLAGS[e.field.replace(/\[\d+\]$/, "")] ?? (e.field.startsWith("listeners") ? "--listen" : undefined);
+  return flag ? `${flag}: ${e.message.slice(e.field.length + 2)}` : e.message;
+}
+
 function duration(flag: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const ms = parseDuration(text);
@@ -184,7 +205,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     return Exit.ok;
   } catch (e) {
     if (e instanceof UsageError || e instanceof ProxyConfigError) {
-      err(`egressd proxy: ${e.message}; run \`egressd proxy --help\``);
+      err(`egressd proxy: ${e instanceof ProxyConfigError ? flagMessage(e) : e.message}; run \`egressd proxy --help\``);
       return Exit.usage;
     }
     throw e;

@@ -159,6 +159,18 @@ interface Settings {
 /** Timers hold a signed 32-bit millisecond count; a longer delay would fire after 1 ms. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** `1500ms`, `10s`: a millisecond count as a user writes durations. */
+function ms(n: number): string {
+  return Number.isSafeInteger(n) && n % 1000 === 0 && n !== 0 ? `${n / 1000}s` : `${n}ms`;
+}
+
+/** Like {@link positiveInt}, for a duration in milliseconds; the message speaks in durations. */
+function durationMs(field: string, v: number | undefined, dflt: number, min = 1, max = MAX_TIMER_MS): number {
+  const x = v ?? dflt;
+  if (!Number.isSafeInteger(x) || x < min || x > max) throw new ProxyConfigError(field, `must be from ${ms(min)} to ${ms(max)}, not ${ms(x)}`);
+  return x;
+}
+
 function positiveInt(field: string, v: number | undefined, dflt: number, min = 1, max = MAX_TIMER_MS): number {
   const x = v ?? dflt;
   if (!Number.isSafeInteger(x) || x < min || x > max) throw new ProxyConfigError(field, `must be an integer in ${min}..${max}, not ${x}`);
@@ -184,9 +196,9 @@ function normalize(o: ProxyServerOptions): Settings {
     if (!listeners.some((x) => x.key === key)) listeners.push({ key, host, port: l.port, family: ip.family });
   });
   const k = o.keepalive ?? {};
-  const seconds = (field: string, ms: number | undefined, dflt: number, max: number) => {
-    const v = positiveInt(field, ms, dflt, 1000, max * 1000);
-    if (v % 1000 !== 0) throw new ProxyConfigError(field, `must be whole seconds, not ${v} ms`);
+  const seconds = (field: string, value: number | undefined, dflt: number, max: number) => {
+    const v = durationMs(field, value, dflt, 1000, max * 1000);
+    if (v % 1000 !== 0) throw new ProxyConfigError(field, `must be whole seconds, not ${ms(v)}`);
     return v / 1000;
   };
   const keepalive =
@@ -205,9 +217,9 @@ function normalize(o: ProxyServerOptions): Settings {
     resolve: o.resolve ?? createResolver(o.dns),
     dnsMode: o.resolve ? "injected" : (o.dns?.mode ?? "system"),
     dial: o.dial,
-    connectTimeoutMs: positiveInt("connectTimeoutMs", o.connectTimeoutMs, PROXY_DEFAULTS.connectTimeoutMs),
-    handshakeTimeoutMs: positiveInt("handshakeTimeoutMs", o.handshakeTimeoutMs, PROXY_DEFAULTS.handshakeTimeoutMs),
-    idleTimeoutMs: positiveInt("idleTimeoutMs", o.idleTimeoutMs, PROXY_DEFAULTS.idleTimeoutMs, 0),
+    connectTimeoutMs: durationMs("connectTimeoutMs", o.connectTimeoutMs, PROXY_DEFAULTS.connectTimeoutMs),
+    handshakeTimeoutMs: durationMs("handshakeTimeoutMs", o.handshakeTimeoutMs, PROXY_DEFAULTS.handshakeTimeoutMs),
+    idleTimeoutMs: durationMs("idleTimeoutMs", o.idleTimeoutMs, PROXY_DEFAULTS.idleTimeoutMs, 0),
     maxConnections: positiveInt("maxConnections", o.maxConnections, PROXY_DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     keepalive,
     noDelay: o.noDelay ?? true,

@@ -87,6 +87,22 @@ describe("help and exit codes", () => {
   });
 });
 
+describe("egressd proxy: a bad flag value names the flag, exit 2", () => {
+  // Regression: option checks in the proxy named its internal fields ("keepalive.intervalMs") and
+  // spoke in milliseconds, although the user typed a flag and a duration.
+  test.each([
+    [["--keepalive-interval", "1500ms"], "--keepalive-interval: must be whole seconds, not 1500ms"],
+    [["--keepalive-idle", "10h"], "--keepalive-idle: must be from 1s to 32767s, not 36000s"],
+    [["--keepalive-count", "0"], '--keepalive-count must be an integer in 1..127, not "0"'],
+    [["--connect-timeout", "0"], "--connect-timeout: must be from 1ms to 2147483647ms, not 0ms"],
+    [["--max-connections", "0"], '--max-connections must be a positive integer, not "0"'],
+    [["--dns", "tunnel", "--dns-server", "dns.example"], '--dns-server: "dns.example" is not an IP address or IP:port'],
+  ])("%p", async (args, message) => {
+    const ran = await runCli(["proxy", "--listen", "127.0.0.1:0", ...args]);
+    expect(ran).toEqual({ code: 2, stdout: "", stderr: `egressd proxy: ${message}; run \`egressd proxy --help\`\n` });
+  });
+});
+
 describe("genkey, genpsk, pubkey", () => {
   test.each(["genkey", "genpsk"])("%s to a pipe prints one key", async (command) => {
     const ran = await runCli([command]);
