@@ -8,6 +8,7 @@ import { type Command, err, Exit, out, UsageError } from "./common.ts";
 import { demoCommand } from "./demo.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
 import { proxyCommand } from "./proxy.ts";
+import { reloadCommand } from "./reload.ts";
 import { runCommand } from "./run.ts";
 import { statusCommand } from "./status.ts";
 import { versionCommand } from "./version.ts";
@@ -15,6 +16,7 @@ import { versionCommand } from "./version.ts";
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   run: { run: runCommand, summary: "run the daemon: tunnel, routing, proxy, metrics" },
   status: { run: statusCommand, summary: "show the running daemon's tunnel, proxy and routing state" },
+  reload: { run: reloadCommand, summary: "make the running daemon re-read its config; says why if it refuses" },
   check: { run: checkCommand, summary: "health check with nagios exit codes (0 ok, 1 warning, 2 critical)" },
   proxy: { run: proxyCommand, summary: "run only the SOCKS5 proxy, with direct egress (no tunnel)" },
   "check-config": { run: checkConfigCommand, summary: "validate a config and print it with defaults" },

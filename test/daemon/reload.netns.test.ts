@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
-import { BUN, eachLine, FIXTURES, hostDump, kindOf, type LabDaemon, poll, removeDaemonDirs, startLabDaemon } from "./helpers.ts";
+import { BUN, eachLine, FIXTURES, hostDump, kindOf, type LabDaemon, poll, removeDaemonDirs, runBinary, startLabDaemon } from "./helpers.ts";
 
 const skip = labUnsupported();
 const name = (n: string) => (skip ? `${n} [skipped: ${skip}]` : n);
@@ -231,6 +231,18 @@ describe("SIGHUP with 200 live proxied connections", () => {
     expect(await holder.ask("ping after-control-reload")).toEqual({ alive: CONNECTIONS, dead: [] });
   }, 90_000);
 
+  // `systemctl reload` cannot learn that a reload was refused (notify-reload has no such message);
+  // `egressd reload` waits for the outcome and says it.
+  test.skipIf(skip !== null)(name("`egressd reload`: exit 1 with the reason when refused, 0 naming what changed"), async () => {
+    daemon.writeConfig({ ...config, proxy: { ...config.proxy, maxConnections: 0 } });
+    const refused = await runBinary(["reload", "--socket", daemon.controlPath]);
+    expect({ code: refused.code, stdout: refused.stdout }).toEqual({ code: 1, stdout: "" });
+    expect(refused.stderr).toBe("egressd reload: refused, the old config stays in force: proxy.maxConnections: 0 is below the minimum 1\n");
+    daemon.writeConfig(config);
+    expect(await runBinary(["reload", "--socket", daemon.controlPath])).toEqual({ code: 0, stdout: "reloaded: proxy\n", stderr: "" });
+    expect(await holder.ask("ping after-cli-reload")).toEqual({ alive: CONNECTIONS, dead: [] });
+  }, 90_000);
+
   test.skipIf(skip !== null)(name("a reload applies a new daemon.reconcileInterval to the running loop"), async () => {
     config.daemon = { drainTimeout: "2s", reconcileInterval: "250ms" };
     daemon.writeConfig(config);
@@ -260,6 +272,7 @@ describe("SIGHUP with 200 live proxied connections", () => {
       "reload refused: the new config is invalid; the old one stays in force",
       "reload failed; the old config stays in force",
       "reload failed; the old config stays in force",
+      "reload refused: the new config is invalid; the old one stays in force", // `egressd reload`
     ]);
   }, 90_000);
 });
