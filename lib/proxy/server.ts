@@ -361,6 +361,7 @@ export class ProxyServer {
   start(): void {
     if (this.#state !== "new") throw new Error(`ProxyServer.start() called when ${this.#state}`);
     this.#bindAll(this.#settings.listeners);
+    this.#applyListenerKeepalive();
     this.#state = "running";
     this.#restartSweep();
     this.#log.info("proxy listening", { listen: this.stats.listeners.join(","), dns: this.#settings.dnsMode });
@@ -453,13 +454,14 @@ export class ProxyServer {
     }
     for (const [key, listener] of bound) this.#listeners.set(key, listener);
     this.#refreshListenerStats();
-    this.#applyListenerKeepalive();
   }
 
   /**
    * Sets the keepalive options on every listening socket; Linux copies them to each socket it
    * accepts, which saves four syscalls per connection and gives the client leg our own probe
-   * schedule instead of Bun's fixed one.
+   * schedule instead of Bun's fixed one. Bun.listen offers no hook before listen(2), so a client
+   * whose handshake completes in the microseconds between a new listener's bind and this call
+   * gets no keepalive on its client leg (its target leg still has it).
    */
   #applyListenerKeepalive(): void {
     const schedule = this.#settings.keepalive;
