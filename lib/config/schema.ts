@@ -217,8 +217,7 @@ export const configSchema = z
     daemon: daemonSchema.default(() => daemonSchema.parse({})),
   })
   .superRefine((c, ctx) => {
-    const seen = new Map<string, string>();
-    const bound: { where: string; addr: string; family: 4 | 6; port: number; wildcard: boolean }[] = [];
+    const bound: { key: string; where: string; addr: string; family: 4 | 6; port: number; wildcard: boolean }[] = [];
     const listeners: [string, string][] = c.proxy.listen.map((l, i) => [l, `proxy.listen[${i}]`]);
     if (c.metrics.listen) listeners.push([c.metrics.listen, "metrics.listen"]);
     for (const [addr, where] of listeners) {
@@ -231,10 +230,11 @@ export const configSchema = z
         if (e instanceof HostPortError) continue;
         throw e;
       }
-      const key = `${formatIp(parseIp(hp.host)!)}:${hp.port}`;
+      const ip = parseIp(hp.host)!;
+      const key = `${formatIp(ip)}:${hp.port}`;
       const path = where.replace(/\[(\d+)\]/, ".$1").split(".").map((p) => (/^\d+$/.test(p) ? Number(p) : p));
-      const first = seen.get(key);
-      const family = parseIp(hp.host)!.family;
+      const first = bound.find((b) => b.key === key)?.where;
+      const family = ip.family;
       const wildcard = isWildcard(hp.host);
       // Linux refuses a wildcard and a specific address of one family on one port (EADDRINUSE at
       // bind time, after the rest of the config was applied); IPv6 listeners are v6-only, so
@@ -246,11 +246,11 @@ export const configSchema = z
           ? `is already covered by ${overlap.where} ("${overlap.addr}"), which takes port ${hp.port} on every IPv${family} address; drop one of them`
           : `is a wildcard that takes port ${hp.port} on every IPv${family} address, including ${overlap.where} ("${overlap.addr}"); drop one of them`;
         ctx.addIssue({ code: "custom", path, input: addr, message });
-      } else seen.set(key, where);
-      bound.push({ where, addr, family, port: hp.port, wildcard });
+      }
+      bound.push({ key, where, addr, family, port: hp.port, wildcard });
       const section = where.startsWith("proxy") ? c.proxy : c.metrics;
       const sectionName = where.startsWith("proxy") ? "proxy" : "metrics";
-      if (isWildcard(hp.host) && !section.allowWildcardBind) {
+      if (wildcard && !section.allowWildcardBind) {
         ctx.addIssue({
           code: "custom",
           path,
