@@ -53,7 +53,8 @@ describe("a path outage while a connection is idle (own network namespaces, nfta
 
   /** Runs keepalive-outage.ts in a fresh namespace with only loopback; returns its verdict. */
   async function outage(schedule: [idle: string, interval: string, count: string], outageMs: number): Promise<{ survived: boolean; closedAtMs: number | null }> {
-    const ns = `egt-${process.pid}-ka-${namespaces.length}`;
+    // The lab's naming (egt-<pid>-<seq>-...), so that cleanupStaleLabs removes it if this process dies.
+    const ns = `egt-${process.pid}-${900 + namespaces.length}-ka`;
     namespaces.push(ns);
     for (const argv of [["ip", "netns", "add", ns], ["ip", "-n", ns, "link", "set", "lo", "up"]]) {
       expect(await Bun.spawn(argv).exited).toBe(0);
