@@ -395,7 +395,11 @@ async function startMountHolder(root: Runner, ns: string, uid: number): Promise<
   // A fixed script; the uid is passed as an argument, never interpolated. The holder ignores the
   // terminal's signals (SIG_IGN survives exec): Ctrl-C reaches the whole foreground process group, and
   // the mount namespace must outlive it until the caller's teardown is done; destroy() uses SIGKILL.
-  const script = `trap "" INT TERM HUP QUIT; mount -t tmpfs -o "mode=0755,uid=$1,size=1m" egressd-lab ${WIREGUARD_RUN_DIR} && echo ready && exec sleep infinity`;
+  // It also binds a /dev/net/tun of mode 0666 over the host's, as udev makes it on an ordinary system:
+  // some hosts have it 0600, and the lab's wireguard-go runs as `uid`, which CAP_NET_ADMIN alone does
+  // not let open a root-only device. The host's node is never changed.
+  const tun = `${WIREGUARD_RUN_DIR}/.egressd-lab-tun`;
+  const script = `trap "" INT TERM HUP QUIT; mount -t tmpfs -o "mode=0755,uid=$1,size=1m" egressd-lab ${WIREGUARD_RUN_DIR} && mknod -m 0666 ${tun} c 10 200 && mount --bind ${tun} /dev/net/tun && echo ready && exec sleep infinity`;
   const holder = root.start(["ip", "netns", "exec", ns, "sh", "-c", script, "sh", String(uid)], {
     onLine: (line) => {
       if (line === "ready") ready = true;

@@ -43,7 +43,8 @@ describe.skipIf(skip !== null)("createLab options", () => {
     expect(existsSync(`${runDir}/${exitSock}`)).toBe(false);
     // Other labs may come and go meanwhile; what matters is that nothing of this one is there.
     const now = snapshot();
-    expect(now?.mode ?? null).toBe(before?.mode ?? null);
+    // Absent before, it may now be the lab's mount point: created 0755, never chmodded.
+    expect(now?.mode ?? null).toBe(before?.mode ?? (now === null ? null : 0o755));
     expect(now?.entries.filter((e) => e.startsWith(lab.plan.ifs.exitWg.slice(0, -1))) ?? []).toEqual([]);
   });
 

@@ -14,14 +14,23 @@ import { dirname, join, resolve } from "node:path";
 /** The repository root. */
 export const ROOT = resolve(import.meta.dir, "../..");
 
-/** Runs a command; never throws for a non-zero exit. */
+/**
+ * Evaluation needs no build users, but Debian's nix-bin ships `build-users-group = nixbld` without the
+ * group, and then every command warns on stderr. Clearing it keeps the tests independent of whether a
+ * machine happens to have that group.
+ */
+function nixEnv(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  return { ...env, NIX_CONFIG: `${env.NIX_CONFIG ? env.NIX_CONFIG + "\n" : ""}build-users-group =` };
+}
+
+/** Runs a command; never throws for a non-zero exit. Nix commands get {@link nixEnv}. */
 export function run(
   argv: string[],
   opts: { env?: Record<string, string | undefined>; cwd?: string; input?: string; timeout?: number } = {},
 ): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(argv[0]!, argv.slice(1), {
     cwd: opts.cwd ?? ROOT,
-    env: opts.env ?? process.env,
+    env: argv[0]!.startsWith("nix") ? nixEnv(opts.env ?? process.env) : (opts.env ?? process.env),
     input: opts.input,
     encoding: "utf8",
     timeout: opts.timeout ?? 120_000,
