@@ -293,37 +293,53 @@ function parseAddressMessage(buf: Uint8Array, what: string, answer: boolean): Pa
   // RSV (byte 2) is not checked: RFC 1928 fixes it at 0, but no field depends on it and being
   // strict here would only break a sloppy client for no gain.
   if (buf.length < 4) return NEED_MORE;
-  const code = buf[1]!;
-  const atyp = buf[3]!;
+  const r = parseSocksAddress(buf, 3, { what, answer });
+  if (r === NEED_MORE || r instanceof Socks5ProtocolError) return r;
+  return { value: { code: buf[1]!, host: r.value.host, port: r.value.port }, consumed: r.consumed };
+}
+
+/**
+ * Parses `ATYP DST.ADDR DST.PORT` (RFC 1928 §5) starting at `buf[at]`, the part that requests,
+ * replies and UDP request headers (§7) share. `consumed` counts from the start of `buf`.
+ * Options: `what` names the message in errors (default "request"); `answer` says whether an error
+ * carries a reply code, as when a server answers a bad request (default false).
+ */
+export function parseSocksAddress(
+  buf: Uint8Array,
+  at: number,
+  { what = "request", answer = false }: { what?: string; answer?: boolean } = {},
+): ParseResult<{ host: Socks5Host; port: number }> {
+  if (buf.length < at + 1) return NEED_MORE;
+  const atyp = buf[at]!;
   let host: Socks5Host;
-  let at: number;
+  let end: number;
   switch (atyp) {
     case AddressType.ipv4:
-      if (buf.length < 4 + 4 + 2) return NEED_MORE;
-      host = { type: "ip", ip: { family: 4, bytes: buf.slice(4, 8) } };
-      at = 8;
+      if (buf.length < at + 1 + 4 + 2) return NEED_MORE;
+      host = { type: "ip", ip: { family: 4, bytes: buf.slice(at + 1, at + 5) } };
+      end = at + 5;
       break;
     case AddressType.ipv6:
-      if (buf.length < 4 + 16 + 2) return NEED_MORE;
-      host = { type: "ip", ip: { family: 6, bytes: buf.slice(4, 20) } };
-      at = 20;
+      if (buf.length < at + 1 + 16 + 2) return NEED_MORE;
+      host = { type: "ip", ip: { family: 6, bytes: buf.slice(at + 1, at + 17) } };
+      end = at + 17;
       break;
     case AddressType.domainName: {
-      if (buf.length < 5) return NEED_MORE;
-      const len = buf[4]!;
+      if (buf.length < at + 2) return NEED_MORE;
+      const len = buf[at + 1]!;
       if (len === 0) return protocolError("emptyDomainName", `${what} has an empty domain name`, answer ? Reply.generalFailure : null);
-      if (buf.length < 5 + len + 2) return NEED_MORE;
+      if (buf.length < at + 2 + len + 2) return NEED_MORE;
       // latin1 keeps every byte as one char, so a bad name is visible in logs and fails validation
       // later instead of being silently "repaired" by a UTF-8 decoder.
-      host = { type: "domain", name: latin1(buf.subarray(5, 5 + len)) };
-      at = 5 + len;
+      host = { type: "domain", name: latin1(buf.subarray(at + 2, at + 2 + len)) };
+      end = at + 2 + len;
       break;
     }
     default:
       return protocolError("badAddressType", `${what} has unknown address type ${atyp}`, answer ? Reply.addressTypeNotSupported : null);
   }
-  const port = (buf[at]! << 8) | buf[at + 1]!;
-  return { value: { code, host, port }, consumed: at + 2 };
+  const port = (buf[end]! << 8) | buf[end + 1]!;
+  return { value: { host, port }, consumed: end + 2 };
 }
 
 function latin1(bytes: Uint8Array): string {
@@ -351,30 +367,45 @@ export function parseReply(buf: Uint8Array): ParseResult<ReplyMessage> {
 }
 
 function encodeAddressMessage(code: number, host: Socks5Host, port: number): Uint8Array {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port ${port} is out of range 0..65535`);
-  let addr: Uint8Array;
-  let atyp: number;
-  if (host.type === "ip") {
-    if (host.ip.bytes.length !== (host.ip.family === 4 ? 4 : 16)) throw new RangeError(`IPv${host.ip.family} address has ${host.ip.bytes.length} bytes`);
-    atyp = host.ip.family === 4 ? AddressType.ipv4 : AddressType.ipv6;
-    addr = host.ip.bytes;
-  } else {
-    const name = latin1Bytes(host.name);
-    if (name.length < 1 || name.length > 255) throw new RangeError(`domain name must be 1..255 bytes, not ${name.length}`);
-    atyp = AddressType.domainName;
-    addr = new Uint8Array(1 + name.length);
-    addr[0] = name.length;
-    addr.set(name, 1);
-  }
-  const out = new Uint8Array(4 + addr.length + 2);
+  const out = new Uint8Array(3 + socksAddressLength(host));
   out[0] = Version.socks5;
   out[1] = code;
   out[2] = 0x00;
-  out[3] = atyp;
-  out.set(addr, 4);
-  out[4 + addr.length] = port >> 8;
-  out[5 + addr.length] = port & 0xff;
+  writeSocksAddress(out, 3, { host, port });
   return out;
+}
+
+/** Bytes that `ATYP DST.ADDR DST.PORT` takes for `host` (RFC 1928 §5). Throws `RangeError` if none. */
+export function socksAddressLength(host: Socks5Host): number {
+  if (host.type === "ip") {
+    if (host.ip.bytes.length !== (host.ip.family === 4 ? 4 : 16)) throw new RangeError(`IPv${host.ip.family} address has ${host.ip.bytes.length} bytes`);
+    return 1 + host.ip.bytes.length + 2;
+  }
+  if (host.name.length < 1 || host.name.length > 255) throw new RangeError(`domain name must be 1..255 bytes, not ${host.name.length}`);
+  return 1 + 1 + host.name.length + 2;
+}
+
+/**
+ * Writes `ATYP DST.ADDR DST.PORT` at `out[at]` and returns the offset after it. `out` must have
+ * {@link socksAddressLength} bytes free there.
+ */
+export function writeSocksAddress(out: Uint8Array, at: number, { host, port }: { host: Socks5Host; port: number }): number {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port ${port} is out of range 0..65535`);
+  let i = at;
+  if (host.type === "ip") {
+    out[i++] = host.ip.family === 4 ? AddressType.ipv4 : AddressType.ipv6;
+    out.set(host.ip.bytes, i);
+    i += host.ip.bytes.length;
+  } else {
+    const name = latin1Bytes(host.name);
+    out[i++] = AddressType.domainName;
+    out[i++] = name.length;
+    out.set(name, i);
+    i += name.length;
+  }
+  out[i++] = port >> 8;
+  out[i++] = port & 0xff;
+  return i;
 }
 
 function latin1Bytes(s: string): Uint8Array {
