@@ -1,0 +1,332 @@
+/**
+ * One SOCKS5 UDP association (RFC 1928 §7): a relay socket that the client sends its wrapped
+ * datagrams to, and outbound sockets, owned by the daemon's uid, that carry them to their
+ * destinations and take the replies back.
+ *
+ * What this module does NOT do: it never reads the TCP control connection (the SOCKS5 protocol
+ * module owns that, and ends the association when it closes), decides who may open an association,
+ * or knows how the destination policy or the resolver work: both are passed in. It does not
+ * reassemble fragments: a datagram with FRAG ≠ 0 is dropped and counted, as §7 allows.
+ *
+ * Who may send, and where:
+ * - Only the control connection's client IP may use the relay socket, and only from one port: the
+ *   port the request named (DST.PORT), or else the port of its first datagram. Anything else is a
+ *   foreign source, dropped and counted.
+ * - Each destination passes the same policy as a CONNECT, after resolution for names.
+ * - Replies are accepted only from a destination this association has sent to (endpoint-dependent
+ *   filtering, as a NAT does), and go back wrapped with their real source address.
+ *
+ * Nothing is queued beyond `maxPending` datagrams waiting for a name; a full socket buffer drops the
+ * datagram (UDP is lossy by contract, and a queue would only grow). Every drop has a reason label.
+ */
+import { formatIp, isDnsName, parseIp, unmapIp, type IpAddr } from "../net/ip.ts";
+import type { Resolve } from "./resolve.ts";
+import { encodeUdpDatagram, parseUdpDatagram, STANDALONE_FRAG, UdpHeaderError } from "./socks5-udp.ts";
+
+/** Why a datagram was dropped: the `reason` label of the drop counter. */
+export const UDP_DROP_REASONS = ["policy", "fragment", "foreign_source", "over_limit", "malformed", "unresolved", "send_failed"] as const;
+/** One of {@link UDP_DROP_REASONS}. */
+export type UdpDropReason = (typeof UDP_DROP_REASONS)[number];
+
+/** Counters shared by every association of a proxy; read by the metrics. */
+export interface UdpStats {
+  associationsActive: number;
+  associationsTotal: number;
+  /** Client to destination. */
+  datagramsUp: number;
+  bytesUp: number;
+  /** Destination to client. */
+  datagramsDown: number;
+  bytesDown: number;
+  readonly drops: Record<UdpDropReason, number>;
+}
+
+/** Fresh zeroed {@link UdpStats}. */
+export function createUdpStats(): UdpStats {
+  const drops = {} as Record<UdpDropReason, number>;
+  for (const r of UDP_DROP_REASONS) drops[r] = 0;
+  return { associationsActive: 0, associationsTotal: 0, datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, drops };
+}
+
+/** Defaults of {@link UdpAssociationOptions}. */
+export const UDP_DEFAULTS = {
+  maxDestinations: 256,
+  maxPending: 32,
+  nameTtlMs: 60_000,
+} as const;
+
+/** The relay socket could not be bound. */
+export class UdpBindError extends Error {
+  override name = "UdpBindError";
+  constructor(
+    readonly address: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Options of {@link openUdpAssociation}. */
+export interface UdpAssociationOptions {
+  /** The control connection's client address, unmapped. Only it may send to the relay. */
+  readonly client: IpAddr;
+  /** DST.PORT of the UDP ASSOCIATE request: the client's source port, or 0 when it does not know. */
+  readonly clientPort?: number;
+  /** Where to bind the relay socket: the local address the client reached, so BND.ADDR is reachable. */
+  readonly bindAddress: string;
+  /** Ports to bind the relay socket from (inclusive); default an ephemeral port. */
+  readonly portRange?: { readonly first: number; readonly last: number };
+  /** The destination policy: null when `addr` may be reached, else the reason it may not. */
+  readonly checkDestination: (addr: IpAddr) => string | null;
+  /** Resolves names in datagrams, by the configured DNS mode. */
+  readonly resolve: Resolve;
+  readonly stats: UdpStats;
+  /** Distinct destinations (address and port) one association may send to. Default 256. */
+  readonly maxDestinations?: number;
+  /** Datagrams that may wait for a name to resolve. Default 32. */
+  readonly maxPending?: number;
+  /** End the association after this long without a datagram either way; 0 (default) never. */
+  readonly idleTimeoutMs?: number;
+  /** How long a resolved name is reused. Default 60 s. */
+  readonly nameTtlMs?: number;
+  /** Called once when the association ends by itself (idle, or a socket error), not on close(). */
+  readonly onEnd?: (reason: string) => void;
+  /** Told of each drop, for debug logging; keep it cheap. */
+  readonly onDrop?: (reason: UdpDropReason, detail: string) => void;
+}
+
+type BunUdp = Bun.udp.Socket<"uint8array">;
+
+interface Resolved {
+  readonly at: number;
+  readonly result: Promise<IpAddr | string>;
+}
+
+/** A live association; {@link close} it when its control connection ends. */
+export class UdpAssociation {
+  readonly #o: UdpAssociationOptions;
+  readonly #relay: BunUdp;
+  readonly #out: { 4?: Promise<BunUdp>; 6?: Promise<BunUdp> } = {};
+  readonly #outReady: { 4?: BunUdp; 6?: BunUdp } = {};
+  readonly #destinations = new Set<string>();
+  readonly #names = new Map<string, Resolved>();
+  #clientPort: number;
+  #pending = 0;
+  #last = performance.now();
+  #idle: ReturnType<typeof setTimeout> | null = null;
+  #closed = false;
+
+  /** Use {@link openUdpAssociation}. */
+  constructor(options: UdpAssociationOptions, relay: BunUdp) {
+    this.#o = options;
+    this.#relay = relay;
+    this.#clientPort = options.clientPort ?? 0;
+    options.stats.associationsActive++;
+    options.stats.associationsTotal++;
+    if ((options.idleTimeoutMs ?? 0) > 0) this.#armIdle(options.idleTimeoutMs!);
+  }
+
+  /** The relay socket's address and port: BND.ADDR and BND.PORT of the reply. */
+  get bound(): { address: string; port: number } {
+    return { address: this.#relay.address.address, port: this.#relay.port };
+  }
+
+  /** Whether the association has ended. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Ends the association and frees its sockets. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#o.stats.associationsActive--;
+    if (this.#idle) clearTimeout(this.#idle);
+    this.#relay.close();
+    for (const p of [this.#out[4], this.#out[6]]) p?.then((s) => s.close(), () => undefined);
+  }
+
+  #end(reason: string): void {
+    if (this.#closed) return;
+    this.close();
+    this.#o.onEnd?.(reason);
+  }
+
+  #armIdle(ms: number): void {
+    this.#idle = setTimeout(() => {
+      const quiet = performance.now() - this.#last;
+      if (quiet >= ms) this.#end(`idle for ${Math.round(quiet / 1000)} s`);
+      else this.#armIdle(ms - quiet);
+    }, ms);
+  }
+
+  #drop(reason: UdpDropReason, detail: string): void {
+    this.#o.stats.drops[reason]++;
+    this.#o.onDrop?.(reason, detail);
+  }
+
+  /** A datagram on the relay socket. */
+  fromClient(data: Uint8Array, port: number, address: string): void {
+    if (this.#closed) return;
+    const src = parseIp(address);
+    if (src === null || !sameIp(unmapIp(src), this.#o.client)) return this.#drop("foreign_source", `${address}:${port}`);
+    if (this.#clientPort === 0) this.#clientPort = port;
+    else if (port !== this.#clientPort) return this.#drop("foreign_source", `${address}:${port}`);
+    const d = parseUdpDatagram(data);
+    if (d instanceof UdpHeaderError) return this.#drop("malformed", d.message);
+    if (d.frag !== STANDALONE_FRAG) return this.#drop("fragment", `FRAG ${d.frag}`);
+    if (d.port === 0) return this.#drop("malformed", "destination port 0");
+    this.#last = performance.now();
+    const host = d.host;
+    if (host.type === "ip") return this.#send(unmapIp(host.ip), d.port, d.data);
+    const literal = parseIp(host.name);
+    if (literal) return this.#send(unmapIp(literal), d.port, d.data);
+    this.#sendToName(host.name, d.port, d.data);
+  }
+
+  #sendToName(name: string, port: number, payload: Uint8Array): void {
+    if (!isDnsName(name)) return this.#drop("malformed", "not a valid domain name");
+    const now = performance.now();
+    let entry = this.#names.get(name);
+    if (entry === undefined || now - entry.at > (this.#o.nameTtlMs ?? UDP_DEFAULTS.nameTtlMs)) {
+      if (entry === undefined && this.#names.size >= (this.#o.maxDestinations ?? UDP_DEFAULTS.maxDestinations)) return this.#drop("over_limit", `more than ${this.#names.size} names`);
+      entry = { at: now, result: this.#resolveAllowed(name) };
+      this.#names.set(name, entry);
+    }
+    if (this.#pending >= (this.#o.maxPending ?? UDP_DEFAULTS.maxPending)) return this.#drop("over_limit", `${this.#pending} datagrams wait for names`);
+    this.#pending++;
+    const copy = payload.slice(); // a view into the receive buffer, which the next datagram reuses
+    entry.result.then((r) => {
+      this.#pending--;
+      if (this.#closed) return;
+      if (typeof r === "string") return this.#drop(r.startsWith("denied") ? "policy" : "unresolved", `${name}: ${r}`);
+      this.#send(r, port, copy);
+    });
+  }
+
+  /** The first resolved address that the policy allows, or why there is none. Never rejects. */
+  async #resolveAllowed(name: string): Promise<IpAddr | string> {
+    let addrs: IpAddr[];
+    try {
+      addrs = await this.#o.resolve(name);
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+    let denial: string | null = null;
+    for (const a of addrs) {
+      const why = this.#o.checkDestination(a);
+      if (why === null) return unmapIp(a);
+      denial ??= `denied: ${why} (${formatIp(a)})`;
+    }
+    return denial ?? "name has no addresses";
+  }
+
+  #send(addr: IpAddr, port: number, payload: Uint8Array): void {
+    const why = this.#o.checkDestination(addr);
+    if (why !== null) return this.#drop("policy", `${why} (${formatIp(addr)})`);
+    const ip = formatIp(addr);
+    const key = `${ip}|${port}`;
+    if (!this.#destinations.has(key)) {
+      if (this.#destinations.size >= (this.#o.maxDestinations ?? UDP_DEFAULTS.maxDestinations)) return this.#drop("over_limit", `more than ${this.#destinations.size} destinations`);
+      this.#destinations.add(key);
+    }
+    const ready = this.#outReady[addr.family];
+    if (ready) return this.#sendOut(ready, ip, port, payload);
+    // The payload is a view into Bun's receive buffer, which the next datagram may reuse.
+    const copy = payload.slice();
+    this.#outbound(addr.family).then(
+      (sock) => this.#closed || this.#sendOut(sock, ip, port, copy),
+      (err: unknown) => this.#drop("send_failed", err instanceof Error ? err.message : String(err)),
+    );
+  }
+
+  #sendOut(sock: BunUdp, ip: string, port: number, payload: Uint8Array): void {
+    if (!sock.send(payload, port, ip)) return this.#drop("send_failed", `socket buffer full toward ${ip}:${port}`);
+    this.#o.stats.datagramsUp++;
+    this.#o.stats.bytesUp += payload.length;
+  }
+
+  /** The outbound socket for a family, made on first use. Its owner is the daemon's uid. */
+  #outbound(family: 4 | 6): Promise<BunUdp> {
+    let p = this.#out[family];
+    if (p === undefined) {
+      p = Bun.udpSocket({
+        hostname: family === 4 ? "0.0.0.0" : "::",
+        port: 0,
+        binaryType: "uint8array",
+        socket: {
+          data: (_s, data, port, address) => this.#fromDestination(data, port, address),
+          error: (_s, err) => this.#end(`outbound socket error: ${err.message}`),
+        },
+      });
+      this.#out[family] = p;
+      p.then(
+        (s) => {
+          // A socket made after close() must not outlive the association.
+          if (this.#closed) s.close();
+          else this.#outReady[family] = s;
+        },
+        () => undefined,
+      );
+    }
+    return p;
+  }
+
+  #fromDestination(data: Uint8Array, port: number, address: string): void {
+    if (this.#closed) return;
+    const parsed = parseIp(address);
+    if (parsed === null) return this.#drop("foreign_source", address);
+    const src = unmapIp(parsed);
+    if (!this.#destinations.has(`${formatIp(src)}|${port}`)) return this.#drop("foreign_source", `${address}:${port}`);
+    this.#last = performance.now();
+    const wrapped = encodeUdpDatagram({ host: { type: "ip", ip: src }, port }, data);
+    if (!this.#relay.send(wrapped, this.#clientPort, formatIp(this.#o.client))) return this.#drop("send_failed", "socket buffer full toward the client");
+    this.#o.stats.datagramsDown++;
+    this.#o.stats.bytesDown += data.length;
+  }
+}
+
+/**
+ * Binds the relay socket on `options.bindAddress` (from `portRange` when given, trying each port
+ * once from a random start) and returns the association. Throws {@link UdpBindError}.
+ */
+export async function openUdpAssociation(options: UdpAssociationOptions): Promise<UdpAssociation> {
+  let assoc: UdpAssociation | null = null;
+  const handler = {
+    data: (_s: BunUdp, data: Uint8Array, port: number, address: string) => assoc?.fromClient(data, port, address),
+    error: (_s: BunUdp, _err: Error) => {
+      assoc?.close();
+    },
+  };
+  const ports = candidatePorts(options.portRange);
+  let lastErr: unknown;
+  for (const port of ports) {
+    try {
+      const relay = await Bun.udpSocket({ hostname: options.bindAddress, port, binaryType: "uint8array", socket: handler });
+      assoc = new UdpAssociation(options, relay);
+      return assoc;
+    } catch (err) {
+      lastErr = err;
+      if ((err as { code?: string }).code !== "EADDRINUSE") break;
+    }
+  }
+  const range = options.portRange ? ` from ports ${options.portRange.first}-${options.portRange.last}` : "";
+  const why = lastErr instanceof Error ? lastErr.message : String(lastErr);
+  throw new UdpBindError(options.bindAddress, `cannot bind a UDP relay socket on ${options.bindAddress}${range}: ${why}`, { cause: lastErr });
+}
+
+function candidatePorts(range: UdpAssociationOptions["portRange"]): number[] {
+  if (range === undefined) return [0];
+  const n = range.last - range.first + 1;
+  const start = Math.floor(Math.random() * n);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(range.first + ((start + i) % n));
+  return out;
+}
+
+function sameIp(a: IpAddr, b: IpAddr): boolean {
+  if (a.family !== b.family) return false;
+  for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return false;
+  return true;
+}
