@@ -16,7 +16,9 @@ import {
   UnsafeUidError,
   WireGuardUnavailableError,
 } from "../../lib/host/errors.ts";
-import { HostManager, type HostManagerOptions } from "../../lib/host/manager.ts";
+import { HostManager, buildParts, type HostManagerOptions } from "../../lib/host/manager.ts";
+import { validateSpec } from "../../lib/host/spec.ts";
+import { silentLogger } from "../../lib/log/logger.ts";
 import type { Repair } from "../../lib/host/change.ts";
 import { expectGolden } from "./golden.ts";
 import { HEALTHY_ROUTES, dumpText, fakeHost, link, nftJson, testSpec } from "./fixtures.ts";
@@ -177,6 +179,22 @@ describe("reconcile", () => {
     expect(result.repairs.map((r) => r.action)).toEqual(actions);
     expect(s.repairs.map((r) => r.action)).toEqual(actions);
     for (const r of result.repairs) expect(r.at).toBe(NOW);
+  });
+
+  test.each(drifts)("drift() reports without repairing: %s", async (_name, drift, actions) => {
+    let resolved = 0;
+    const s = setup({}, testSpec(), { resolve: async () => (resolved++, ["198.51.100.2"]) });
+    await upAndHealthy(s);
+    expect(await s.manager.drift()).toEqual([]);
+    drift(s);
+    const before = resolved;
+    const seen = await s.manager.drift();
+    expect(seen.map((d) => d.action)).toEqual(actions);
+    expect(s.runner.mutations()).toEqual([]);
+    expect(resolved).toBe(before);
+    // What drift() reported is exactly what the next pass repairs, reason for reason.
+    const { repairs } = await s.manager.reconcile();
+    expect(repairs.map((r) => [r.component, r.action, r.reason])).toEqual(seen.map((d) => [d.component, d.action, d.reason]));
   });
 
   test("repair argv (golden)", async () => {
@@ -344,4 +362,26 @@ describe("bad host states name the cause", () => {
 
 test("fixtures are what real routes look like", () => {
   expect(HEALTHY_ROUTES(4)[1]).toMatchObject({ type: "unreachable", dst: "default" });
+});
+
+describe("the parts list", () => {
+  test("one ordered list: up builds it in order, down removes it in reverse", async () => {
+    const host = fakeHost();
+    const parts = buildParts([validateSpec(testSpec())], { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4, 6] }, { sysctl: host.sysctl });
+    expect(parts.ordered.map((p) => [p.name, p.steps.add, p.steps.remove])).toEqual([
+      ["sysctl", "enableSrcValidMark", "restoreSrcValidMark"],
+      ["interface", "addInterface", "removeInterface"],
+      ["routes", "addRoutes", "removeRoutes"],
+      ["rules", "addPolicyRules", "removePolicyRules"],
+      ["firewall", "applyFirewall", "removeFirewall"],
+    ]);
+    expect(parts.exits).toHaveLength(1);
+    expect(parts.ordered).toContain(parts.exits[0]!.interface);
+  });
+
+  test("several exits are refused until the firewall renders them all", () => {
+    const host = fakeHost();
+    const n = validateSpec(testSpec());
+    expect(() => buildParts([n, n], { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4] }, { sysctl: host.sysctl })).toThrow("exactly one exit");
+  });
 });
