@@ -106,13 +106,6 @@ export class RoutesPart implements HostPart {
   async observe(): Promise<Drift[]> {
     return driftOf(await this.plan());
   }
-
-  /** The table's routes as read now, per family. */
-  async read(): Promise<ObservedRoute[]> {
-    const out: ObservedRoute[] = [];
-    for (const f of this.#ctx.families()) out.push(...(await observeRoutes(this.#ctx.runner, f, this.#n.spec.routing.table)));
-    return out;
-  }
 }
 
 /** The policy rules of one exit. See the module comment. */
@@ -146,12 +139,5 @@ export class RulesPart implements HostPart {
   /** Rules missing or unexpected. */
   async observe(): Promise<Drift[]> {
     return driftOf(await this.plan());
-  }
-
-  /** The rules at our priorities as read now, per family. */
-  async read(): Promise<ObservedRule[]> {
-    const out: ObservedRule[] = [];
-    for (const f of this.#ctx.families()) out.push(...(await observeRules(this.#ctx.runner, f, this.#n.spec.routing.rulePriority)));
-    return out;
   }
 }
