@@ -26,7 +26,7 @@ import type { Repair } from "./change.ts";
 import { HostNotUpError, HostSetupError, TeardownError, type StepFailure } from "./errors.ts";
 import type { Resolver } from "./endpoint.ts";
 import { FirewallPart } from "./firewall.ts";
-import { InterfacePart, type ActiveImplementation, type LinkState } from "./interface.ts";
+import { InterfacePart, type ActiveImplementation, type InterfaceOptions, type LinkState } from "./interface.ts";
 import type { FirewallObservation, LeakCounter } from "./nftables.ts";
 import type { Drift, HostContext, HostPart } from "./part.ts";
 import { RoutesPart, RulesPart, observeRoutes, observeRules } from "./policy.ts";
@@ -122,21 +122,26 @@ export interface HostParts {
   readonly ordered: readonly HostPart[];
 }
 
+/** What {@link buildParts} needs besides the exits. */
+export interface BuildPartsOptions {
+  /** Shared by every part: runner, log, clock, families. */
+  ctx: HostContext;
+  /** Sysctl access for the host-wide sysctl part. */
+  sysctl: SysctlAccess;
+  /** Knobs every exit's interface part gets. Default: none. */
+  interface?: InterfaceOptions;
+}
+
 /**
  * Builds the one ordered list of parts. Each exit's parts are instances built from that exit's spec;
- * today there is one exit. The firewall is host-wide (one nft table), rendered from the spec.
+ * today there is exactly one exit. The sysctl and firewall parts are host-wide (one nft table).
  */
-export function buildParts(exits: readonly NormalizedSpec[], ctx: HostContext, opts: HostManagerOptions & { sysctl: SysctlAccess }): HostParts {
+export function buildParts(exits: readonly NormalizedSpec[], opts: BuildPartsOptions): HostParts {
   if (exits.length !== 1) throw new TypeError(`buildParts: exactly one exit is supported today, got ${exits.length}`);
+  const { ctx } = opts;
   const perExit = exits.map(
     (n): ExitParts => ({
-      interface: new InterfacePart(n, ctx, {
-        resolve: opts.resolve,
-        readSecret: opts.readSecret,
-        reresolveIntervalMs: opts.reresolveIntervalMs,
-        startTimeoutMs: opts.userspaceStartTimeoutMs,
-        parentDeathSignal: opts.parentDeathSignal,
-      }),
+      interface: new InterfacePart(n, ctx, opts.interface),
       routes: new RoutesPart(n, ctx),
       rules: new RulesPart(n, ctx),
     }),
@@ -178,7 +183,17 @@ export class HostManager {
     this.#historySize = opts.repairHistory ?? 100;
     this.#parentDeathSignal = opts.parentDeathSignal ?? true;
     this.#ctx = { runner: this.#runner, log: this.#log, now: this.#now, families: () => this.#families };
-    this.#parts = buildParts([this.#n], this.#ctx, { ...opts, sysctl: opts.sysctl ?? procSysctl() });
+    this.#parts = buildParts([this.#n], {
+      ctx: this.#ctx,
+      sysctl: opts.sysctl ?? procSysctl(),
+      interface: {
+        resolve: opts.resolve,
+        readSecret: opts.readSecret,
+        reresolveIntervalMs: opts.reresolveIntervalMs,
+        startTimeoutMs: opts.userspaceStartTimeoutMs,
+        parentDeathSignal: this.#parentDeathSignal,
+      },
+    });
   }
 
   /** The rendered nft script for this spec (what `applyFirewall` feeds to `nft -f -`). */

@@ -367,7 +367,7 @@ test("fixtures are what real routes look like", () => {
 describe("the parts list", () => {
   test("one ordered list: up builds it in order, down removes it in reverse", async () => {
     const host = fakeHost();
-    const parts = buildParts([validateSpec(testSpec())], { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4, 6] }, { sysctl: host.sysctl });
+    const parts = buildParts([validateSpec(testSpec())], { ctx: { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4, 6] }, sysctl: host.sysctl });
     expect(parts.ordered.map((p) => [p.name, p.steps.add, p.steps.remove])).toEqual([
       ["sysctl", "enableSrcValidMark", "restoreSrcValidMark"],
       ["interface", "addInterface", "removeInterface"],
@@ -382,6 +382,6 @@ describe("the parts list", () => {
   test("several exits are refused until the firewall renders them all", () => {
     const host = fakeHost();
     const n = validateSpec(testSpec());
-    expect(() => buildParts([n, n], { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4] }, { sysctl: host.sysctl })).toThrow("exactly one exit");
+    expect(() => buildParts([n, n], { ctx: { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4] }, sysctl: host.sysctl })).toThrow("exactly one exit");
   });
 });
