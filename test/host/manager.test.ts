@@ -274,6 +274,20 @@ describe("endpoint re-resolution", () => {
     expect((await s.manager.reconcile()).repairs).toEqual([]);
   });
 
+  test("drift() never queries DNS: a stale handshake shows no drift until a pass re-resolves", async () => {
+    const answers = [["198.51.100.2"], ["198.51.100.3"]];
+    let queries = 0;
+    let clock = NOW;
+    const s = setup({}, dnsSpec, { resolve: async () => (queries++, answers.shift() ?? []), now: () => clock, reresolveIntervalMs: 0 });
+    await upAndHealthy(s);
+    clock = 1_700_000_000_000 + 136_000;
+    expect(await s.manager.drift()).toEqual([]);
+    expect(queries).toBe(1); // the one at up
+    expect(s.manager.status().endpointReresolutions).toBe(0);
+    expect((await s.manager.reconcile()).repairs.map((r) => r.action)).toEqual(["reresolve-endpoint"]);
+    expect(queries).toBe(2);
+  });
+
   test("resolution failure at up: the tunnel comes up without an endpoint and a later pass sets it", async () => {
     let fail = true;
     let clock = NOW;
