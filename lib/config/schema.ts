@@ -133,6 +133,12 @@ const routingSchema = z.strictObject({
   killSwitch: z.boolean().default(true),
 });
 
+/**
+ * The `routing` section's defaults (fwmark 0xca6c, wireguardFwmark 0xca6d, table 51820, rulePriority 5000,
+ * killSwitch on), parsed from the schema itself: the one source the lab and the tests build specs from.
+ */
+export const ROUTING_DEFAULTS: Readonly<z.output<typeof routingSchema>> = Object.freeze(routingSchema.parse({}));
+
 const authSchema = z.strictObject({
   username: z.string().min(1).max(255),
   /** File holding the password (RFC 1929 allows 1-255 bytes). Relative: $CREDENTIALS_DIRECTORY. */

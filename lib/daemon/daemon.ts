@@ -20,6 +20,7 @@ import type { Config } from "../config/schema.ts";
 import { HostManager, type HostManagerOptions } from "../host/manager.ts";
 import { validateSpec } from "../host/spec.ts";
 import { startReconcileLoop, type ReconcileLoop, type ReconcileResult } from "../host/reconcile.ts";
+import { Transaction } from "../host/transaction.ts";
 import type { WgDump } from "../host/wgdump.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import { createEgressdMetrics, type EgressdMetrics } from "../metrics/egressd.ts";
@@ -505,7 +506,8 @@ export class Daemon {
       this.#notify.ready(`reload refused: ${error}`);
       return { ok: false, error };
     }
-    const undo: (() => Promise<void>)[] = [];
+    // The same rollback lib/host uses: each step stacks its inverse; a failure undoes them newest first.
+    const undo = new Transaction({ log: this.#log });
     const changed: string[] = [];
     try {
       // Refuse what cannot change in place before touching anything.
@@ -520,22 +522,20 @@ export class Daemon {
       const oldProxy = this.#proxyOptions!;
       this.#proxy!.update(nextProxy);
       this.#proxyOptions = nextProxy;
-      undo.push(async () => {
+      undo.defer("reload proxy", async () => {
         this.#proxy!.update(oldProxy);
         this.#proxyOptions = oldProxy;
       });
       changed.push("proxy");
       if (next.metrics.listen !== old.metrics.listen) {
         await this.#moveMetrics(next.metrics.listen);
-        undo.push(() => this.#moveMetrics(old.metrics.listen));
+        undo.defer("reload metrics", () => this.#moveMetrics(old.metrics.listen));
         changed.push("metrics");
       }
       this.#metrics?.configure({ latestHandshakeDelay: next.metrics.latestHandshakeDelay, friendlyNames: { [next.exit.publicKey]: next.exit.name } });
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
-      for (const step of undo.reverse()) {
-        await step().catch((u) => this.#log.error("undoing a reload step failed", { error: u }));
-      }
+      await undo.rollback();
       this.#log.error("reload failed; the old config stays in force", { error });
       this.#notify.ready(`reload failed: ${error}`);
       return { ok: false, error };

@@ -1,11 +1,9 @@
 /**
- * The unit of host change: a named step pair. `up()` runs whole components as steps; `reconcile()` runs
- * one {@link Change} per difference it found and records each as a {@link Repair}. Both undo what they
- * finished, in reverse order, when a later step fails.
+ * The unit of host change: one planned difference between desired and observed state, with its inverse,
+ * and the record of it once applied. Parts plan {@link Change}s (part.ts); a {@link Transaction}
+ * (transaction.ts) applies them and undoes them.
  */
 import type { ChildHandle, RunOptions, RunResult, Runner, StartOptions } from "../exec/runner.ts";
-import type { Logger } from "../log/logger.ts";
-import { HostSetupError, type StepFailure } from "./errors.ts";
 
 /** The parts of the host egressd owns, in the order they are built. */
 export type Component = "sysctl" | "interface" | "wireguard" | "endpoint" | "routes" | "rules" | "firewall";
@@ -47,47 +45,4 @@ export function recordingRunner(base: Runner): { runner: Runner; commands: strin
     },
   };
   return { runner, commands };
-}
-
-/** A named step pair for {@link runSteps}. */
-export interface Step {
-  readonly name: string;
-  do(): Promise<void>;
-  /** Undoes {@link do}; omitted for checks that change nothing. */
-  undo?(): Promise<void>;
-}
-
-/**
- * Runs steps in order. When one fails, undoes the finished ones in reverse order and throws
- * {@link HostSetupError} naming the failed step (with any undo failures attached; none is swallowed).
- */
-export async function runSteps(steps: readonly Step[], log: Logger): Promise<void> {
-  const done: Step[] = [];
-  for (const step of steps) {
-    try {
-      await step.do();
-      done.push(step);
-    } catch (err) {
-      const cause = err instanceof Error ? err : new Error(String(err));
-      log.error("host step failed; rolling back", { step: step.name, error: cause.message });
-      const failures = await undoAll(done, log);
-      throw new HostSetupError(step.name, cause, failures);
-    }
-  }
-}
-
-/** Undoes finished steps in reverse order, continuing past failures, and returns them. */
-export async function undoAll(done: readonly Step[], log: Logger): Promise<StepFailure[]> {
-  const failures: StepFailure[] = [];
-  for (const step of [...done].reverse()) {
-    if (!step.undo) continue;
-    try {
-      await step.undo();
-    } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err));
-      log.error("undo failed", { step: step.name, error: error.message });
-      failures.push({ step: step.name, error });
-    }
-  }
-  return failures;
 }

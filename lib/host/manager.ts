@@ -2,53 +2,40 @@
  * The host manager: the one object the daemon uses to bring the host side of egressd up, keep it
  * right, observe it, and take it down.
  *
+ * Everything it does is built from ONE ordered list of host parts ({@link buildParts}, part.ts):
  * ```
- * up():   checkHost → enableSrcValidMark → addInterface → addRoutes → addPolicyRules → applyFirewall
- * down(): removeFirewall → removePolicyRules → removeRoutes → removeInterface → restoreSrcValidMark
+ * sysctl → [interface → routes → rules] per exit → firewall
+ * up():        checkHost, then each part in order: plan("up"), apply   (addInterface, addRoutes, ...)
+ * down():      each part in reverse order: remove()                     (removeFirewall, ...)
+ * reconcile(): each part in order: plan("reconcile"), apply, as one transaction
  * ```
- * `up()` undoes the finished steps in reverse when one fails. Each step converges rather than blindly
- * adds, so `up()` after a crash (our stale rules, routes and table still present) ends with exactly one
- * copy of everything. Routes come before rules and the firewall comes last, so marked traffic is never
- * routed before the kill switch exists. `down()` removes exactly what we own (found by interface alias,
- * rule priority + protocol, route table + protocol, and our nft table), treats "already gone" as
- * success, keeps going past failures, and reports them together.
+ * `up()` applies each part's changes as a {@link Transaction}; a part that fails halfway undoes its own
+ * changes, then the parts already finished are removed, newest first (one transaction of removals).
+ * Each plan converges rather than blindly adds, so `up()` after a crash (our stale rules, routes and
+ * table still present) ends with exactly one copy of everything. Routes come before rules and the
+ * firewall comes last, so marked traffic is never routed before the kill switch exists. `down()` removes
+ * exactly what we own (found by interface alias, rule priority + protocol, route table + protocol, and
+ * our nft table), treats "already gone" as success, keeps going past failures, and reports them together.
  *
  * All operations are serialized: a timer-driven `reconcile()` never runs during `up()` or `down()`.
  * The manager does not own the timer (see {@link startReconcileLoop}) and knows nothing about the proxy.
  */
 import { createRunner, type Runner } from "../exec/runner.ts";
 import { silentLogger, type Logger } from "../log/logger.ts";
-import { runSteps, type Change, type Repair } from "./change.ts";
-import { HostNotUpError, TeardownError, type StepFailure } from "./errors.ts";
+import type { Repair } from "./change.ts";
+import { HostNotUpError, HostSetupError, TeardownError, type StepFailure } from "./errors.ts";
 import type { Resolver } from "./endpoint.ts";
-import {
-  applyRuleset,
-  observeFirewall,
-  readLeakCounter,
-  removeRuleset,
-  renderRuleset,
-  saveRuleset,
-  type FirewallObservation,
-  type LeakCounter,
-} from "./nftables.ts";
+import { FirewallPart } from "./firewall.ts";
+import { InterfacePart, type ActiveImplementation, type InterfaceOptions, type LinkState } from "./interface.ts";
+import type { FirewallObservation, LeakCounter } from "./nftables.ts";
+import type { Drift, HostContext, HostPart } from "./part.ts";
+import { RoutesPart, RulesPart, observeRoutes, observeRules } from "./policy.ts";
 import { checkHost, detectFamilies } from "./preflight.ts";
-import { Transaction, runPass, type PlannedComponent, type ReconcileResult } from "./reconcile.ts";
-import {
-  desiredRoutes,
-  desiredRules,
-  observeRoutes,
-  observeRules,
-  planRoutes,
-  planRules,
-  removeRoutes,
-  removeRules,
-  type Family,
-  type ObservedRoute,
-  type ObservedRule,
-} from "./routing.ts";
+import { runPass, type ReconcileResult } from "./reconcile.ts";
+import type { Family, ObservedRoute, ObservedRule } from "./routing.ts";
 import { validateSpec, type HostSpec, type NormalizedSpec } from "./spec.ts";
-import { SRC_VALID_MARK, procSysctl, type SysctlAccess } from "./sysctl.ts";
-import { WireGuardInterface, observeLink, type ActiveImplementation, type LinkState } from "./wireguard.ts";
+import { SysctlPart, procSysctl, type SysctlAccess } from "./sysctl.ts";
+import { Transaction } from "./transaction.ts";
 import type { WgDump } from "./wgdump.ts";
 
 /** Dependencies and knobs of {@link HostManager}; every one is optional. */
@@ -119,25 +106,67 @@ export interface HostObservation {
   readonly srcValidMark: string | null;
 }
 
+/** The parts of one exit: its interface, its route table, its policy rules. */
+export interface ExitParts {
+  readonly interface: InterfacePart;
+  readonly routes: RoutesPart;
+  readonly rules: RulesPart;
+}
+
+/** The host-wide parts and the per-exit ones, and the one ordered list built from them. */
+export interface HostParts {
+  readonly sysctl: SysctlPart;
+  readonly exits: readonly ExitParts[];
+  readonly firewall: FirewallPart;
+  /** Build order: sysctl, each exit's interface, routes, rules, then the firewall. Down is the reverse. */
+  readonly ordered: readonly HostPart[];
+}
+
+/** What {@link buildParts} needs besides the exits. */
+export interface BuildPartsOptions {
+  /** Shared by every part: runner, log, clock, families. */
+  ctx: HostContext;
+  /** Sysctl access for the host-wide sysctl part. */
+  sysctl: SysctlAccess;
+  /** Knobs every exit's interface part gets. Default: none. */
+  interface?: InterfaceOptions;
+}
+
+/**
+ * Builds the one ordered list of parts. Each exit's parts are instances built from that exit's spec;
+ * today there is exactly one exit. The sysctl and firewall parts are host-wide (one nft table).
+ */
+export function buildParts(exits: readonly NormalizedSpec[], opts: BuildPartsOptions): HostParts {
+  if (exits.length !== 1) throw new TypeError(`buildParts: exactly one exit is supported today, got ${exits.length}`);
+  const { ctx } = opts;
+  const perExit = exits.map(
+    (n): ExitParts => ({
+      interface: new InterfacePart(n, ctx, opts.interface),
+      routes: new RoutesPart(n, ctx),
+      rules: new RulesPart(n, ctx),
+    }),
+  );
+  const sysctl = new SysctlPart(opts.sysctl);
+  const firewall = new FirewallPart(exits[0]!, ctx);
+  const ordered: HostPart[] = [sysctl, ...perExit.flatMap((e) => [e.interface, e.routes, e.rules]), firewall];
+  return { sysctl, exits: perExit, firewall, ordered };
+}
+
 /** See the module comment. */
 export class HostManager {
   readonly #n: NormalizedSpec;
+  readonly #ctx: HostContext;
   readonly #runner: Runner;
   readonly #log: Logger;
-  readonly #sysctl: SysctlAccess;
   readonly #now: () => number;
   readonly #onRepair: ((r: Repair) => void) | undefined;
   readonly #historySize: number;
   readonly #parentDeathSignal: boolean;
-  readonly #wg: WireGuardInterface;
+  readonly #parts: HostParts;
 
   #state: "down" | "up" = "down";
   #families: Family[] = [4, 6];
   #lock: Promise<unknown> = Promise.resolve();
-  #appliedRuleset: string | null = null;
-  #appliedFingerprint: string | null = null;
-  #leakOffset: LeakCounter = { packets: 0, bytes: 0 };
-  #srcValidMarkBefore: string | null = null;
   #recent: Repair[] = [];
   #byComponent: Record<string, number> = {};
   #lastReconcileAt: number | null = null;
@@ -149,26 +178,27 @@ export class HostManager {
     this.#n = validateSpec(spec);
     this.#log = opts.log ?? silentLogger;
     this.#runner = opts.runner ?? createRunner({ log: this.#log });
-    this.#sysctl = opts.sysctl ?? procSysctl();
     this.#now = opts.now ?? Date.now;
     this.#onRepair = opts.onRepair;
     this.#historySize = opts.repairHistory ?? 100;
     this.#parentDeathSignal = opts.parentDeathSignal ?? true;
-    this.#wg = new WireGuardInterface(this.#n, {
-      runner: this.#runner,
-      log: this.#log,
-      resolve: opts.resolve,
-      now: this.#now,
-      readSecret: opts.readSecret,
-      reresolveIntervalMs: opts.reresolveIntervalMs,
-      startTimeoutMs: opts.userspaceStartTimeoutMs,
-      parentDeathSignal: this.#parentDeathSignal,
+    this.#ctx = { runner: this.#runner, log: this.#log, now: this.#now, families: () => this.#families };
+    this.#parts = buildParts([this.#n], {
+      ctx: this.#ctx,
+      sysctl: opts.sysctl ?? procSysctl(),
+      interface: {
+        resolve: opts.resolve,
+        readSecret: opts.readSecret,
+        reresolveIntervalMs: opts.reresolveIntervalMs,
+        startTimeoutMs: opts.userspaceStartTimeoutMs,
+        parentDeathSignal: this.#parentDeathSignal,
+      },
     });
   }
 
   /** The rendered nft script for this spec (what `applyFirewall` feeds to `nft -f -`). */
   get ruleset(): string {
-    return renderRuleset(this.#n);
+    return this.#parts.firewall.ruleset;
   }
 
   /**
@@ -183,23 +213,29 @@ export class HostManager {
         return this.#upResult(r.repairs);
       }
       const changes: Repair[] = [];
-      // Each step applies its component's changes as one transaction: a step that fails halfway undoes
-      // its own changes, then runSteps undoes the finished steps.
-      const apply = (plan: () => Promise<Change[]>) => async () => {
-        const tx = new Transaction(this.#runner, this.#log, this.#now);
-        changes.push(...(await tx.applyAll(await plan())));
-      };
-      await runSteps(
-        [
-          { name: "checkHost", do: () => this.#checkHost() },
-          { name: "enableSrcValidMark", do: apply(() => this.#planSysctl()), undo: () => this.#restoreSrcValidMark() },
-          { name: "addInterface", do: apply(() => this.#wg.plan({ fresh: true })), undo: () => this.#wg.remove() },
-          { name: "addRoutes", do: apply(() => this.#planRoutes()), undo: () => this.#removeRoutes() },
-          { name: "addPolicyRules", do: apply(() => this.#planRules()), undo: () => this.#removeRules() },
-          { name: "applyFirewall", do: apply(() => this.#planFirewall({ force: true })), undo: () => this.#removeFirewall() },
-        ],
-        this.#log,
-      );
+      const built = new Transaction({ log: this.#log });
+      const steps: [string, () => Promise<void>, HostPart | null][] = [
+        ["checkHost", () => this.#checkHost(), null],
+        ...this.#parts.ordered.map((part): [string, () => Promise<void>, HostPart] => [
+          part.steps.add,
+          async () => {
+            // A part that fails halfway undoes its own changes; the finished parts are removed below.
+            const tx = new Transaction({ runner: this.#runner, log: this.#log, now: this.#now });
+            changes.push(...(await tx.applyAll(await part.plan("up"))));
+          },
+          part,
+        ]),
+      ];
+      for (const [step, run, part] of steps) {
+        try {
+          await run();
+        } catch (err) {
+          const cause = err instanceof Error ? err : new Error(String(err));
+          this.#log.error("host step failed; rolling back", { step, error: cause.message });
+          throw new HostSetupError(step, cause, await built.rollback());
+        }
+        if (part) built.defer(part.steps.add, () => part.remove());
+      }
       this.#state = "up";
       const result = this.#upResult(changes);
       this.#log.info("host is up", { ifname: this.#n.ifname, implementation: result.implementation, pid: result.pid ?? undefined });
@@ -215,21 +251,14 @@ export class HostManager {
   down(): Promise<void> {
     return this.#exclusive(async () => {
       const failures: StepFailure[] = [];
-      const steps: [string, () => Promise<unknown>][] = [
-        ["removeFirewall", () => this.#removeFirewall()],
-        ["removePolicyRules", () => this.#removeRules()],
-        ["removeRoutes", () => this.#removeRoutes()],
-        ["removeInterface", () => this.#wg.remove()],
-        ["restoreSrcValidMark", () => this.#restoreSrcValidMark()],
-      ];
       if (this.#state === "down") this.#families = [...(await detectFamilies(this.#runner))];
-      for (const [step, run] of steps) {
+      for (const part of [...this.#parts.ordered].reverse()) {
         try {
-          await run();
+          await part.remove();
         } catch (err) {
           const error = err instanceof Error ? err : new Error(String(err));
-          this.#log.error("teardown step failed", { step, error: error.message });
-          failures.push({ step, error });
+          this.#log.error("teardown step failed", { step: part.steps.remove, error: error.message });
+          failures.push({ step: part.steps.remove, error });
         }
       }
       this.#state = "down";
@@ -256,36 +285,44 @@ export class HostManager {
         rules.push(...(await observeRules(this.#runner, f, r.rulePriority)));
         routes.push(...(await observeRoutes(this.#runner, f, r.table)));
       }
-      const link = await observeLink(this.#runner, this.#n.ifname);
+      const iface = this.#exit.interface;
+      const link = await iface.link();
       return {
         link,
-        wireguard: link ? await this.#wg.dump() : null,
+        wireguard: link ? await iface.dump() : null,
         rules,
         routes,
-        firewall: await observeFirewall(this.#runner),
-        srcValidMark: await this.#sysctl.read(SRC_VALID_MARK).catch(() => null),
+        firewall: await this.#parts.firewall.read(),
+        srcValidMark: await this.#parts.sysctl.read(),
       };
+    });
+  }
+
+  /** What a reconcile pass would repair now, part by part, changing nothing. Empty on a healthy host. */
+  drift(): Promise<Drift[]> {
+    return this.#exclusive(async () => {
+      const out: Drift[] = [];
+      for (const part of this.#parts.ordered) out.push(...(await part.observe()));
+      return out;
     });
   }
 
   /** `wg show <if> dump`, parsed; null when the interface does not exist. For metrics. */
   wireguardDump(): Promise<WgDump | null> {
-    return this.#wg.dump();
+    return this.#exit.interface.dump();
   }
 
   /**
    * The leak guard's counter, monotonic for the life of this manager (re-applying the table resets the
-   * kernel counter; the manager carries the old value forward). Null when the table is absent.
+   * kernel counter; the firewall part carries the old value forward). Null when the table is absent.
    */
-  async leakCounter(): Promise<LeakCounter | null> {
-    const c = await readLeakCounter(this.#runner);
-    if (c === null) return null;
-    return { packets: c.packets + this.#leakOffset.packets, bytes: c.bytes + this.#leakOffset.bytes };
+  leakCounter(): Promise<LeakCounter | null> {
+    return this.#parts.firewall.leakCounter();
   }
 
   /** State, implementation, pid, endpoint resolution and repair counts. Runs no command. */
   status(): HostStatus {
-    const wg = this.#wg.status();
+    const wg = this.#exit.interface.status();
     return {
       state: this.#state,
       implementation: wg.implementation,
@@ -308,6 +345,11 @@ export class HostManager {
 
   // ---- internals ----
 
+  /** The one exit's parts (several exits: the next issue). */
+  get #exit(): ExitParts {
+    return this.#parts.exits[0]!;
+  }
+
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.#lock.then(fn);
     this.#lock = p.catch(() => undefined);
@@ -316,15 +358,8 @@ export class HostManager {
 
   async #reconcileLocked(): Promise<ReconcileResult> {
     if (this.#state !== "up") throw new HostNotUpError();
-    const components: PlannedComponent[] = [
-      { component: "sysctl", plan: () => this.#planSysctl() },
-      { component: "interface", plan: () => this.#wg.plan({ fresh: false }) },
-      { component: "routes", plan: () => this.#planRoutes() },
-      { component: "rules", plan: () => this.#planRules() },
-      { component: "firewall", plan: () => this.#planFirewall({ force: false }) },
-    ];
     try {
-      const result = await runPass(components, this.#runner, { log: this.#log, now: this.#now, onRepair: (r) => this.#record(r) });
+      const result = await runPass(this.#parts.ordered, this.#runner, { log: this.#log, now: this.#now, onRepair: (r) => this.#record(r) });
       this.#lastReconcileAt = this.#now();
       this.#lastReconcileError = null;
       this.#reconcileRuns++;
@@ -343,104 +378,12 @@ export class HostManager {
   }
 
   #upResult(changes: readonly Repair[]): UpResult {
-    const wg = this.#wg.status();
+    const wg = this.#exit.interface.status();
     return { implementation: wg.implementation ?? "kernel", pid: wg.pid, families: [...this.#families], changes };
   }
 
   async #checkHost(): Promise<void> {
     const facts = await checkHost(this.#runner, this.#n, { parentDeathSignal: this.#parentDeathSignal });
     this.#families = [...facts.families];
-  }
-
-  async #planSysctl(): Promise<Change[]> {
-    const before = await this.#sysctl.read(SRC_VALID_MARK);
-    if (before === "1") return [];
-    return [
-      {
-        component: "sysctl",
-        action: "enable-src-valid-mark",
-        reason: `${SRC_VALID_MARK} is ${before}, want 1`,
-        apply: async () => {
-          await this.#sysctl.write(SRC_VALID_MARK, "1");
-          this.#srcValidMarkBefore ??= before;
-        },
-        undo: () => this.#sysctl.write(SRC_VALID_MARK, before),
-      },
-    ];
-  }
-
-  /** Puts src_valid_mark back if we changed it and it still holds our value. */
-  async #restoreSrcValidMark(): Promise<void> {
-    const before = this.#srcValidMarkBefore;
-    if (before === null) return;
-    if ((await this.#sysctl.read(SRC_VALID_MARK)) === "1") await this.#sysctl.write(SRC_VALID_MARK, before);
-    this.#srcValidMarkBefore = null;
-  }
-
-  async #planRoutes(): Promise<Change[]> {
-    const table = this.#n.spec.routing.table;
-    const out: Change[] = [];
-    for (const f of this.#families) out.push(...planRoutes(desiredRoutes(this.#n, f), await observeRoutes(this.#runner, f, table), table));
-    return out;
-  }
-
-  async #removeRoutes(): Promise<void> {
-    const left = await removeRoutes(this.#runner, this.#families, this.#n.spec.routing.table);
-    if (left.length > 0) this.#log.warn("left routes egressd did not add", { table: this.#n.spec.routing.table, routes: left.join("; ") });
-  }
-
-  async #planRules(): Promise<Change[]> {
-    const prio = this.#n.spec.routing.rulePriority;
-    const out: Change[] = [];
-    for (const f of this.#families) out.push(...planRules(desiredRules(this.#n, [f]), await observeRules(this.#runner, f, prio)));
-    return out;
-  }
-
-  async #removeRules(): Promise<void> {
-    const left = await removeRules(this.#runner, this.#families, this.#n.spec.routing.rulePriority);
-    if (left.length > 0) this.#log.warn("left rules egressd did not add", { rules: left.join("; ") });
-  }
-
-  async #planFirewall(opts: { force: boolean }): Promise<Change[]> {
-    const script = renderRuleset(this.#n);
-    const seen = await observeFirewall(this.#runner);
-    let reason: string | null = null;
-    if (opts.force) reason = seen.present ? "replace the table left by an earlier run" : "install the ruleset";
-    else if (!seen.present) reason = "table inet egressd is missing";
-    else if (this.#appliedRuleset !== script) reason = "the desired ruleset changed";
-    else if (seen.fingerprint !== this.#appliedFingerprint) reason = "table inet egressd was modified";
-    if (reason === null) return [];
-    let saved: string | null = null;
-    let carried: LeakCounter = { packets: 0, bytes: 0 };
-    return [
-      {
-        component: "firewall",
-        action: "apply-ruleset",
-        reason,
-        apply: async (run) => {
-          saved = opts.force ? null : await saveRuleset(run);
-          await applyRuleset(run, script);
-          // The kernel counter restarts with the new table; carry the old value so the metric stays monotonic.
-          if (!opts.force && seen.leak) carried = seen.leak;
-          this.#leakOffset = { packets: this.#leakOffset.packets + carried.packets, bytes: this.#leakOffset.bytes + carried.bytes };
-          const after = await observeFirewall(run);
-          this.#appliedRuleset = script;
-          this.#appliedFingerprint = after.fingerprint;
-        },
-        undo: async (run) => {
-          this.#leakOffset = { packets: this.#leakOffset.packets - carried.packets, bytes: this.#leakOffset.bytes - carried.bytes };
-          if (saved === null) await removeRuleset(run);
-          else await applyRuleset(run, saved);
-          this.#appliedRuleset = null;
-          this.#appliedFingerprint = null;
-        },
-      },
-    ];
-  }
-
-  async #removeFirewall(): Promise<void> {
-    await removeRuleset(this.#runner);
-    this.#appliedRuleset = null;
-    this.#appliedFingerprint = null;
   }
 }

@@ -15,15 +15,14 @@
  * - `masquerade_tunnel`: rewrites the source on the tunnel (trap 2).
  *
  * Drift is detected by fingerprint: the table is read back with `nft -j`, handles and counter values are
- * stripped, and the rest is hashed. The manager remembers the fingerprint of what it applied; any other
+ * stripped, and the rest is hashed. The firewall part (firewall.ts) remembers the fingerprint of what it applied; any other
  * fingerprint (a rule deleted, added or edited, the table gone) means re-apply. This needs no model of
  * how nft normalizes rules, which differs between versions.
  */
 import { createHash } from "node:crypto";
 import type { Runner } from "../exec/runner.ts";
-import { CommandError } from "../exec/errors.ts";
 import { formatCidr } from "../net/ip.ts";
-import { explainCommandError } from "./errors.ts";
+import { runHost } from "./command.ts";
 import { formatMark, validateSpec, type HostSpec, type NormalizedSpec } from "./spec.ts";
 
 /** Our table's family and name: `inet egressd`. */
@@ -32,6 +31,9 @@ export const NFT_FAMILY = "inet";
 export const NFT_TABLE = "egressd";
 /** The named counter the leak guard increments. */
 export const LEAK_COUNTER = "leak_guard";
+
+/** Our table being absent is an answer, not an error, for every command on it. */
+const NO_TABLE = { tolerate: ["nftTableMissing"] } as const;
 
 /** Packets and bytes the leak guard dropped. */
 export interface LeakCounter {
@@ -120,22 +122,12 @@ export function renderRuleset(spec: HostSpec | NormalizedSpec): string {
 
 /** Applies a rendered script atomically (`nft -f -`, script on stdin). On failure nothing changed. */
 export async function applyRuleset(runner: Runner, script: string): Promise<void> {
-  try {
-    await runner.run(["nft", "-f", "-"], { stdin: script });
-  } catch (err) {
-    throw explainCommandError(err);
-  }
+  await runHost(runner, ["nft", "-f", "-"], { stdin: script });
 }
 
 /** Deletes our table. Returns false when it was already gone (which counts as success). */
 export async function removeRuleset(runner: Runner): Promise<boolean> {
-  try {
-    await runner.run(["nft", "delete", "table", NFT_FAMILY, NFT_TABLE]);
-    return true;
-  } catch (err) {
-    if (isNoTable(err)) return false;
-    throw explainCommandError(err);
-  }
+  return (await runHost(runner, ["nft", "delete", "table", NFT_FAMILY, NFT_TABLE], NO_TABLE)).ok;
 }
 
 /**
@@ -143,13 +135,8 @@ export async function removeRuleset(runner: Runner): Promise<boolean> {
  * or null when the table does not exist.
  */
 export async function saveRuleset(runner: Runner): Promise<string | null> {
-  try {
-    const { stdout } = await runner.run(["nft", "list", "table", NFT_FAMILY, NFT_TABLE]);
-    return `table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n${stdout}`;
-  } catch (err) {
-    if (isNoTable(err)) return null;
-    throw explainCommandError(err);
-  }
+  const r = await runHost(runner, ["nft", "list", "table", NFT_FAMILY, NFT_TABLE], NO_TABLE);
+  return r.ok ? `table ${NFT_FAMILY} ${NFT_TABLE}\ndelete table ${NFT_FAMILY} ${NFT_TABLE}\n${r.stdout}` : null;
 }
 
 /** Parses `nft -j list table inet egressd` into presence, fingerprint and leak counter. Pure. */
@@ -161,13 +148,8 @@ export function parseFirewall(json: string): FirewallObservation {
 
 /** Reads our table. An absent table is `{ present: false }`, not an error. */
 export async function observeFirewall(runner: Runner): Promise<FirewallObservation> {
-  try {
-    const { stdout } = await runner.run(["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE]);
-    return parseFirewall(stdout);
-  } catch (err) {
-    if (isNoTable(err)) return { present: false, fingerprint: null, leak: null };
-    throw explainCommandError(err);
-  }
+  const r = await runHost(runner, ["nft", "-j", "list", "table", NFT_FAMILY, NFT_TABLE], NO_TABLE);
+  return r.ok ? parseFirewall(r.stdout) : { present: false, fingerprint: null, leak: null };
 }
 
 /** Parses `nft -j list counter inet egressd leak_guard` (or a whole-table listing). Pure. */
@@ -178,13 +160,8 @@ export function parseLeakCounter(json: string): LeakCounter | null {
 
 /** Reads the leak guard's counter; null when our table is absent. For the metrics module. */
 export async function readLeakCounter(runner: Runner): Promise<LeakCounter | null> {
-  try {
-    const { stdout } = await runner.run(["nft", "-j", "list", "counter", NFT_FAMILY, NFT_TABLE, LEAK_COUNTER]);
-    return parseLeakCounter(stdout);
-  } catch (err) {
-    if (isNoTable(err)) return null;
-    throw explainCommandError(err);
-  }
+  const r = await runHost(runner, ["nft", "-j", "list", "counter", NFT_FAMILY, NFT_TABLE, LEAK_COUNTER], NO_TABLE);
+  return r.ok ? parseLeakCounter(r.stdout) : null;
 }
 
 function leakFrom(items: readonly Record<string, unknown>[]): LeakCounter | null {
@@ -210,8 +187,4 @@ function fingerprint(items: readonly unknown[]): string {
     return v;
   };
   return createHash("sha256").update(JSON.stringify(strip(items))).digest("hex").slice(0, 16);
-}
-
-function isNoTable(err: unknown): boolean {
-  return err instanceof CommandError && /No such file or directory/.test(err.stderr);
 }

@@ -14,11 +14,12 @@
  * It also reports whether the host has IPv6 at all (`ip -6 rule` fails with EAFNOSUPPORT when disabled).
  */
 import type { Runner } from "../exec/runner.ts";
-import { CommandError } from "../exec/errors.ts";
-import { InterfaceConflictError, MissingCapabilityError, RouteTableConflictError, RulePriorityConflictError, isPermissionDenied } from "./errors.ts";
-import { describeRoute, describeRule, foreignRoutes, foreignRules, observeRoutes, observeRules, rulePriorities, type Family } from "./routing.ts";
+import { runHost } from "./command.ts";
+import { InterfaceConflictError, RouteTableConflictError, RulePriorityConflictError } from "./errors.ts";
+import { isOurs, observeLink } from "./interface.ts";
+import { observeRoutes, observeRules } from "./policy.ts";
+import { describeRoute, describeRule, foreignRoutes, foreignRules, rulePriorities, type Family } from "./routing.ts";
 import type { NormalizedSpec } from "./spec.ts";
-import { isOurs, observeLink } from "./wireguard.ts";
 
 /** What the checks learned about the host. */
 export interface HostFacts {
@@ -34,13 +35,8 @@ export interface CheckHostOptions {
 
 /** `[4, 6]`, or `[4]` when the kernel has IPv6 disabled (`ip -6 rule` fails with EAFNOSUPPORT). */
 export async function detectFamilies(runner: Runner): Promise<readonly Family[]> {
-  try {
-    await runner.run(["ip", "-j", "-6", "rule", "show"]);
-    return [4, 6];
-  } catch (err) {
-    if (err instanceof CommandError && /Address family not supported/i.test(err.stderr)) return [4];
-    throw err;
-  }
+  const r = await runHost(runner, ["ip", "-j", "-6", "rule", "show"], { tolerate: ["noIpv6"] });
+  return r.ok ? [4, 6] : [4];
 }
 
 /** Runs every check; throws the first problem found. See the module comment. */
@@ -52,12 +48,8 @@ export async function checkHost(runner: Runner, n: NormalizedSpec, opts: CheckHo
   }
   for (const tool of tools) await runner.run([tool, tool === "ip" ? "-V" : "--version"]);
 
-  try {
-    await runner.run(["nft", "list", "tables"]);
-  } catch (err) {
-    if (isPermissionDenied(err)) throw new MissingCapabilityError(err.argv, { cause: err });
-    throw err;
-  }
+  // Needs CAP_NET_ADMIN: EPERM comes back as MissingCapabilityError.
+  await runHost(runner, ["nft", "list", "tables"]);
 
   const families = await detectFamilies(runner);
 

@@ -2,10 +2,10 @@
  * Reconciliation: observe the host in machine form, compare it with the desired state, apply only the
  * difference, and record every repair.
  *
- * A pass walks the components in build order (sysctl, interface, routes, rules, firewall). Each component
- * is observed right before it is planned, so a repair earlier in the pass (say, recreating the interface,
- * which takes its routes with it) is seen by the next component. All changes of one pass form one
- * {@link Transaction}: when a change fails, the ones already applied are undone in reverse order, the
+ * A pass walks the host parts in build order (the manager's one list: sysctl, interface, routes, rules,
+ * firewall). Each part is observed right before it is planned, so a repair earlier in the pass (say,
+ * recreating the interface, which takes its routes with it) is seen by the next part. All changes of one
+ * pass form one {@link Transaction}: when a change fails, the ones already applied are undone in reverse order, the
  * host is back where the pass found it, and the error says what failed. The next pass tries again.
  *
  * With nothing to repair, a pass only reads (about ten short `ip`/`wg`/`nft` reads), so running it every
@@ -16,13 +16,14 @@
  */
 import type { Runner } from "../exec/runner.ts";
 import { silentLogger, type Logger } from "../log/logger.ts";
-import { recordingRunner, type Change, type Component, type Repair } from "./change.ts";
-import { ReconcileError, type StepFailure } from "./errors.ts";
+import type { Change, Repair } from "./change.ts";
+import { ReconcileError } from "./errors.ts";
+import { Transaction } from "./transaction.ts";
 
-/** A part of the host that can be planned; observation happens inside `plan()`. */
-export interface PlannedComponent {
-  readonly component: Component;
-  plan(): Promise<Change[]>;
+/** Something a pass can plan: a host part, or (in tests) any named planner. Observation happens inside `plan()`. */
+export interface Plannable {
+  readonly name: string;
+  plan(mode: "reconcile"): Promise<Change[]>;
 }
 
 /** What one reconcile pass did. */
@@ -30,72 +31,6 @@ export interface ReconcileResult {
   /** Repairs applied, in order; empty when the host already matched. */
   readonly repairs: readonly Repair[];
   readonly durationMs: number;
-}
-
-/** Applies changes one by one and can undo the applied ones in reverse order. */
-export class Transaction {
-  readonly #runner: Runner;
-  readonly #log: Logger;
-  readonly #now: () => number;
-  readonly #applied: { change: Change; repair: Repair }[] = [];
-
-  /** `now` defaults to `Date.now`. */
-  constructor(runner: Runner, log: Logger = silentLogger, now: () => number = Date.now) {
-    this.#runner = runner;
-    this.#log = log;
-    this.#now = now;
-  }
-
-  /** Repairs applied so far. */
-  get repairs(): Repair[] {
-    return this.#applied.map((a) => a.repair);
-  }
-
-  /**
-   * Applies one change through a recording runner and remembers it for {@link rollback}. A failing
-   * change throws its own error and is not remembered (a change leaves nothing half-done behind).
-   */
-  async apply(change: Change): Promise<Repair> {
-    const rec = recordingRunner(this.#runner);
-    await change.apply(rec.runner);
-    const repair: Repair = { component: change.component, action: change.action, reason: change.reason, commands: rec.commands, at: this.#now() };
-    this.#applied.push({ change, repair });
-    return repair;
-  }
-
-  /** Applies every change in order; on the first failure rolls back everything and rethrows. */
-  async applyAll(changes: readonly Change[]): Promise<Repair[]> {
-    const out: Repair[] = [];
-    for (const change of changes) {
-      try {
-        out.push(await this.apply(change));
-      } catch (err) {
-        await this.rollback();
-        throw err;
-      }
-    }
-    return out;
-  }
-
-  /** Undoes applied changes in reverse order, continuing past failures, which it returns (and logs). */
-  async rollback(): Promise<StepFailure[]> {
-    const failures: StepFailure[] = [];
-    while (this.#applied.length > 0) {
-      const { change } = this.#applied.pop()!;
-      if (!change.undo) {
-        this.#log.warn("change cannot be undone; leaving it", { component: change.component, action: change.action });
-        continue;
-      }
-      try {
-        await change.undo(this.#runner);
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err));
-        this.#log.error("undo failed", { component: change.component, action: change.action, error: error.message });
-        failures.push({ step: `${change.component}/${change.action}`, error });
-      }
-    }
-    return failures;
-  }
 }
 
 /** Options for {@link runPass}. */
@@ -109,18 +44,17 @@ export interface PassOptions {
 }
 
 /**
- * One reconcile pass over `components`, in order, as one transaction. Throws {@link ReconcileError}
+ * One reconcile pass over `parts`, in order, as one {@link Transaction}. Throws {@link ReconcileError}
  * (after rolling back) when a change fails; errors from observing/planning propagate after rollback too.
  */
-export async function runPass(components: readonly PlannedComponent[], runner: Runner, opts: PassOptions = {}): Promise<ReconcileResult> {
+export async function runPass(parts: readonly Plannable[], runner: Runner, opts: PassOptions = {}): Promise<ReconcileResult> {
   const log = opts.log ?? silentLogger;
-  const now = opts.now ?? Date.now;
   const started = performance.now();
-  const tx = new Transaction(runner, log, now);
-  for (const c of components) {
+  const tx = new Transaction({ runner, log, now: opts.now });
+  for (const part of parts) {
     let changes: Change[];
     try {
-      changes = await c.plan();
+      changes = await part.plan("reconcile");
     } catch (err) {
       const failures = await tx.rollback();
       for (const f of failures) log.error("undo failed after a planning error", { step: f.step, error: f.error.message });

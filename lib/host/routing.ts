@@ -23,14 +23,14 @@
  * an `unreachable default` with the worst metric. When the tunnel device disappears, its routes go with it
  * and the daemon's traffic hits the unreachable route instead of falling through to main (trap 3).
  *
- * Everything is read back in machine form (`ip -j`), compared with the desired state, and only the
- * difference is applied. This module does not touch nftables or the interface itself.
+ * This module is the pure half: desired rules and routes, their argv, parsing `ip -j` output, and the
+ * diff. Reading the host and the two host parts that apply the diff live in policy.ts. It does not touch
+ * nftables or the interface itself.
  */
 import type { Runner } from "../exec/runner.ts";
-import { CommandError } from "../exec/errors.ts";
 import { formatCidr, parseCidr } from "../net/ip.ts";
 import type { Change } from "./change.ts";
-import { explainCommandError } from "./errors.ts";
+import { runHostCommand } from "./command.ts";
 import { formatMark, type NormalizedSpec } from "./spec.ts";
 
 /**
@@ -216,16 +216,6 @@ export function parseRules(json: string, family: Family, priorities: readonly nu
     });
 }
 
-/** Reads the rules at our priorities for one family. */
-export async function observeRules(runner: Runner, family: Family, rulePriority: number): Promise<ObservedRule[]> {
-  try {
-    const { stdout } = await runner.run(["ip", "-j", "-N", `-${family}`, "rule", "show"]);
-    return parseRules(stdout, family, rulePriorities(rulePriority));
-  } catch (err) {
-    throw explainCommandError(err);
-  }
-}
-
 /** Parses `ip -j -<family> route show table N`. Pure. */
 export function parseRoutes(json: string, family: Family): ObservedRoute[] {
   const list = JSON.parse(json || "[]") as Record<string, unknown>[];
@@ -254,17 +244,6 @@ function canonicalPrefix(text: string, family: Family): string {
     return formatCidr(parseCidr(withLen, { allowHostBits: true }));
   } catch {
     return withLen;
-  }
-}
-
-/** Reads our table for one family; a table that does not exist yet reads as empty. */
-export async function observeRoutes(runner: Runner, family: Family, table: number): Promise<ObservedRoute[]> {
-  try {
-    const { stdout } = await runner.run(["ip", "-j", `-${family}`, "route", "show", "table", String(table)]);
-    return parseRoutes(stdout, family);
-  } catch (err) {
-    if (err instanceof CommandError && /FIB table does not exist/.test(err.stderr)) return [];
-    throw explainCommandError(err);
   }
 }
 
@@ -368,51 +347,11 @@ export function planRoutes(desired: readonly RouteSpec[], observed: readonly Obs
   return [...deletes, ...adds];
 }
 
-/** Removes our rules (protocol {@link RT_PROTOCOL}) at our priorities. Rules already gone count as removed. */
-export async function removeRules(runner: Runner, families: readonly Family[], rulePriority: number): Promise<string[]> {
-  const leftAlone: string[] = [];
-  for (const family of families) {
-    const observed = await observeRules(runner, family, rulePriority);
-    for (const o of observed) {
-      if (o.protocol !== String(RT_PROTOCOL)) {
-        leftAlone.push(describeRule(o));
-        continue;
-      }
-      await deleteTolerant(runner, ["ip", `-${family}`, "rule", "del", ...o.selector]);
-    }
-  }
-  return leftAlone;
-}
-
-/** Removes our routes (protocol {@link RT_PROTOCOL}) from our table. Returns foreign routes it left alone. */
-export async function removeRoutes(runner: Runner, families: readonly Family[], table: number): Promise<string[]> {
-  const leftAlone: string[] = [];
-  for (const family of families) {
-    for (const o of await observeRoutes(runner, family, table)) {
-      if (o.protocol !== String(RT_PROTOCOL)) {
-        leftAlone.push(o.selector.join(" "));
-        continue;
-      }
-      await deleteTolerant(runner, ["ip", `-${family}`, "route", "del", ...o.selector, "table", String(table)]);
-    }
-  }
-  return leftAlone;
-}
-
-async function runExplained(runner: Runner, argv: string[]): Promise<void> {
-  try {
-    await runner.run(argv);
-  } catch (err) {
-    throw explainCommandError(err);
-  }
+function runExplained(runner: Runner, argv: string[]): Promise<void> {
+  return runHostCommand(runner, argv);
 }
 
 /** Runs a delete; "already gone" (ENOENT for rules, ESRCH for routes) is success. */
-async function deleteTolerant(runner: Runner, argv: string[]): Promise<void> {
-  try {
-    await runner.run(argv);
-  } catch (err) {
-    if (err instanceof CommandError && /No such file or directory|No such process|Cannot find device/.test(err.stderr)) return;
-    throw explainCommandError(err);
-  }
+function deleteTolerant(runner: Runner, argv: string[]): Promise<void> {
+  return runHostCommand(runner, argv, { tolerate: ["alreadyGone"] });
 }

@@ -8,6 +8,8 @@
  */
 import { readFile, writeFile } from "node:fs/promises";
 import type { Runner } from "../exec/runner.ts";
+import type { Change } from "./change.ts";
+import { driftOf, type Drift, type HostPart } from "./part.ts";
 
 /** The key egressd needs set to 1. */
 export const SRC_VALID_MARK = "net.ipv4.conf.all.src_valid_mark";
@@ -69,4 +71,57 @@ export function runnerSysctl(runner: Runner): SysctlAccess {
       await runner.run(["sysctl", "-q", "-w", `${key}=${value}`]);
     },
   };
+}
+
+/**
+ * The sysctl host part: `src_valid_mark=1` while egressd runs. Host-wide (one instance however many
+ * exits). `remove()` puts back the value found before, but only if it still holds ours: a value someone
+ * changed meanwhile is theirs.
+ */
+export class SysctlPart implements HostPart {
+  readonly name = "sysctl";
+  readonly steps = { add: "enableSrcValidMark", remove: "restoreSrcValidMark" } as const;
+  readonly #sysctl: SysctlAccess;
+  /** The value found before egressd first wrote it; null when egressd has not changed it. */
+  #before: string | null = null;
+
+  constructor(sysctl: SysctlAccess) {
+    this.#sysctl = sysctl;
+  }
+
+  /** Reads the key without failing: null when unreadable. For observation. */
+  read(): Promise<string | null> {
+    return this.#sysctl.read(SRC_VALID_MARK).catch(() => null);
+  }
+
+  /** Plans `src_valid_mark=1` when it is not already. */
+  async plan(): Promise<Change[]> {
+    const before = await this.#sysctl.read(SRC_VALID_MARK);
+    if (before === "1") return [];
+    return [
+      {
+        component: "sysctl",
+        action: "enable-src-valid-mark",
+        reason: `${SRC_VALID_MARK} is ${before}, want 1`,
+        apply: async () => {
+          await this.#sysctl.write(SRC_VALID_MARK, "1");
+          this.#before ??= before;
+        },
+        undo: () => this.#sysctl.write(SRC_VALID_MARK, before),
+      },
+    ];
+  }
+
+  /** Puts src_valid_mark back if we changed it and it still holds our value. */
+  async remove(): Promise<void> {
+    const before = this.#before;
+    if (before === null) return;
+    if ((await this.#sysctl.read(SRC_VALID_MARK)) === "1") await this.#sysctl.write(SRC_VALID_MARK, before);
+    this.#before = null;
+  }
+
+  /** Drift: the key is not 1. */
+  async observe(): Promise<Drift[]> {
+    return driftOf(await this.plan());
+  }
 }

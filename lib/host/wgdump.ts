@@ -15,8 +15,7 @@
  * `off` or seconds; `latest-handshake` is unix seconds, 0 for never.
  */
 import type { Runner } from "../exec/runner.ts";
-import { CommandError } from "../exec/errors.ts";
-import { MissingCapabilityError, isPermissionDenied } from "./errors.ts";
+import { runHost } from "./command.ts";
 
 /** The interface line of a dump, without the private key. */
 export interface WgInterfaceDump {
@@ -102,14 +101,6 @@ function uint(text: string, line: number, field: string): number {
  * wireguard-go control socket is gone). Throws {@link MissingCapabilityError} without CAP_NET_ADMIN.
  */
 export async function readWgDump(runner: Runner, ifname: string): Promise<WgDump | null> {
-  try {
-    const { stdout } = await runner.run(["wg", "show", ifname, "dump"]);
-    return parseWgDump(stdout);
-  } catch (err) {
-    if (isPermissionDenied(err)) throw new MissingCapabilityError(err.argv, { cause: err });
-    if (err instanceof CommandError && /No such device|Protocol not supported|No such file or directory|Connection refused/.test(err.stderr)) {
-      return null;
-    }
-    throw err;
-  }
+  const r = await runHost(runner, ["wg", "show", ifname, "dump"], { tolerate: ["wireguardGone"] });
+  return r.ok ? parseWgDump(r.stdout) : null;
 }

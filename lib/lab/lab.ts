@@ -17,6 +17,7 @@
  * mode makes the host's /run/wireguard mode 1777 instead, which lets any local user plant a socket
  * that root's `wg` would talk to; nothing uses it any more.
  */
+import { ROUTING_DEFAULTS } from "../config/schema.ts";
 import { chmod, mkdir, mkdtemp, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -249,11 +250,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
             ...o.exit,
           },
           routing: {
-            fwmark: 0xca6c,
-            wireguardFwmark: 0xca6d,
-            table: 51820,
-            rulePriority: 5000,
-            killSwitch: true,
+            ...ROUTING_DEFAULTS,
             allowDestinations: [],
             ...o.routing,
           },

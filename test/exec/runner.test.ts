@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { createRunner } from "../../lib/exec/runner.ts";
 import { CommandError, MissingToolError } from "../../lib/exec/errors.ts";
-import { FakeRunner } from "../../lib/exec/fake.ts";
+import { FakeRunner } from "./fake.ts";
 import { formatArgv } from "../../lib/exec/argv.ts";
 import { createLogger } from "../../lib/log/logger.ts";
 

@@ -4,7 +4,8 @@
  * down() to run their real code paths. Rules and routes are static arrays a test edits to create drift.
  * Outputs are copied from real `ip -j`, `wg show dump` and `nft -j` runs on iproute2 6.1 / nftables 1.0.6.
  */
-import { FakeRunner, type FakeChild } from "../../lib/exec/fake.ts";
+import { ROUTING_DEFAULTS } from "../../lib/config/schema.ts";
+import { FakeRunner, type FakeChild } from "../exec/fake.ts";
 import type { HostSpec } from "../../lib/host/spec.ts";
 import type { SysctlAccess } from "../../lib/host/sysctl.ts";
 
@@ -39,11 +40,7 @@ export function testSpec(over: { interface?: Partial<HostSpec["interface"]>; exi
       ...over.exit,
     },
     routing: {
-      fwmark: 0xca6c,
-      wireguardFwmark: 0xca6d,
-      table: 51820,
-      rulePriority: 5000,
-      killSwitch: true,
+      ...ROUTING_DEFAULTS,
       allowDestinations: [],
       ...over.routing,
     },

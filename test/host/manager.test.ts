@@ -16,7 +16,9 @@ import {
   UnsafeUidError,
   WireGuardUnavailableError,
 } from "../../lib/host/errors.ts";
-import { HostManager, type HostManagerOptions } from "../../lib/host/manager.ts";
+import { HostManager, buildParts, type HostManagerOptions } from "../../lib/host/manager.ts";
+import { validateSpec } from "../../lib/host/spec.ts";
+import { silentLogger } from "../../lib/log/logger.ts";
 import type { Repair } from "../../lib/host/change.ts";
 import { expectGolden } from "./golden.ts";
 import { HEALTHY_ROUTES, dumpText, fakeHost, link, nftJson, testSpec } from "./fixtures.ts";
@@ -179,6 +181,22 @@ describe("reconcile", () => {
     for (const r of result.repairs) expect(r.at).toBe(NOW);
   });
 
+  test.each(drifts)("drift() reports without repairing: %s", async (_name, drift, actions) => {
+    let resolved = 0;
+    const s = setup({}, testSpec(), { resolve: async () => (resolved++, ["198.51.100.2"]) });
+    await upAndHealthy(s);
+    expect(await s.manager.drift()).toEqual([]);
+    drift(s);
+    const before = resolved;
+    const seen = await s.manager.drift();
+    expect(seen.map((d) => d.action)).toEqual(actions);
+    expect(s.runner.mutations()).toEqual([]);
+    expect(resolved).toBe(before);
+    // What drift() reported is exactly what the next pass repairs, reason for reason.
+    const { repairs } = await s.manager.reconcile();
+    expect(repairs.map((r) => [r.component, r.action, r.reason])).toEqual(seen.map((d) => [d.component, d.action, d.reason]));
+  });
+
   test("repair argv (golden)", async () => {
     let text = "";
     for (const [name, drift] of drifts) {
@@ -254,6 +272,20 @@ describe("endpoint re-resolution", () => {
     // Rate limited: the next pass (same stale handshake) does not query again.
     s.state.dump = dumpText({ endpoint: "198.51.100.3:51820" });
     expect((await s.manager.reconcile()).repairs).toEqual([]);
+  });
+
+  test("drift() never queries DNS: a stale handshake shows no drift until a pass re-resolves", async () => {
+    const answers = [["198.51.100.2"], ["198.51.100.3"]];
+    let queries = 0;
+    let clock = NOW;
+    const s = setup({}, dnsSpec, { resolve: async () => (queries++, answers.shift() ?? []), now: () => clock, reresolveIntervalMs: 0 });
+    await upAndHealthy(s);
+    clock = 1_700_000_000_000 + 136_000;
+    expect(await s.manager.drift()).toEqual([]);
+    expect(queries).toBe(1); // the one at up
+    expect(s.manager.status().endpointReresolutions).toBe(0);
+    expect((await s.manager.reconcile()).repairs.map((r) => r.action)).toEqual(["reresolve-endpoint"]);
+    expect(queries).toBe(2);
   });
 
   test("resolution failure at up: the tunnel comes up without an endpoint and a later pass sets it", async () => {
@@ -344,4 +376,26 @@ describe("bad host states name the cause", () => {
 
 test("fixtures are what real routes look like", () => {
   expect(HEALTHY_ROUTES(4)[1]).toMatchObject({ type: "unreachable", dst: "default" });
+});
+
+describe("the parts list", () => {
+  test("one ordered list: up builds it in order, down removes it in reverse", async () => {
+    const host = fakeHost();
+    const parts = buildParts([validateSpec(testSpec())], { ctx: { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4, 6] }, sysctl: host.sysctl });
+    expect(parts.ordered.map((p) => [p.name, p.steps.add, p.steps.remove])).toEqual([
+      ["sysctl", "enableSrcValidMark", "restoreSrcValidMark"],
+      ["interface", "addInterface", "removeInterface"],
+      ["routes", "addRoutes", "removeRoutes"],
+      ["rules", "addPolicyRules", "removePolicyRules"],
+      ["firewall", "applyFirewall", "removeFirewall"],
+    ]);
+    expect(parts.exits).toHaveLength(1);
+    expect(parts.ordered).toContain(parts.exits[0]!.interface);
+  });
+
+  test("several exits are refused until the firewall renders them all", () => {
+    const host = fakeHost();
+    const n = validateSpec(testSpec());
+    expect(() => buildParts([n, n], { ctx: { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4] }, sysctl: host.sysctl })).toThrow("exactly one exit");
+  });
 });

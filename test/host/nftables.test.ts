@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { FakeRunner } from "../../lib/exec/fake.ts";
+import { FakeRunner } from "../exec/fake.ts";
 import { MissingCapabilityError } from "../../lib/host/errors.ts";
 import { applyRuleset, observeFirewall, parseFirewall, parseLeakCounter, readLeakCounter, removeRuleset, renderRuleset } from "../../lib/host/nftables.ts";
 import { expectGolden } from "./golden.ts";

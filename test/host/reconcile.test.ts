@@ -1,7 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { FakeRunner } from "../../lib/exec/fake.ts";
+import { FakeRunner } from "../exec/fake.ts";
 import { ReconcileError } from "../../lib/host/errors.ts";
-import { Transaction, runPass, startReconcileLoop, type ReconcileResult } from "../../lib/host/reconcile.ts";
+import { runPass, startReconcileLoop, type ReconcileResult } from "../../lib/host/reconcile.ts";
+import { Transaction } from "../../lib/host/transaction.ts";
 import type { Change } from "../../lib/host/change.ts";
 import { procSysctl, SysctlError } from "../../lib/host/sysctl.ts";
 import { mkdtemp, mkdir, writeFile, rm } from "node:fs/promises";
@@ -30,8 +31,8 @@ describe("runPass", () => {
     const seen: string[] = [];
     const r = await runPass(
       [
-        { component: "interface", plan: async () => [change("a", log)] },
-        { component: "rules", plan: async () => [change("b", log), change("c", log)] },
+        { name: "interface", plan: async () => [change("a", log)] },
+        { name: "rules", plan: async () => [change("b", log), change("c", log)] },
       ],
       new FakeRunner(),
       { now: () => 42, onRepair: (x) => seen.push(x.action) },
@@ -46,7 +47,7 @@ describe("runPass", () => {
 
   test("a failing change rolls back the pass in reverse order", async () => {
     const log: string[] = [];
-    const err = await runPass([{ component: "rules", plan: async () => [change("a", log), change("b", log), change("c", log, true)] }], new FakeRunner()).catch((e: unknown) => e);
+    const err = await runPass([{ name: "rules", plan: async () => [change("a", log), change("b", log), change("c", log, true)] }], new FakeRunner()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ReconcileError);
     expect((err as ReconcileError).failed.action).toBe("c");
     expect((err as ReconcileError).rolledBack.map((x) => x.action)).toEqual(["a", "b"]);
@@ -58,8 +59,8 @@ describe("runPass", () => {
     const log: string[] = [];
     const err = await runPass(
       [
-        { component: "interface", plan: async () => [change("a", log)] },
-        { component: "rules", plan: async () => Promise.reject(new Error("ip -j failed")) },
+        { name: "interface", plan: async () => [change("a", log)] },
+        { name: "rules", plan: async () => Promise.reject(new Error("ip -j failed")) },
       ],
       new FakeRunner(),
     ).catch((e: unknown) => e);
@@ -69,7 +70,7 @@ describe("runPass", () => {
 
   test("Transaction.applyAll rethrows the change's own error after rolling back", async () => {
     const log: string[] = [];
-    const tx = new Transaction(new FakeRunner());
+    const tx = new Transaction({ runner: new FakeRunner() });
     await expect(tx.applyAll([change("a", log), change("b", log, true)])).rejects.toThrow("b broke");
     expect(log).toEqual(["apply a", "undo a"]);
   });

@@ -1,10 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { FakeRunner } from "../../lib/exec/fake.ts";
+import { FakeRunner } from "../exec/fake.ts";
 import {
   desiredRoutes,
   desiredRules,
   foreignRoutes,
-  observeRoutes,
   parseRoutes,
   parseRules,
   planRoutes,
@@ -12,6 +11,7 @@ import {
   routeAddArgv,
   ruleAddArgv,
 } from "../../lib/host/routing.ts";
+import { observeRoutes } from "../../lib/host/policy.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatArgv } from "../../lib/exec/argv.ts";
 import { HEALTHY_ROUTES, HEALTHY_RULES, testSpec } from "./fixtures.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { WgDumpParseError, parseWgDump, readWgDump } from "../../lib/host/wgdump.ts";
 import { MissingCapabilityError } from "../../lib/host/errors.ts";
-import { FakeRunner } from "../../lib/exec/fake.ts";
+import { FakeRunner } from "../exec/fake.ts";
 import { KEYS } from "./fixtures.ts";
 
 // Real `wg show <if> dump` output shape (wireguard-tools 1.0.20210914), tabs between fields.

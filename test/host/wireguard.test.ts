@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { isOurs, parseLink, renderWgConfig, wgConfigDrift } from "../../lib/host/wireguard.ts";
+import { isOurs, parseLink } from "../../lib/host/interface.ts";
+import { renderWgConfig, wgConfigDrift } from "../../lib/host/wireguard.ts";
 import { parseWgDump } from "../../lib/host/wgdump.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { expectGolden } from "./golden.ts";

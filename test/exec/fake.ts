@@ -5,9 +5,9 @@
  * It does not simulate a host; a test scripts the outputs that matter (observations) and lets every
  * other command succeed silently.
  */
-import { formatArgv } from "./argv.ts";
-import { CommandError, MissingToolError } from "./errors.ts";
-import type { ChildExit, ChildHandle, RunOptions, RunResult, Runner, StartOptions } from "./runner.ts";
+import { formatArgv } from "../../lib/exec/argv.ts";
+import { CommandError, MissingToolError } from "../../lib/exec/errors.ts";
+import type { ChildExit, ChildHandle, RunOptions, RunResult, Runner, StartOptions } from "../../lib/exec/runner.ts";
 
 /** One recorded command. */
 export interface FakeCall {
