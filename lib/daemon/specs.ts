@@ -101,14 +101,9 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
   };
 }
 
-/** True when two configs ask for the same host state (so a reload need not touch the host). */
-export function sameHost(a: Config, b: Config): boolean {
-  return JSON.stringify(hostSpec(a, 0)) === JSON.stringify(hostSpec(b, 0));
-}
-
 /**
  * The config fields whose change alters the host state, as config paths (`exit.endpoint`,
- * `proxy.allowDestinations`, ...); empty when {@link sameHost}.
+ * `proxy.allowDestinations`, ...); empty when a reload need not touch the host.
  */
 export function hostChanges(a: Config, b: Config): string[] {
   const ha = hostSpec(a, 0);
