@@ -6,10 +6,7 @@
  *           -> reconcile loop + watchdog -> READY=1
  * reload(): RELOADING=1 -> read and validate the config -> proxy.update -> metrics move -> READY=1.
  *           A step that fails undoes the earlier ones, so the old config stays in force whole. Live
- *           proxied connections are never touched. Host changes (tunnel, exit, routing) are refused:
- *           they need a restart. Applying them in place would take the rules, routes and nft table
- *           down and bring new ones up, and in between the proxy's packets would leave by the WAN
- *           (seen in the lab); lib/host would first need to move to a new spec without that gap.
+ *           proxied connections are never touched. Host changes are refused (specs.ts reloadRefusal).
  * stop():   STOPPING=1 -> stop accepting, drain -> metrics, control off -> host down (teardownOnStop)
  * ```
  * It does not parse argv or install signal handlers (lib/cli/run.ts does), so tests drive it directly.
@@ -29,7 +26,7 @@ import { ControlServer } from "./control.ts";
 import { HostReads } from "./host-reads.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
-import { hostChanges, hostSpec, proxyOptions } from "./specs.ts";
+import { hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
 import type { DaemonStatus, ReconcileStatus } from "./status.ts";
 import { collectStatus, type DaemonState, type DaemonView, readiness, statusLine } from "./views.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
@@ -183,13 +180,7 @@ export class Daemon {
         return { stopping: true };
       },
     }, { log: this.#log });
-    try {
-      await this.#control.start();
-    } catch (e) {
-      this.#state = "stopped";
-      this.#resolveStopped();
-      throw e;
-    }
+    await this.#control.start().catch((e: unknown) => this.#failedStart(e));
     if (this.#stopRequested) return;
     this.#notify.status("bringing up the tunnel");
     try {
@@ -205,9 +196,7 @@ export class Daemon {
     } catch (e) {
       this.#log.error("start failed; undoing", { error: e });
       await this.#teardown({ drainMs: 0, host: true });
-      this.#state = "stopped";
-      this.#resolveStopped();
-      throw e;
+      this.#failedStart(e);
     }
     const line = await statusLine(this.#view);
     // From here on nothing waits, so a stop cannot slip in between this check and READY=1.
@@ -222,6 +211,13 @@ export class Daemon {
     this.#state = "running";
     this.#notify.ready(line);
     this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metrics?.url ?? "off" });
+  }
+
+  /** start() gave up: the daemon is stopped, and `e` goes to start()'s caller. */
+  #failedStart(e: unknown): never {
+    this.#state = "stopped";
+    this.#resolveStopped();
+    throw e;
   }
 
   /** Starts the reconcile timer; a failed pass is logged by #pass and retried at the next tick. */
@@ -249,13 +245,8 @@ export class Daemon {
     const started = Date.now();
     try {
       const r = await this.#host.reconcile();
-      this.#lastPass = {
-        at: Date.now(),
-        durationMs: r.durationMs,
-        ok: true,
-        error: null,
-        repairs: r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` })),
-      };
+      const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` }));
+      this.#lastPass = { at: Date.now(), durationMs: r.durationMs, ok: true, error: null, repairs };
       this.#reads.afterPass(r);
       return r;
     } catch (e) {
@@ -329,14 +320,9 @@ export class Daemon {
     const undo: (() => Promise<void>)[] = [];
     const changed: string[] = [];
     try {
-      // Refuse what cannot change in place before touching anything.
-      if (next.control.socket !== old.control.socket) throw new Error("control.socket cannot change on reload; restart egressd");
-      // Host changes too (see the module comment). A restart is safe: no proxy runs while the host
-      // state is down.
-      const hostFields = hostChanges(old, next);
-      if (hostFields.length > 0) {
-        throw new Error(`${hostFields.join(", ")} cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply ${hostFields.length === 1 ? "it" : "them"}`);
-      }
+      // Refuse what cannot change in place (see the module comment) before touching anything.
+      const refusal = reloadRefusal(old, next);
+      if (refusal !== null) throw new Error(refusal);
       const nextProxy = { ...(await proxyOptions(next)), log: this.#log };
       const oldProxy = this.#proxyOptions!;
       this.#proxy!.update(nextProxy);

@@ -122,6 +122,20 @@ export function hostChanges(a: Config, b: Config): string[] {
 }
 
 /**
+ * Why a reload from `a` to `b` must be refused, or null when it can be applied in place. The control
+ * socket cannot move under its clients. Host changes ({@link hostChanges}: tunnel, exit, routing)
+ * would take the rules, routes and nft table down and bring new ones up, and in between the proxy's
+ * packets would leave by the WAN (seen in the lab); lib/host would first need to move to a new spec
+ * without that gap. A restart applies either safely: no proxy runs while the host state is down.
+ */
+export function reloadRefusal(a: Config, b: Config): string | null {
+  if (b.control.socket !== a.control.socket) return "control.socket cannot change on reload; restart egressd";
+  const fields = hostChanges(a, b);
+  if (fields.length === 0) return null;
+  return `${fields.join(", ")} cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply ${fields.length === 1 ? "it" : "them"}`;
+}
+
+/**
  * What of the policy routing `n` wants is not on the host: each of our rules and each route of our
  * table (the kill switch's `unreachable default` among them) that has no exact match in `observed`,
  * as `IPv4 rule priority 5000 fwmark 0xca6d lookup main` or `IPv4 route unreachable default metric

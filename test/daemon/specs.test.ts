@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import type { NetworkInterfaceInfo } from "node:os";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
-import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions } from "../../lib/daemon/specs.ts";
+import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, reloadRefusal } from "../../lib/daemon/specs.ts";
 import { parseRoutes, parseRules } from "../../lib/host/routing.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
@@ -135,6 +135,24 @@ describe("hostChanges", () => {
     const b = full();
     change(b);
     expect(hostChanges(parse(full()), parse(b))).toEqual([field]);
+  });
+
+  test("reloadRefusal: none for proxy-only changes; the socket, one or several host fields refused by name", () => {
+    const b = full();
+    b.proxy.maxConnections = 5;
+    expect(reloadRefusal(parse(full()), parse(b))).toBeNull();
+    const sock = full();
+    sock.control.socket = "/run/egressd/other.sock";
+    expect(reloadRefusal(parse(full()), parse(sock))).toBe("control.socket cannot change on reload; restart egressd");
+    const one = full();
+    one.exit.endpoint = "vps2.example.net:443";
+    expect(reloadRefusal(parse(full()), parse(one))).toBe(
+      "exit.endpoint cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply it",
+    );
+    one.routing.table = 778;
+    expect(reloadRefusal(parse(full()), parse(one))).toBe(
+      "exit.endpoint, routing.table cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply them",
+    );
   });
 
   test("several changes are named in config order", () => {
