@@ -101,14 +101,9 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
   };
 }
 
-/** True when two configs ask for the same host state (so a reload need not touch the host). */
-export function sameHost(a: Config, b: Config): boolean {
-  return JSON.stringify(hostSpec(a, 0)) === JSON.stringify(hostSpec(b, 0));
-}
-
 /**
  * The config fields whose change alters the host state, as config paths (`exit.endpoint`,
- * `proxy.allowDestinations`, ...); empty when {@link sameHost}.
+ * `proxy.allowDestinations`, ...); empty when a reload need not touch the host.
  */
 export function hostChanges(a: Config, b: Config): string[] {
   const ha = hostSpec(a, 0);
@@ -124,6 +119,20 @@ export function hostChanges(a: Config, b: Config): string[] {
     }
   }
   return out;
+}
+
+/**
+ * Why a reload from `a` to `b` must be refused, or null when it can be applied in place. The control
+ * socket cannot move under its clients. Host changes ({@link hostChanges}: tunnel, exit, routing)
+ * would take the rules, routes and nft table down and bring new ones up, and in between the proxy's
+ * packets would leave by the WAN (seen in the lab); lib/host would first need to move to a new spec
+ * without that gap. A restart applies either safely: no proxy runs while the host state is down.
+ */
+export function reloadRefusal(a: Config, b: Config): string | null {
+  if (b.control.socket !== a.control.socket) return "control.socket cannot change on reload; restart egressd";
+  const fields = hostChanges(a, b);
+  if (fields.length === 0) return null;
+  return `${fields.join(", ")} cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply ${fields.length === 1 ? "it" : "them"}`;
 }
 
 /**

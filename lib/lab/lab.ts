@@ -26,6 +26,7 @@ import { silentLogger, type Logger } from "../log/logger.ts";
 import { runnerSysctl, type SysctlAccess } from "../host/sysctl.ts";
 import type { HostSpec } from "../host/spec.ts";
 import { LAB_ADDRESSES, planLab, type LabNamespaces, type LabPlan } from "./topology.ts";
+import { waitUntil } from "./wait.ts";
 
 /** The uid tests run the "daemon" as: not root, not a real user. */
 export const DEFAULT_LAB_UID = 64000;
@@ -184,7 +185,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     // The kernel adds IPv6 link-local addresses (and their routes) once both ends of a veth are up,
     // asynchronously. Wait, so that the state tests snapshot is settled when createLab returns.
     for (const [ns, dev] of plan.veths) {
-      await waitFor(async () => (await root.run(["ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link"])).stdout.includes("fe80::"), 5000, `link-local address on ${ns}/${dev}`);
+      await waitUntil(async () => (await root.run(["ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link"])).stdout.includes("fe80::"), 5000, `link-local address on ${ns}/${dev}`);
     }
 
     if (privateDir) {
@@ -205,7 +206,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     const exitWg = plan.ifs.exitWg;
     const wgo = exitRun.start(["wireguard-go", "-f", exitWg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
     children.push(wgo);
-    await waitFor(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
+    await waitUntil(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
     if (wgo.exitStatus !== null) throw new Error(`exit wireguard-go exited: ${wgo.outputTail()}`);
     if (opts.configureExit ?? true) {
       await exitRun.run(
@@ -278,7 +279,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
           },
         });
         children.push(child);
-        await waitFor(async () => listening || child.exitStatus !== null, 5000, "tcpdump");
+        await waitUntil(async () => listening || child.exitStatus !== null, 5000, "tcpdump");
         if (child.exitStatus !== null) throw new Error(`tcpdump exited: ${child.outputTail()}`);
         return {
           async stop() {
@@ -291,7 +292,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       },
       async startEchoServer(port) {
         const child = lab.spawn(plan.ns.inet, ["ncat", "-l", "-k", "-p", String(port), "--sh-exec", 'echo "$NCAT_REMOTE_ADDR"']);
-        await waitFor(async () => (await execIn(prefixFor(plan.ns.inet), ["ncat", "--recv-only", "-w", "1", LAB_ADDRESSES.host4, String(port)], {})).exitCode === 0 || child.exitStatus !== null, 5000, "echo server");
+        await waitUntil(async () => (await execIn(prefixFor(plan.ns.inet), ["ncat", "--recv-only", "-w", "1", LAB_ADDRESSES.host4, String(port)], {})).exitCode === 0 || child.exitStatus !== null, 5000, "echo server");
         if (child.exitStatus !== null) throw new Error(`echo server exited: ${child.outputTail()}`);
         return child;
       },
@@ -402,17 +403,9 @@ async function startMountHolder(root: Runner, ns: string, uid: number): Promise<
       if (line === "ready") ready = true;
     },
   });
-  await waitFor(async () => ready || holder.exitStatus !== null, 5000, "the lab's mount namespace");
+  await waitUntil(async () => ready || holder.exitStatus !== null, 5000, "the lab's mount namespace");
   if (holder.exitStatus !== null) throw new Error(`could not mount a private ${WIREGUARD_RUN_DIR}: ${holder.outputTail()}`);
   return holder;
-}
-
-async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 function pidAlive(pid: number): boolean {

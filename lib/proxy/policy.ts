@@ -3,7 +3,7 @@
  *
  * Does not resolve names and does not know about sockets. The server asks twice for a domain
  * target: never for the name itself, but for every address the name resolves to, because a public
- * name can resolve to `10.0.0.1` (DESIGN.md, trap 6: pivoting).
+ * name can resolve to `10.0.0.1` (docs/design.md, trap 6: pivoting).
  */
 import { anyContains, cidrContains, parseCidr, unmapIp, type Cidr, type IpAddr } from "../net/ip.ts";
 

@@ -5,7 +5,7 @@
  *   leave however the host's own DNS traffic leaves, i.e. by the home connection.
  * - `tunnel`: the daemon itself sends A and AAAA queries to the configured servers (c-ares through
  *   `node:dns`). Those packets belong to the daemon's uid, so nftables marks them into the tunnel
- *   like every other outbound packet of the proxy (DESIGN.md, trap 5). /etc/hosts is not consulted.
+ *   like every other outbound packet of the proxy (docs/design.md, trap 5). /etc/hosts is not consulted.
  *
  * Does not apply the destination policy (the server checks every returned address) and does not
  * cache: c-ares and nscd/systemd-resolved do that better, and a stale answer is worse than a query.

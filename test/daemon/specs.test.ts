@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import type { NetworkInterfaceInfo } from "node:os";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
-import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, sameHost } from "../../lib/daemon/specs.ts";
+import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, reloadRefusal } from "../../lib/daemon/specs.ts";
 import { parseRoutes, parseRules } from "../../lib/host/routing.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
@@ -109,7 +109,7 @@ describe("proxyOptions", () => {
   });
 });
 
-describe("sameHost and hostChanges", () => {
+describe("hostChanges", () => {
   test.each([
     ["proxy.listen", (c: any) => c.proxy.listen.push("10.1.0.1:1082")],
     ["proxy.allowClients", (c: any) => (c.proxy.allowClients = ["10.1.0.0/16"])],
@@ -120,7 +120,6 @@ describe("sameHost and hostChanges", () => {
   ])("a change to %s leaves the host alone", (_f, change) => {
     const b = full();
     change(b);
-    expect(sameHost(parse(full()), parse(b))).toBe(true);
     expect(hostChanges(parse(full()), parse(b))).toEqual([]);
   });
 
@@ -135,8 +134,25 @@ describe("sameHost and hostChanges", () => {
   ])("a change to %s changes the host, and is named so", (field, change) => {
     const b = full();
     change(b);
-    expect(sameHost(parse(full()), parse(b))).toBe(false);
     expect(hostChanges(parse(full()), parse(b))).toEqual([field]);
+  });
+
+  test("reloadRefusal: none for proxy-only changes; the socket, one or several host fields refused by name", () => {
+    const b = full();
+    b.proxy.maxConnections = 5;
+    expect(reloadRefusal(parse(full()), parse(b))).toBeNull();
+    const sock = full();
+    sock.control.socket = "/run/egressd/other.sock";
+    expect(reloadRefusal(parse(full()), parse(sock))).toBe("control.socket cannot change on reload; restart egressd");
+    const one = full();
+    one.exit.endpoint = "vps2.example.net:443";
+    expect(reloadRefusal(parse(full()), parse(one))).toBe(
+      "exit.endpoint cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply it",
+    );
+    one.routing.table = 778;
+    expect(reloadRefusal(parse(full()), parse(one))).toBe(
+      "exit.endpoint, routing.table cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply them",
+    );
   });
 
   test("several changes are named in config order", () => {
