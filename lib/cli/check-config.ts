@@ -3,7 +3,7 @@
  * effective config (defaults filled in, secret paths resolved). Exit 0 when valid, 2 when not.
  */
 import { effectiveConfig } from "../config/effective.ts";
-import { ConfigError } from "../config/errors.ts";
+import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { type Command, err, Exit, out, parseFlags, UsageError } from "./common.ts";
 
@@ -32,7 +32,7 @@ export const checkConfigCommand: Command = async (argv) => {
     return Exit.ok;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    for (const p of e.problems) err(`${e.file ?? "config"}: ${p.message}`);
+    for (const p of shownProblems(e.problems)) err(`${e.file ?? "config"}: ${p.message}`);
     return Exit.usage;
   }
 };

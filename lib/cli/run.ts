@@ -2,7 +2,7 @@
  * `egressd run --config FILE`: the daemon in the foreground, as systemd runs it. Owns the process:
  * signals, the logger, and the exit code. The daemon's own logic is in lib/daemon.
  */
-import { ConfigError } from "../config/errors.ts";
+import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { Daemon } from "../daemon/daemon.ts";
 import { createLogger, defaultFormat, type Level, type LogFormat } from "../log/logger.ts";
@@ -48,7 +48,7 @@ export const runCommand: Command = async (argv) => {
     config = loadConfig(values.config, { warn: (m) => log0.warn(m) });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    for (const p of e.problems) err(`${e.file ?? "config"}: ${p.message}`);
+    for (const p of shownProblems(e.problems)) err(`${e.file ?? "config"}: ${p.message}`);
     return Exit.usage;
   }
   const log = createLogger({ format: format as LogFormat, level: (levelFlag as Level | undefined) ?? config.daemon.logLevel });

@@ -14,7 +14,7 @@
  * ```
  * It does not parse argv or install signal handlers (lib/cli/run.ts does), so tests drive it directly.
  */
-import { ConfigError } from "../config/errors.ts";
+import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { HostManager, type HostManagerOptions } from "../host/manager.ts";
@@ -500,7 +500,7 @@ export class Daemon {
     try {
       next = (this.#opts.load ?? ((p: string) => loadConfig(p, { env: this.#opts.env, warn: (m) => this.#log.warn(m) })))(this.#configPath);
     } catch (e) {
-      const error = e instanceof ConfigError ? e.problems.map((p) => p.message).join("; ") : e instanceof Error ? e.message : String(e);
+      const error = e instanceof ConfigError ? shownProblems(e.problems).map((p) => p.message).join("; ") : e instanceof Error ? e.message : String(e);
       this.#log.error("reload refused: the new config is invalid; the old one stays in force", { error });
       this.#notify.ready(`reload refused: ${error}`);
       return { ok: false, error };
