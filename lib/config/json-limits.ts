@@ -11,8 +11,13 @@ import { positionOf } from "./json-position.ts";
 
 /** Deepest nesting of objects and arrays accepted (the schema needs 4). */
 export const MAX_DEPTH = 64;
-/** Most items in one list, or members in one object; it keeps the schema's work bounded. */
+/** Most items in one list; it keeps the schema's work (and its error list) bounded. */
 export const MAX_ITEMS = 10_000;
+/**
+ * Most members in one object. The schema's objects have at most 15 keys, and each unknown one costs
+ * a "did you mean" search, so this is lower than {@link MAX_ITEMS}.
+ */
+export const MAX_MEMBERS = 1000;
 
 type Key = string | number;
 
@@ -111,8 +116,8 @@ export function jsonPathAt(text: string, offset: number): Key[] {
 
 /**
  * Problems in a parsed value that the schema would report badly or slowly: numbers that overflowed
- * to ±Infinity (JSON.stringify shows them as null), and lists or objects longer than
- * {@link MAX_ITEMS}. Call it on what JSON.parse returned for text within {@link MAX_DEPTH}.
+ * to ±Infinity (JSON.stringify shows them as null), lists longer than {@link MAX_ITEMS} and
+ * objects with more than {@link MAX_MEMBERS} members. Call it on what JSON.parse returned for text within {@link MAX_DEPTH}.
  */
 export function jsonValueProblems(value: unknown): ConfigProblem[] {
   const out: ConfigProblem[] = [];
@@ -127,10 +132,11 @@ export function jsonValueProblems(value: unknown): ConfigProblem[] {
     if (v === null || typeof v !== "object") return;
     const keys = Array.isArray(v) ? null : Object.keys(v);
     const length = keys ? keys.length : (v as unknown[]).length;
-    if (length > MAX_ITEMS) {
+    const max = keys ? MAX_MEMBERS : MAX_ITEMS;
+    if (length > max) {
       const p = formatPath(path);
       const what = keys ? `${length} members; an object holds` : `${length} items; a list holds`;
-      out.push({ path: p, message: `${p}: has ${what} at most ${MAX_ITEMS}` });
+      out.push({ path: p, message: `${p}: has ${what} at most ${max}` });
       return;
     }
     if (keys) for (const k of keys) visit((v as Record<string, unknown>)[k], [...path, k]);

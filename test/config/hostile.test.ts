@@ -107,6 +107,13 @@ describe("the JSON is bounded before it is parsed", () => {
     );
   });
 
+  test("an object with 5,000 unknown keys is refused by its size, in one line", async () => {
+    const d = configDir();
+    const keys = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`key${i}`, 1]));
+    writeFileSync(d.configFile, JSON.stringify({ ...minimalConfig(), proxy: keys }));
+    expect(outcome(await checkConfig(d.configFile))).toEqual(refused(`${d.configFile}: proxy: has 5000 members; an object holds at most 1000\n`));
+  });
+
   test("5,000 bad CIDRs print the first 20 problems and say how many more there were", async () => {
     const d = configDir();
     const bad = Array.from({ length: 5000 }, () => '"1.2.3.4/99"').join(",");

@@ -1,7 +1,7 @@
 /** The bounds checked before JSON.parse and the schema: nesting depth, the path at an offset, lengths, Infinity. */
 import { describe, expect, test } from "bun:test";
 import { ConfigError, MAX_PROBLEMS_SHOWN, shownProblems } from "../../lib/config/errors.ts";
-import { jsonDepthProblem, jsonPathAt, jsonValueProblems, MAX_ITEMS } from "../../lib/config/json-limits.ts";
+import { jsonDepthProblem, jsonPathAt, jsonValueProblems, MAX_ITEMS, MAX_MEMBERS } from "../../lib/config/json-limits.ts";
 
 describe("jsonDepthProblem", () => {
   test.each([
@@ -44,10 +44,11 @@ describe("jsonValueProblems", () => {
     ["-Infinity in a list", { l: [1, -Infinity] }, ["l[1]: the number is too large to represent (it would be -Infinity)"]],
     ["a list at the limit", { l: Array(MAX_ITEMS).fill(1) }, []],
     ["a list over the limit", { p: { l: Array(MAX_ITEMS + 1).fill(1) } }, [`p.l: has ${MAX_ITEMS + 1} items; a list holds at most ${MAX_ITEMS}`]],
+    ["an object at the limit", Object.fromEntries(Array.from({ length: MAX_MEMBERS }, (_, i) => [`k${i}`, 1])), []],
     [
       "an object over the limit",
-      Object.fromEntries(Array.from({ length: MAX_ITEMS + 1 }, (_, i) => [`k${i}`, 1])),
-      [`(root): has ${MAX_ITEMS + 1} members; an object holds at most ${MAX_ITEMS}`],
+      { proxy: Object.fromEntries(Array.from({ length: MAX_MEMBERS + 1 }, (_, i) => [`k${i}`, 1])) },
+      [`proxy: has ${MAX_MEMBERS + 1} members; an object holds at most ${MAX_MEMBERS}`],
     ],
   ])("%s", (_name, value, want) => {
     expect(jsonValueProblems(value).map((p) => p.message)).toEqual(want);
