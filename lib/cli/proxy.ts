@@ -6,7 +6,7 @@
  * is what sends the proxy's traffic through WireGuard.
  */
 import { parseDuration } from "../config/duration.ts";
-import { readSecretFile, SecretFileError } from "../config/secret-file.ts";
+import { passwordOf, readSecretFile, SecretFileError } from "../config/secret-file.ts";
 import { createLogger, type Level, type LogFormat } from "../log/logger.ts";
 import { CidrError, HostPortError, isWildcard, parseCidr, parseHostPort, type Cidr, type HostPort } from "../net/ip.ts";
 import { ListenError, ProxyConfigError } from "../proxy/errors.ts";
@@ -144,7 +144,7 @@ function oneOf<T extends string>(flag: string, text: string | undefined, allowed
  */
 function readPassword(file: string): string {
   try {
-    return readSecretFile(file, { field: "--password-file", kind: "password", warn: (m) => err(`egressd proxy: warning: ${m}`) });
+    return passwordOf(readSecretFile(file, { field: "--password-file", kind: "password", warn: (m) => err(`egressd proxy: warning: ${m}`) }));
   } catch (e) {
     if (e instanceof SecretFileError) throw new UsageError(e.message, { cause: e });
     throw e;

@@ -41,9 +41,14 @@ export interface SecretFileOptions {
   warn?: (message: string) => void;
 }
 
+/** The password a password file holds: its text without one trailing newline (`echo pw > file`). */
+export function passwordOf(text: string): string {
+  return text.replace(/\r?\n$/, "");
+}
+
 /**
- * Reads and checks a secret file. Returns a key as written (it decodes as a WireGuard key), or a
- * password without its one trailing newline (1-255 bytes, RFC 1929 §2). Throws
+ * Reads and checks a secret file, and returns its text as written: a WireGuard key, or a password
+ * of 1-255 bytes (RFC 1929 §2) once {@link passwordOf} drops its newline. Throws
  * {@link SecretFileError} naming `opts.field`.
  */
 export function readSecretFile(file: string, opts: SecretFileOptions): string {
@@ -76,8 +81,7 @@ export function readSecretFile(file: string, opts: SecretFileOptions): string {
     }
     return text;
   }
-  const password = text.replace(/\r?\n$/, "");
-  const bytes = Buffer.byteLength(password);
+  const bytes = Buffer.byteLength(passwordOf(text));
   if (bytes < 1 || bytes > 255) fail(`must hold a password of 1-255 bytes (RFC 1929), has ${bytes}`);
-  return password;
+  return text;
 }
