@@ -14,6 +14,9 @@ readable by others), then prints the effective config with every default filled 
 are never printed; the config only refers to them by path.
   -c, --config FILE  the config file (JSON)
   -q, --quiet        print nothing when the config is valid
+FILE must be a regular file of at most 1 MiB of UTF-8 JSON, nested at most 64 levels deep, with at
+most 10,000 items in a list and 1,000 members in an object. At most 20 problems are printed, then
+how many more there were.
 Exit codes: 0 valid, 2 invalid (one line per problem on stderr, naming the field).
 `;
 
