@@ -6,9 +6,9 @@
  * is what sends the proxy's traffic through WireGuard.
  */
 import { parseDuration } from "../config/duration.ts";
+import { passwordOf, readSecretFile, SecretFileError } from "../config/secret-file.ts";
 import { createLogger, type Level, type LogFormat } from "../log/logger.ts";
 import { CidrError, HostPortError, isWildcard, parseCidr, parseHostPort, type Cidr, type HostPort } from "../net/ip.ts";
-import { readPasswordFile } from "../proxy/auth.ts";
 import { ListenError, ProxyConfigError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
 import { err, Exit, out, parseFlags, UsageError } from "./common.ts";
@@ -138,6 +138,19 @@ function oneOf<T extends string>(flag: string, text: string | undefined, allowed
   return text as T;
 }
 
+/**
+ * Reads `--password-file` by the rule a config's `proxy.auth.passwordFile` follows: a regular file
+ * others cannot read. Throws {@link UsageError} naming the flag.
+ */
+function readPassword(file: string): string {
+  try {
+    return passwordOf(readSecretFile(file, { field: "--password-file", kind: "password", warn: (m) => err(`egressd proxy: warning: ${m}`) }));
+  } catch (e) {
+    if (e instanceof SecretFileError) throw new UsageError(e.message, { cause: e });
+    throw e;
+  }
+}
+
 type Flags = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
 
 /** Turns flags into server options; throws {@link UsageError}. Reads the password file. */
@@ -145,7 +158,7 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
   if ((v.user === undefined) !== (v["password-file"] === undefined)) {
     throw new UsageError("--user and --password-file go together");
   }
-  const auth = v.user !== undefined ? { username: v.user, password: await readPasswordFile(v["password-file"]!) } : null;
+  const auth = v.user !== undefined ? { username: v.user, password: readPassword(v["password-file"]!) } : null;
   const mode = oneOf("dns", v.dns, ["system", "tunnel"] as const) ?? "system";
   if (mode === "tunnel" && !v["dns-server"]?.length) throw new UsageError("--dns tunnel needs at least one --dns-server");
   const maxText = v["max-connections"];
@@ -216,10 +229,17 @@ async function runUntilSignal(server: ProxyServer, flags: Flags, options: Omit<P
   const onHup = () => {
     // Re-read the password file so that rotating it needs no restart; live connections stay.
     if (!flags.user || !flags["password-file"]) return;
-    readPasswordFile(flags["password-file"]).then(
-      (password) => server.update({ ...options, auth: { username: flags.user!, password } }),
-      (e: unknown) => log.error("proxy: reload failed, keeping the old password", { err: e }),
-    );
+    let password: string;
+    try {
+      password = readPassword(flags["password-file"]);
+    } catch (e) {
+      log.error("proxy: reload failed, keeping the old password", { err: e });
+      return;
+    }
+    // Through a promise, so that a throw (or a rejection) is logged either way.
+    Promise.resolve()
+      .then(() => server.update({ ...options, auth: { username: flags.user!, password } }))
+      .catch((e: unknown) => log.error("proxy: reload failed, keeping the old password", { err: e }));
   };
   process.on("SIGHUP", onHup);
   let onStop: (signal: NodeJS.Signals) => void = () => {};

@@ -14,7 +14,7 @@
  * views.ts, the metric sources and the metrics listener are metrics.ts, and the one cache of the
  * fork-costly host reads is host-reads.ts.
  */
-import { ConfigError } from "../config/errors.ts";
+import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { HostManager, type HostManagerOptions } from "../host/manager.ts";
@@ -313,7 +313,7 @@ export class Daemon {
     try {
       next = (this.#opts.load ?? ((p: string) => loadConfig(p, { env: this.#opts.env, warn: (m) => this.#log.warn(m) })))(this.#configPath);
     } catch (e) {
-      const error = e instanceof ConfigError ? e.problems.map((p) => p.message).join("; ") : e instanceof Error ? e.message : String(e);
+      const error = e instanceof ConfigError ? shownProblems(e.problems).map((p) => p.message).join("; ") : e instanceof Error ? e.message : String(e);
       this.#log.error("reload refused: the new config is invalid; the old one stays in force", { error });
       this.#notify.ready(`reload refused: ${error}`);
       return { ok: false, error };

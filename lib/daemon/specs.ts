@@ -6,6 +6,7 @@
  */
 import { networkInterfaces } from "node:os";
 import type { Config } from "../config/schema.ts";
+import { passwordOf, readSecretFile } from "../config/secret-file.ts";
 import {
   describeRoute,
   desiredRoutes,
@@ -73,7 +74,7 @@ export function ownAddresses(c: Config, interfaces = networkInterfaces()): IpAdd
 
 /** Options for {@link proxyOptions}. */
 export interface ProxyOptionsDeps {
-  /** Reads a secret file. Default `Bun.file(path).text()`. */
+  /** Reads a secret file. Default: {@link readSecretFile}, which throws a `SecretFileError` naming the field. */
   readSecret?: (path: string) => Promise<string>;
   /** The gateway's addresses. Default {@link ownAddresses}. */
   own?: IpAddr[];
@@ -81,7 +82,9 @@ export interface ProxyOptionsDeps {
 
 /** The proxy side of a config. Reads the password file when auth is on. */
 export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Promise<ProxyServerOptions> {
-  const read = deps.readSecret ?? ((p: string) => Bun.file(p).text());
+  // The rule check-config applies (a regular file others cannot read), again at the moment of use:
+  // the file may have been swapped since the config was loaded, and a FIFO would hang the reload.
+  const read = deps.readSecret ?? (async (p: string) => readSecretFile(p, { field: "proxy.auth.passwordFile", kind: "password" }));
   const cidrs = (list: readonly string[]): Cidr[] => list.map((s) => parseCidr(s));
   const p = c.proxy;
   return {
@@ -90,8 +93,7 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     allowClients: cidrs(p.allowClients),
     allowDestinations: cidrs(p.allowDestinations),
     ownAddresses: deps.own ?? ownAddresses(c),
-    // A trailing newline in the file is not part of the password (`echo pw > file`).
-    auth: p.auth ? { username: p.auth.username, password: (await read(p.auth.passwordFile)).replace(/\r?\n$/, "") } : null,
+    auth: p.auth ? { username: p.auth.username, password: passwordOf(await read(p.auth.passwordFile)) } : null,
     dns: { mode: p.dns.mode, servers: p.dns.servers, timeoutMs: p.dns.timeout },
     connectTimeoutMs: p.connectTimeout,
     handshakeTimeoutMs: p.handshakeTimeout,

@@ -1,6 +1,8 @@
 /** The config -> HostSpec / ProxyServerOptions mapping, and which config changes touch the host. */
 import { describe, expect, test } from "bun:test";
-import type { NetworkInterfaceInfo } from "node:os";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type NetworkInterfaceInfo, tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
 import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, reloadRefusal } from "../../lib/daemon/specs.ts";
@@ -90,6 +92,41 @@ describe("proxyOptions", () => {
   ])("password file %j -> %j", async (file, password) => {
     const o = await proxyOptions(parse(full()), { own: [], readSecret: async () => file });
     expect(o.auth!.password).toBe(password);
+  });
+
+  // Regression (issue 19): the daemon read the password with Bun.file().text(), so a file swapped
+  // for a FIFO after check-config hung start and reload, and a world-readable one was used.
+  test.each([
+    ["a FIFO with no writer", (file: string) => void Bun.spawnSync(["mkfifo", file]), "is a FIFO (named pipe), not a regular file"],
+    [
+      "a world-readable file",
+      (file: string) => (writeFileSync(file, "pw\n"), chmodSync(file, 0o644)),
+      `has permissions 0644, which others can access; run chmod 600 "@FILE"`,
+    ],
+  ])("the password file by default is read by check-config's rule: %s is refused", async (_name, make, problem) => {
+    const dir = mkdtempSync(join(tmpdir(), "egressd-specs-"));
+    try {
+      const file = join(dir, "proxy-password");
+      make(file);
+      const c = full();
+      c.proxy.auth.passwordFile = file;
+      await expect(proxyOptions(parse(c), { own: [] })).rejects.toThrow(`proxy.auth.passwordFile: "${file}" ${problem.replace("@FILE", file)}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the password file by default: one trailing newline is not part of the password", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "egressd-specs-"));
+    try {
+      const file = join(dir, "proxy-password");
+      writeFileSync(file, "pw\n\n", { mode: 0o600 });
+      const c = full();
+      c.proxy.auth.passwordFile = file;
+      expect((await proxyOptions(parse(c), { own: [] })).auth).toEqual({ username: "pod", password: "pw\n" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("without auth no secret is read", async () => {
