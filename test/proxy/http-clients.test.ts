@@ -1,0 +1,107 @@
+// Layer 2: the real-client harness (test/proxy/http-clients/) validated against a known-good HTTP
+// proxy, Debian's tinyproxy, on loopback, so that when egressd's HTTP proxy is tested with the same
+// wrappers a failure is egressd's, not the harness's. Skipped where tinyproxy is not installed
+// (scripts/setup.sh installs it).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CLIENT_NAMES, aptVia, buildGoFetch, fetchVia, gitCloneVia, type ProxySetup } from "./http-clients/clients.ts";
+import { buildAptRepo, buildGitRepo, type AptRepo, type GitRepo } from "./http-clients/repos.ts";
+import { HELLO_BODY, serveTargets, type Targets } from "./http-clients/target-server.ts";
+import { startTinyproxy, tinyproxyAvailable, type Tinyproxy } from "./http-clients/tinyproxy.ts";
+import { makeTestPki, type TestPki } from "./http-clients/tls.ts";
+
+const NAME = "www.example.test";
+let dir: string;
+let pki: TestPki;
+let targets: Targets;
+let apt: AptRepo;
+let git: GitRepo;
+let open: Tinyproxy;
+let authed: Tinyproxy;
+const seen: string[] = [];
+
+describe.skipIf(!tinyproxyAvailable())("real clients through tinyproxy", () => {
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "egressd-http-clients-"));
+    pki = makeTestPki(join(dir, "pki"));
+    const root = join(dir, "www");
+    apt = buildAptRepo(root);
+    git = buildGitRepo(root);
+    targets = serveTargets({ certFile: pki.certFile, keyFile: pki.keyFile, root, log: (l) => seen.push(l) });
+    open = await startTinyproxy();
+    authed = await startTinyproxy({ auth: { user: "pod", password: "s3cret" } });
+    await buildGoFetch(); // a cold build takes most of a minute; not inside a test's timeout
+  }, 300_000);
+
+  afterAll(async () => {
+    await open?.stop();
+    await authed?.stop();
+    targets?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const setup = (p: Tinyproxy, auth?: { user: string; password: string }): ProxySetup => ({ proxyUrl: p.url, caFile: pki.caFile, ...auth });
+
+  for (const client of CLIENT_NAMES) {
+    for (const scheme of ["http", "https"] as const) {
+      test(`${client} fetches an ${scheme} target`, async () => {
+        const port = scheme === "http" ? targets.httpPort : targets.httpsPort;
+        const url = `${scheme}://${NAME}:${port}/hello`;
+        const r = await fetchVia(client, url, setup(open));
+        expect({ exit: r.exitCode, status: r.status, body: r.body }, r.stderr).toEqual({ exit: 0, status: 200, body: HELLO_BODY });
+        // The request reached the target through the proxy, not directly: tinyproxy logged it.
+        // undici tunnels http:// too unless told to forward.
+        const tunnels = scheme === "https" || client === "node-undici";
+        expect(open.log()).toContain(tunnels ? `CONNECT ${NAME}:${port}` : `GET http://${NAME}:${port}/hello`);
+      });
+    }
+  }
+
+  for (const client of CLIENT_NAMES) {
+    test(`${client} authenticates with Basic credentials, and sees 407 without them`, async () => {
+      const url = `http://${NAME}:${targets.httpPort}/hello`;
+      const good = await fetchVia(client, url, setup(authed, { user: "pod", password: "s3cret" }));
+      expect({ exit: good.exitCode, status: good.status, body: good.body }, good.stderr).toEqual({ exit: 0, status: 200, body: HELLO_BODY });
+      const none = await fetchVia(client, url, setup(authed));
+      // undici tunnels http:// too and loses the CONNECT status; it must still fail, not succeed.
+      if (client === "node-undici") expect(none.exitCode, none.stderr).not.toBe(0);
+      else expect(none.status, none.stderr).toBe(407);
+    });
+  }
+
+  test("curl sees the proxy's refusal of a CONNECT as its status", async () => {
+    const r = await fetchVia("curl-x", `https://${NAME}:${targets.httpsPort}/hello`, setup(authed));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.status, r.stderr).toBe(407);
+  });
+
+  test("git clones over https through the proxy", async () => {
+    const dest = join(dir, "clone");
+    const r = await gitCloneVia(`https://${NAME}:${targets.httpsPort}${git.urlPath}`, dest, setup(open));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(join(dest, git.file), "utf8")).toBe(git.content);
+    expect(open.log()).toContain(`CONNECT ${NAME}:${targets.httpsPort}`);
+  });
+
+  test("git sees 407 from a proxy that wants credentials it was not given", async () => {
+    const r = await gitCloneVia(`https://${NAME}:${targets.httpsPort}${git.urlPath}`, join(dir, "clone-407"), setup(authed));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.status, r.stderr).toBe(407);
+  });
+
+  test("apt-get updates from and downloads out of the lab repository through the proxy", async () => {
+    const work = join(dir, "apt-work");
+    const r = await aptVia(apt.sourcesLine(`http://${NAME}:${targets.httpPort}`), apt.packageName, work, setup(open));
+    expect({ exit: r.exitCode, downloaded: r.downloaded !== null }, r.body + r.stderr).toEqual({ exit: 0, downloaded: true });
+    expect(seen.some((l) => l.includes(`/apt/${apt.packageName}_${apt.version}_all.deb`))).toBe(true);
+  });
+
+  test("apt-get reports the failure when the proxy refuses", async () => {
+    const r = await aptVia(apt.sourcesLine(`http://${NAME}:${targets.httpPort}`), apt.packageName, join(dir, "apt-407"), setup(authed));
+    expect(r.exitCode).not.toBe(0);
+    expect(r.downloaded).toBeNull();
+    expect(r.status, r.body + r.stderr).toBe(407);
+  });
+});
