@@ -4,18 +4,9 @@
  * second head glued on). Pure and deterministic: the same seed gives the same cases, so a failing
  * run is replayed with its seed. Used by the parser's fuzz table test and by the live-listener fuzz.
  */
+import { prng } from "./prng.ts";
 
-/** mulberry32: a small seeded PRNG returning floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 /** One generated case: the bytes, and the mutations applied, for a failure message. */
 export interface HttpFuzzCase {
