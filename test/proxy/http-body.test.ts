@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { CredentialChecker } from "../../lib/proxy/auth.ts";
 import { encodeBasicCredentials, parseBasicCredentials, proxyCredentials } from "../../lib/proxy/http/basic-auth.ts";
-import { ChunkedDecoder, type ChunkedProgress } from "../../lib/proxy/http/chunked.ts";
+import { ChunkedDecoder, type ChunkedProgress, LAST_CHUNK, encodeChunk } from "../../lib/proxy/http/chunked.ts";
 import { encodeForwardRequest, encodeForwardResponse, removeHopByHop, upgradeProtocols } from "../../lib/proxy/http/forward.ts";
 import { encodeConnectEstablished, errorResponseText } from "../../lib/proxy/http/replies.ts";
 import { parseRequestHead, type RequestHead } from "../../lib/proxy/http/request.ts";
@@ -110,6 +110,14 @@ describe("ChunkedDecoder", () => {
     expect(ok.push(enc("0\r\n\r\n"))).toMatchObject({ done: true, consumed: 5 });
     expect(ok.done).toBe(true);
     expect(ok.push(enc("GET"))).toEqual({ consumed: 0, done: true, data: [] });
+  });
+
+  test("encodeChunk and LAST_CHUNK round-trip through the decoder", () => {
+    const parts = [enc("a"), enc("hello world"), new Uint8Array(4096).fill(0x0d), enc("\r\n0\r\n\r\n")];
+    const body = new Uint8Array([...parts.flatMap((p) => [...encodeChunk(p)]), ...LAST_CHUNK]);
+    expect(latin1(encodeChunk(enc("hello world")))).toBe("b\r\nhello world\r\n");
+    expect(decode(body, [])).toEqual({ length: body.length, data: parts.map((p) => latin1(p)).join("") });
+    expect(() => encodeChunk(new Uint8Array(0))).toThrow(RangeError);
   });
 
   test("a large chunk passes through without being buffered: data spans cover the pushed bytes", () => {

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { CLIENT_NAMES, aptVia, buildGoFetch, fetchVia, gitCloneVia, type ProxySetup } from "./http-clients/clients.ts";
 import { buildAptRepo, buildGitRepo, type AptRepo, type GitRepo } from "./http-clients/repos.ts";
 import { HELLO_BODY, serveTargets, type Targets } from "./http-clients/target-server.ts";
+import { BUN } from "./helpers.ts";
 import { startTinyproxy, tinyproxyAvailable, type Tinyproxy } from "./http-clients/tinyproxy.ts";
 import { makeTestPki, type TestPki } from "./http-clients/tls.ts";
 
@@ -104,4 +105,34 @@ describe.skipIf(!tinyproxyAvailable())("real clients through tinyproxy", () => {
     expect(r.downloaded).toBeNull();
     expect(r.status, r.body + r.stderr).toBe(407);
   });
+});
+
+// The lab runs the target server as its own process inside the internet host's namespace.
+test("the target server runs as a process, serves /ip over https with the test CA, and logs like whoami", async () => {
+  const tmp = mkdtempSync(join(tmpdir(), "egressd-target-cli-"));
+  const pkiDir = makeTestPki(join(tmp, "pki"));
+  const proc = Bun.spawn([BUN, join(import.meta.dir, "http-clients", "target-server.ts"), "--http-port", "0", "--https-port", "0", "--cert", pkiDir.certFile, "--key", pkiDir.keyFile], { stdout: "pipe", stderr: "pipe" });
+  try {
+    const reader = proc.stdout.getReader();
+    let out = "";
+    while (!out.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`target server exited: ${await new Response(proc.stderr).text()}`);
+      out += new TextDecoder().decode(value);
+    }
+    const m = /^ready http=(\d+) https=(\d+)$/m.exec(out);
+    expect(m).not.toBeNull();
+    const https = Number(m![2]);
+    const curl = Bun.spawnSync(["curl", "-sS", "--noproxy", "*", "--cacert", pkiDir.caFile, "--resolve", `${NAME}:${https}:127.0.0.1`, `https://${NAME}:${https}/ip`]);
+    expect(curl.stdout.toString(), curl.stderr.toString()).toBe("127.0.0.1\n");
+    // Without the CA the certificate must be refused: the CA is what clients are told to trust.
+    const untrusted = Bun.spawnSync(["curl", "-sS", "--noproxy", "*", "--resolve", `${NAME}:${https}:127.0.0.1`, `https://${NAME}:${https}/ip`], { env: { PATH: process.env.PATH ?? "/usr/bin" } });
+    expect(untrusted.exitCode).toBe(60);
+    const { value } = await reader.read();
+    expect(new TextDecoder().decode(value)).toBe("https GET /ip from 127.0.0.1\n");
+  } finally {
+    proc.kill();
+    await proc.exited;
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

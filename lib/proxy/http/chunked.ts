@@ -75,6 +75,9 @@ export class ChunkedDecoder {
   #remaining = 0;
   #lineBytes = 0;
   #trailerBytes = 0;
+  #extSeenSemicolon = false;
+  #extSeenSpace = false;
+  #trailerColon = false;
   #error: HttpProtocolError | null = null;
   readonly #side: Side;
   readonly #maxLine: number;
@@ -204,10 +207,6 @@ export class ChunkedDecoder {
     }
     return this.#lineByte();
   }
-  #extSeenSemicolon = false;
-  #extSeenSpace = false;
-  #trailerColon = false;
-
   #trailerByte(c: number): HttpProtocolError | null {
     if (c === CR) {
       if (!this.#trailerColon) return this.#fail("trailer line has no colon");
@@ -220,4 +219,19 @@ export class ChunkedDecoder {
     this.#trailerBytes++;
     return this.#trailerBytes > this.#maxTrailer ? this.#fail(`trailer section is larger than ${this.#maxTrailer} bytes`, "chunkLineTooLong") : null;
   }
+}
+
+/** The last chunk and an empty trailer section: what ends every chunked body. */
+export const LAST_CHUNK: Uint8Array = Uint8Array.of(0x30, CR, LF, CR, LF);
+
+/** Encodes `data` as one chunk (`<hex size> CRLF data CRLF`). Empty data would end the body, so it throws `RangeError`. */
+export function encodeChunk(data: Uint8Array): Uint8Array {
+  if (data.length === 0) throw new RangeError("an empty chunk is the last chunk; send LAST_CHUNK");
+  const size = new TextEncoder().encode(data.length.toString(16));
+  const out = new Uint8Array(size.length + 2 + data.length + 2);
+  out.set(size);
+  out.set([CR, LF], size.length);
+  out.set(data, size.length + 2);
+  out.set([CR, LF], size.length + 2 + data.length);
+  return out;
 }
