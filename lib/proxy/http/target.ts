@@ -68,6 +68,12 @@ export function parseAuthority(text: string, defaultPort: number | null): Author
     if (!isIPv4(host)) {
       if (!isDnsName(host)) return httpError("badTarget", "request", `"${host}" is neither an IP address nor a DNS name`);
       host = host.toLowerCase().replace(/\.$/, "");
+      // "2130706433", "127.1" and "0x7f.0.0.1" are names to a DNS resolver but 127.0.0.1 to
+      // inet_aton and to browsers (WHATWG URL): refuse them, so no resolver can turn one into an
+      // address the destination policy never saw as such.
+      if (/^(0x[0-9a-f]*|\d+)$/.test(host.slice(host.lastIndexOf(".") + 1))) {
+        return httpError("badTarget", "request", `"${host}" looks like an IPv4 address in a non-standard form; write it as a.b.c.d`);
+      }
     }
   }
   let port: number;
