@@ -28,6 +28,11 @@ export interface ProxySetup {
   readonly caFile: string;
   /** Per-run kill timer. Default 30 s. */
   readonly timeoutMs?: number;
+  /**
+   * An argv prefix that runs the client somewhere else, e.g. `lab.prefix(lab.plan.ns.pod)` to run
+   * it in a lab namespace (`ip netns exec` keeps the environment). Default: run it here.
+   */
+  readonly prefix?: readonly string[];
 }
 
 /** What a client run produced. */
@@ -68,8 +73,8 @@ function proxyEnv(p: ProxySetup): Record<string, string> {
   return { HTTP_PROXY: url, HTTPS_PROXY: url, http_proxy: url, https_proxy: url, NO_PROXY: "", no_proxy: "" };
 }
 
-async function run(argv: string[], env: Record<string, string>, timeoutMs: number, cwd?: string) {
-  const proc = Bun.spawn(argv, { env, cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+async function run(argv: string[], env: Record<string, string>, timeoutMs: number, cwd?: string, prefix: readonly string[] = []) {
+  const proc = Bun.spawn([...prefix, ...argv], { env, cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   const exitCode = await proc.exited;
@@ -125,7 +130,7 @@ async function runClient(client: ClientName, url: string, p: ProxySetup, home: s
         if (p.user !== undefined) argv.push("--proxy-user", `${p.user}:${p.password ?? ""}`);
         argv.push("--noproxy", "");
       }
-      const r = await run([...argv, url], client === "curl-env" ? { ...env, ...proxyEnv(p) } : env, timeout + 5000);
+      const r = await run([...argv, url], client === "curl-env" ? { ...env, ...proxyEnv(p) } : env, timeout + 5000, undefined, p.prefix);
       const m = /^status (\d{3}) connect (\d{3})$/m.exec(r.stderr);
       const code = m ? Number(m[1]) : 0;
       const connect = m ? Number(m[2]) : 0;
@@ -136,26 +141,26 @@ async function runClient(client: ClientName, url: string, p: ProxySetup, home: s
       const argv = ["wget", "--no-config", "-S", "-O", "-", "--tries=1", `--timeout=${timeout / 1000}`, `--ca-certificate=${p.caFile}`, "-e", "use_proxy=yes"];
       if (p.user !== undefined) argv.push(`--proxy-user=${p.user}`, `--proxy-password=${p.password ?? ""}`);
       const e = { ...env, ...proxyEnv({ ...p, user: undefined }) };
-      const r = await run([...argv, url], e, timeout + 5000);
+      const r = await run([...argv, url], e, timeout + 5000, undefined, p.prefix);
       const codes = [...r.stderr.matchAll(/^\s*HTTP\/\d(?:\.\d)? (\d{3})/gm)].map((x) => Number(x[1]));
       return { exitCode: r.exitCode, status: codes.length > 0 ? codes[codes.length - 1]! : null, body: r.stdout, stderr: r.stderr };
     }
     case "go": {
       const bin = await buildGoFetch();
-      const r = await run([bin, url], { ...env, ...proxyEnv(p), SSL_CERT_FILE: p.caFile }, timeout + 5000);
+      const r = await run([bin, url], { ...env, ...proxyEnv(p), SSL_CERT_FILE: p.caFile }, timeout + 5000, undefined, p.prefix);
       return { exitCode: r.exitCode, status: statusLine(r.stderr), body: r.stdout, stderr: r.stderr };
     }
     case "python-requests":
     case "python-urllib": {
       const lib = client === "python-requests" ? "requests" : "urllib";
       const e = { ...env, ...proxyEnv(p), REQUESTS_CA_BUNDLE: p.caFile, SSL_CERT_FILE: p.caFile };
-      const r = await run([DEBIAN_PYTHON, join(HERE, "python-fetch.py"), lib, url], e, timeout + 5000);
+      const r = await run([DEBIAN_PYTHON, join(HERE, "python-fetch.py"), lib, url], e, timeout + 5000, undefined, p.prefix);
       return { exitCode: r.exitCode, status: statusLine(r.stderr), body: r.stdout, stderr: r.stderr };
     }
     case "node-undici":
     case "node-undici-forward": {
       const mode = client === "node-undici" ? "tunnel" : "forward";
-      const r = await run(["node", join(HERE, "undici-fetch.mjs"), url, proxyUrlWithCredentials(p), p.caFile, mode], env, timeout + 5000);
+      const r = await run(["node", join(HERE, "undici-fetch.mjs"), url, proxyUrlWithCredentials(p), p.caFile, mode], env, timeout + 5000, undefined, p.prefix);
       // undici throws on a 407 from the proxy ("... (cause: Proxy Authentication Required (407))"); a
       // refused CONNECT loses its status inside undici ("fetch failed (cause: Request was cancelled.)").
       const thrown = /^error: .*\((\d{3})\)\)?$/m.exec(r.stderr);
@@ -173,7 +178,7 @@ export async function gitCloneVia(url: string, dest: string, p: ProxySetup): Pro
   try {
     const env = baseEnv(home, { GIT_CONFIG_NOSYSTEM: "1", GIT_TERMINAL_PROMPT: "0", GIT_CURL_VERBOSE: "0" });
     const argv = ["git", "-c", `http.proxy=${proxyUrlWithCredentials(p)}`, "-c", `http.sslCAInfo=${p.caFile}`, "clone", "-q", url, dest];
-    const r = await run(argv, env, (p.timeoutMs ?? 30_000) + 5000);
+    const r = await run(argv, env, (p.timeoutMs ?? 30_000) + 5000, undefined, p.prefix);
     const m = /The requested URL returned error: (\d{3})|CONNECT tunnel failed, response (\d{3})|Received HTTP code (\d{3}) from proxy/.exec(r.stderr);
     const status = m ? Number(m[1] ?? m[2] ?? m[3]) : r.exitCode === 0 ? 200 : null;
     return { client: "git", exitCode: r.exitCode, status, body: r.stdout, stderr: r.stderr };
@@ -215,7 +220,7 @@ export async function aptVia(sourcesLine: string, packageName: string, workDir: 
   ];
   const env = baseEnv(workDir, { DEBIAN_FRONTEND: "noninteractive" });
   const timeout = (p.timeoutMs ?? 30_000) + 5000;
-  const update = await run(["apt-get", ...opts, "update"], env, timeout);
+  const update = await run(["apt-get", ...opts, "update"], env, timeout, undefined, p.prefix);
   const statusOf = (s: string) => {
     const m = /(\d{3})\s+[A-Za-z][A-Za-z ]*\s*\[IP:|Err:\d+ \S+ .*\n\s+(\d{3}) /.exec(s);
     return m ? Number(m[1] ?? m[2]) : null;
@@ -225,7 +230,7 @@ export async function aptVia(sourcesLine: string, packageName: string, workDir: 
   if (update.exitCode !== 0 || failed) {
     return { client: "apt", exitCode: update.exitCode === 0 ? 100 : update.exitCode, status: statusOf(update.stdout + update.stderr), body: update.stdout, stderr: update.stderr, downloaded: null };
   }
-  const dl = await run(["apt-get", ...opts, "download", packageName], env, timeout, workDir);
+  const dl = await run(["apt-get", ...opts, "download", packageName], env, timeout, workDir, p.prefix);
   const deb = dl.exitCode === 0 ? (new Bun.Glob(`${packageName}_*.deb`).scanSync({ cwd: workDir }).next().value ?? null) : null;
   return {
     client: "apt",
