@@ -14,6 +14,7 @@ import { startTinyproxy, tinyproxyAvailable, type Tinyproxy } from "./http-clien
 import { makeTestPki, type TestPki } from "./http-clients/tls.ts";
 
 const NAME = "www.example.test";
+const DENIED = "denied.example.test";
 let dir: string;
 let pki: TestPki;
 let targets: Targets;
@@ -21,6 +22,7 @@ let apt: AptRepo;
 let git: GitRepo;
 let open: Tinyproxy;
 let authed: Tinyproxy;
+let denying: Tinyproxy;
 const seen: string[] = [];
 
 describe.skipIf(!tinyproxyAvailable())("real clients through tinyproxy", () => {
@@ -33,12 +35,14 @@ describe.skipIf(!tinyproxyAvailable())("real clients through tinyproxy", () => {
     targets = serveTargets({ certFile: pki.certFile, keyFile: pki.keyFile, root, log: (l) => seen.push(l) });
     open = await startTinyproxy();
     authed = await startTinyproxy({ auth: { user: "pod", password: "s3cret" } });
+    denying = await startTinyproxy({ hosts: { [NAME]: "127.0.0.1", [DENIED]: "127.0.0.1" }, deny: [DENIED] });
     await buildGoFetch(); // a cold build takes most of a minute; not inside a test's timeout
   }, 300_000);
 
   afterAll(async () => {
     await open?.stop();
     await authed?.stop();
+    await denying?.stop();
     targets?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -70,6 +74,22 @@ describe.skipIf(!tinyproxyAvailable())("real clients through tinyproxy", () => {
       if (client === "node-undici") expect(none.exitCode, none.stderr).not.toBe(0);
       else expect(none.status, none.stderr).toBe(407);
     });
+  }
+
+  // How each client shows a proxy's 403: the status where it reports one; for a refused CONNECT,
+  // wget and Go print only the reason phrase (tinyproxy's is "Filtered"), undici nothing.
+  for (const client of CLIENT_NAMES) {
+    for (const scheme of ["http", "https"] as const) {
+      test(`${client} sees the proxy's 403 for an ${scheme} target`, async () => {
+        const port = scheme === "http" ? targets.httpPort : targets.httpsPort;
+        const r = await fetchVia(client, `${scheme}://${DENIED}:${port}/hello`, setup(denying));
+        expect(r.body).not.toBe(HELLO_BODY);
+        const tunnelled = scheme === "https" || client === "node-undici";
+        if (client === "node-undici" || (tunnelled && client === "node-undici-forward")) expect(r.exitCode, r.stderr).not.toBe(0);
+        else if (tunnelled && (client === "wget" || client === "go")) expect(r.stderr).toContain("Filtered");
+        else expect(r.status, r.stderr).toBe(403);
+      });
+    }
   }
 
   test("curl sees the proxy's refusal of a CONNECT as its status", async () => {

@@ -41,9 +41,9 @@ export interface ClientResult {
   readonly exitCode: number;
   /**
    * The HTTP status the client reported: the origin's, or the proxy's when it refused. null when
-   * the client reports none: a transport error; wget refused at CONNECT (it prints only the
-   * reason phrase); node-undici refused at CONNECT (undici drops the status: "Request was
-   * cancelled."). See `stderr` then.
+   * the client reports none: a transport error, or a refused CONNECT in a client that hides the
+   * code: wget and Go print only the reason phrase (`Proxy tunneling failed: Forbidden`,
+   * `Get "https://...": Forbidden`), undici drops it (`Request was cancelled.`). See `stderr`.
    */
   readonly status: number | null;
   readonly body: string;
@@ -155,7 +155,9 @@ async function runClient(client: ClientName, url: string, p: ProxySetup, home: s
       const lib = client === "python-requests" ? "requests" : "urllib";
       const e = { ...env, ...proxyEnv(p), REQUESTS_CA_BUNDLE: p.caFile, SSL_CERT_FILE: p.caFile };
       const r = await run([DEBIAN_PYTHON, join(HERE, "python-fetch.py"), lib, url], e, timeout + 5000, undefined, p.prefix);
-      return { exitCode: r.exitCode, status: statusLine(r.stderr), body: r.stdout, stderr: r.stderr };
+      // A refused CONNECT: "... Tunnel connection failed: 403 Forbidden" (http.client, both libraries).
+      const tunnel = /Tunnel connection failed: (\d{3})/.exec(r.stderr);
+      return { exitCode: r.exitCode, status: statusLine(r.stderr) ?? (tunnel ? Number(tunnel[1]) : null), body: r.stdout, stderr: r.stderr };
     }
     case "node-undici":
     case "node-undici-forward": {

@@ -37,6 +37,8 @@ export interface TinyproxyOptions {
   readonly hosts?: Record<string, string>;
   /** Require Proxy-Authorization: Basic with these credentials. */
   readonly auth?: { readonly user: string; readonly password: string };
+  /** Host names it refuses with 403, plain requests and CONNECT alike (tinyproxy's Filter). */
+  readonly deny?: readonly string[];
 }
 
 /** Starts tinyproxy and waits until it accepts connections. */
@@ -56,7 +58,9 @@ export async function startTinyproxy(opts: TinyproxyOptions = {}): Promise<Tinyp
     "Allow 127.0.0.1",
     "DisableViaHeader Yes",
     ...(opts.auth ? [`BasicAuth ${opts.auth.user} ${opts.auth.password}`] : []),
+    ...(opts.deny ? [`Filter "${join(dir, "filter")}"`, "FilterURLs Off", "FilterType fnmatch"] : []),
   ];
+  if (opts.deny) writeFileSync(join(dir, "filter"), opts.deny.join("\n") + "\n");
   writeFileSync(join(dir, "tinyproxy.conf"), conf.join("\n") + "\n");
   const script = `mount --bind "$1/hosts" /etc/hosts && exec tinyproxy -d -c "$1/tinyproxy.conf"`;
   const proc = Bun.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", dir], { stdout: "pipe", stderr: "pipe" });
