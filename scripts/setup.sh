@@ -11,6 +11,7 @@ PACKAGES=(
   curl ncat python3-socks socat microsocks iperf3 tcpdump dnsmasq-base # test clients, bench, lab
   prometheus   # promtool, to check the /metrics exposition
   nix-bin      # nix-instantiate, to parse and evaluate the NixOS module
+  cloud-init   # `cloud-init schema`, to validate `egressd exit-config --format cloud-init`
 )
 
 missing=()

@@ -9,7 +9,7 @@
  * 3. lab: namespaces client, gw, exit, inet (lib/lab/topology.ts), the home router's NAT on gw, and
  *    a private /run/wireguard for the lab's wireguard-go sockets (the host's is left alone);
  * 4. the gateway's config is written, and the exit's WireGuard config is rendered from it
- *    (lib/lab/exit-config.ts) and applied with `wg setconf`;
+ *    (lib/exit, as `egressd exit-config --format wg` prints it) and applied with `wg setconf`;
  * 5. the internet host serves "what is my IP" over HTTP and DNS for whoami.example (lib/lab/whoami.ts,
  *    run as `egressd demo --serve-whoami`);
  * 6. `egressd run` starts in gw as a dedicated uid with ambient CAP_NET_ADMIN only, after the unit's
@@ -28,7 +28,8 @@ import { createRunner, type ChildHandle } from "../exec/runner.ts";
 import { NFT_FAMILY, NFT_TABLE } from "../host/nftables.ts";
 import { RULE_COUNT } from "../host/routing.ts";
 import { DEBIAN_PACKAGES } from "../exec/packages.ts";
-import { renderExitConfig } from "../lab/exit-config.ts";
+import { exitSpecsFromConfig } from "../exit/spec.ts";
+import { renderWgSetconf } from "../exit/wireguard.ts";
 import { createLab, DEFAULT_LAB_UID, type Lab } from "../lab/lab.ts";
 import { LAB_ADDRESSES } from "../lab/topology.ts";
 import { serveWhoami } from "../lab/whoami.ts";
@@ -225,7 +226,7 @@ async function runDemo(opts: { keep: boolean; uid: number }): Promise<number> {
     chownSync(runDir, opts.uid, opts.uid); // the daemon creates its control socket here
     const config = loadConfig(configFile);
     rulePriority = config.routing.rulePriority;
-    const exitConf = renderExitConfig(config, { exitPrivateKey: exitKey, gatewayPublicKey: gatewayPub });
+    const exitConf = renderWgSetconf(exitSpecsFromConfig(config, { gatewayPublicKey: gatewayPub })[0]!, { privateKey: exitKey });
     await lab.runner(ns.exit).run(["wg", "setconf", lab.plan.ifs.exitWg, "/dev/stdin"], { stdin: exitConf });
     say(`gateway config: ${configFile}`);
     say(`exit: wg setconf ${lab.plan.ifs.exitWg}, with this config rendered from the gateway's:`);

@@ -30,8 +30,11 @@ export const PUBKEY_HELP = `Usage: egressd pubkey < private-key
 Reads a private key on stdin and prints its public key, as \`wg pubkey\` does.
 `;
 
-/** Writes a secret: to `file` with mode 0600, or to stdout (refusing a terminal unless forced). */
-async function writeSecret(text: string, opts: { file?: string; force?: boolean }): Promise<number> {
+/**
+ * Writes a secret and a newline: to `file` with mode 0600, or to stdout (refusing a terminal unless
+ * forced, and narrowing a regular file on stdout to 0600). Returns the exit code.
+ */
+export async function writeSecret(text: string, opts: { file?: string; force?: boolean }): Promise<number> {
   if (opts.file) {
     const fd = openSync(opts.file, "w", 0o600);
     try {
