@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { egressdBinary } from "../lab/binary.ts";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import { type LabDaemon, startLabDaemon } from "./lab/harness.ts";
+import { metricNames, plain } from "./promql.ts";
 
 const DASHBOARD = join(import.meta.dir, "../../dashboards/egressd.json");
 const dash = JSON.parse(readFileSync(DASHBOARD, "utf8"));
@@ -28,31 +29,6 @@ interface Panel {
 
 const panels: Panel[] = dash.panels;
 const queries = panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, ...t })));
-
-/** Stand-ins for Grafana's variables, so that the expressions are plain PromQL. */
-function plain(expr: string): string {
-  return expr.replaceAll("$__rate_interval", "5m").replaceAll("$__range", "1h").replaceAll("$instance", ".*").replaceAll("$exit", ".+");
-}
-
-const KEYWORDS = new Set(["and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset", "inf", "nan"]);
-
-/** The metric names an expression selects: identifiers that are not functions, keywords, labels or strings. */
-export function metricNames(expr: string): string[] {
-  const s = plain(expr)
-    .replace(/"(?:[^"\\]|\\.)*"/g, '""') // strings
-    .replace(/\{[^}]*\}/g, "") // label matchers
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, "") // label lists
-    .replace(/\[[^\]]*\]/g, ""); // ranges
-  const names: string[] = [];
-  for (const m of s.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
-    const after = s.slice(m.index! + m[0].length).trimStart();
-    if (after.startsWith("(")) continue; // a function (or aggregation) call
-    if (KEYWORDS.has(m[0].toLowerCase())) continue;
-    if (/^\d/.test(s[m.index! - 1] ?? "")) continue; // a unit of a number, e.g. 1e3
-    names.push(m[0]);
-  }
-  return [...new Set(names)];
-}
 
 describe("the dashboard model", () => {
   test("schemaVersion, a uid and title, panels with unique ids and grid positions", () => {

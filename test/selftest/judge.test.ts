@@ -11,7 +11,7 @@ const base: EgressFacts = {
   expected: { addresses: [EXIT], source: "exit.endpoint" },
   dns: { name: "whoami.example", mode: "tunnel", servers: ["9.9.9.9"] },
 };
-const states = (f: EgressFacts) => Object.fromEntries(judgeEgress(f).map((x) => [x.name, x.state]));
+const states = (f: EgressFacts): Record<string, string> => Object.fromEntries(judgeEgress(f).map((x) => [x.name, x.state]));
 
 describe("judgeEgress", () => {
   test.each<[string, Partial<EgressFacts>, Record<string, string>]>([
