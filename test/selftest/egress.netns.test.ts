@@ -67,6 +67,25 @@ describe.skipIf(skip !== null)("egressd test in the lab", () => {
     expect(seen.filter((l) => l.startsWith("http ")).map((l) => l.split(" ").find((w) => /^\d+\.\d+\.\d+\.\d+/.test(w))?.split(":")[0]).sort()).toEqual([lab.addr.gwWan4, lab.addr.exitWan4].sort());
   });
 
+  test("https: TLS through the proxy's CONNECT tunnel, the certificate checked for the name", async () => {
+    const dir = daemon.dir;
+    const gen = Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", `/CN=${NAME}`, "-addext", `subjectAltName=DNS:${NAME}`, "-keyout", join(dir, "tls.key"), "-out", join(dir, "tls.crt")]);
+    expect(gen.exitCode).toBe(0);
+    const lines: string[] = [];
+    const server = lab.spawn(lab.ns.inet, [BUN, join(import.meta.dir, "tls-whoami.ts"), lab.addr.host4, "443", join(dir, "tls.crt"), join(dir, "tls.key")], { onLine: (l) => lines.push(l) });
+    await waitUntil(() => lines.includes("ready") || server.exitStatus !== null, 15_000, "the https whoami");
+    const r = await egressTest("--url", `https://${NAME}/`, "--ca-file", join(dir, "tls.crt"));
+    expect(r.stdout.split("\n")[0]).toBe(`OK: test: through the proxy ${lab.addr.exitWan4}, directly ${lab.addr.gwWan4}`);
+    expect(r.exitCode).toBe(0);
+    expect(lines.filter((l) => l.startsWith("https ")).map((l) => l.split(" from ")[1]).sort()).toEqual([lab.addr.gwWan4, lab.addr.exitWan4].sort());
+    // Without the CA the certificate is not trusted: both requests fail, naming TLS.
+    const untrusted = await egressTest("--url", `https://${NAME}/`);
+    expect(untrusted.stdout).toMatch(/CRITICAL: proxied: the request through the proxy failed: TLS with whoami\.example failed: /);
+    expect(untrusted.exitCode).toBe(2);
+    server.kill("SIGKILL");
+    await server.exited;
+  });
+
   test("a wrong --expect is critical, naming both addresses", async () => {
     const r = await egressTest("--url", `http://${NAME}/`, "--expect", "198.51.100.99");
     expect(r.stdout).toContain(`CRITICAL: exit: the proxied answer ${lab.addr.exitWan4} is not the exit's address 198.51.100.99 (--expect)`);
