@@ -12,6 +12,7 @@ import { chacha20poly1305, xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { blake2s } from "@noble/hashes/blake2.js";
 import { hmac } from "@noble/hashes/hmac.js";
+import { concatBytes as concat } from "@noble/hashes/utils.js";
 
 /** Protocol constants (wireguard.com/protocol, "First Message: Initiator to Responder"). */
 export const CONSTRUCTION = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s";
@@ -211,16 +212,6 @@ export function verifyReply(init: Initiation, packet: Uint8Array, presharedKey: 
     return { kind: "invalid", reason: "the response does not decrypt (another key pair, or another preshared key)" };
   }
   return { kind: "response", responderIndex: view.getUint32(4, true) };
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

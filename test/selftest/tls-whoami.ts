@@ -15,3 +15,4 @@ Bun.serve({
   },
 });
 console.log("ready");
+export {}; // a module, so its names stay its own
