@@ -74,7 +74,13 @@ export const selftestCommand: Command = async (argv) => {
     return CheckState.unknown;
   }
   const proxy = proxyAddress(values.proxy ?? config.proxy.listen[0]!);
-  const auth = config.proxy.auth ? { username: config.proxy.auth.username, password: await readPasswordFile(config.proxy.auth.passwordFile) } : null;
+  let auth: { username: string; password: string } | null = null;
+  try {
+    if (config.proxy.auth) auth = { username: config.proxy.auth.username, password: await readPasswordFile(config.proxy.auth.passwordFile) };
+  } catch (e) {
+    await out(`UNKNOWN: test: proxy.auth: ${(e as Error).message}\n`);
+    return CheckState.unknown;
+  }
   const timeoutMs = timeoutS * 1000;
   const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
 
