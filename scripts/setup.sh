@@ -14,6 +14,7 @@ PACKAGES=(
   # real HTTP-proxy clients (test/proxy/http-clients/): wget, Go's net/http, Python requests,
   # apt-ftparchive and dpkg-deb for the lab apt repository, tinyproxy as the known-good proxy
   wget golang-go python3-requests apt-utils dpkg-dev tinyproxy
+  cloud-init   # `cloud-init schema`, to validate `egressd exit-config --format cloud-init`
 )
 
 missing=()

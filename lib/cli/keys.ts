@@ -45,11 +45,12 @@ function openOutput(file: string, force: boolean): number | null {
 }
 
 /**
- * Writes a secret: to `file` with mode 0600, or to stdout (refusing a terminal unless forced).
+ * Writes a secret and a newline: to `file` with mode 0600, or to stdout (refusing a terminal unless
+ * forced, and narrowing a regular file on stdout to 0600). Returns the exit code.
  * An existing `file` is replaced only with `force`: it may be a gateway's identity, and a new key
  * is a peer the exit does not know.
  */
-async function writeSecret(text: string, opts: { file?: string; force?: boolean; command: string }): Promise<number> {
+export async function writeSecret(text: string, opts: { file?: string; force?: boolean; command: string }): Promise<number> {
   if (opts.file) {
     const fd = openOutput(opts.file, opts.force ?? false);
     if (fd === null) {

@@ -9,7 +9,7 @@
  * 3. lab: namespaces client, gw, exit, inet (lib/lab/topology.ts), the home router's NAT on gw, and
  *    a private /run/wireguard for the lab's wireguard-go sockets (the host's is left alone);
  * 4. the gateway's config is written, and the exit's WireGuard config is rendered from it
- *    (lib/lab/exit-config.ts) and applied with `wg setconf`;
+ *    (lib/exit, as `egressd exit-config --format wg` prints it) and applied with `wg setconf`;
  * 5. the internet host serves "what is my IP" over HTTP and DNS for whoami.example (lib/lab/whoami.ts,
  *    run as `egressd demo --serve-whoami`);
  * 6. `egressd run` starts in gw as a dedicated uid with ambient CAP_NET_ADMIN only, after the unit's
@@ -26,7 +26,8 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { loadConfig } from "../config/load.ts";
 import { createRunner, type ChildHandle } from "../exec/runner.ts";
-import { renderExitConfig } from "./exit-config.ts";
+import { exitSpecsFromConfig } from "../exit/spec.ts";
+import { renderWgSetconf } from "../exit/wireguard.ts";
 import { createLab, type Lab } from "./lab.ts";
 import { egressdLeftovers, type Ownership } from "./leftovers.ts";
 import { DEMO_TOOLS } from "./prerequisites.ts";
@@ -129,7 +130,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     chownSync(runDir, opts.uid, opts.uid); // the daemon creates its control socket here
     const config = loadConfig(configFile);
     own = { interfaceName: config.interface.name, rulePriority: config.routing.rulePriority, table: config.routing.table };
-    const exitConf = renderExitConfig(config, { exitPrivateKey: exitKey, gatewayPublicKey: gatewayPub });
+    const exitConf = renderWgSetconf(exitSpecsFromConfig(config, { gatewayPublicKey: gatewayPub })[0]!, { privateKey: exitKey });
     await lab.runner(ns.exit).run(["wg", "setconf", lab.plan.ifs.exitWg, "/dev/stdin"], { stdin: exitConf });
     say(`gateway config: ${configFile}`);
     say(`exit: wg setconf ${lab.plan.ifs.exitWg}, with this config rendered from the gateway's:`);

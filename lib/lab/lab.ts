@@ -1,6 +1,6 @@
 /**
- * The network-namespace lab: builds the topology of topology.ts, runs the exit's WireGuard with
- * wireguard-go, and gives tests (and `egressd demo`) what they need to drive it: runners and commands
+ * The network-namespace lab: builds the topology of topology.ts, brings the exit up from
+ * `egressd exit-config` output (wg-quick with wireguard-go, exit-config.ts), and gives tests (and `egressd demo`) what they need to drive it: runners and commands
  * as a given uid inside a namespace, long-running children, packet captures, and guaranteed cleanup.
  *
  * Root only. Everything it starts is tracked by pid and stopped by pid; `destroy()` also stops any
@@ -25,6 +25,7 @@ import { createRunner, type ChildHandle, type Runner, type StartOptions } from "
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { runnerSysctl, type SysctlAccess } from "../host/sysctl.ts";
 import type { HostSpec } from "../host/spec.ts";
+import { startLabExit } from "./exit-config.ts";
 import { LAB_ADDRESSES, planLab, type LabNamespaces, type LabPlan } from "./topology.ts";
 import { waitUntil } from "./wait.ts";
 
@@ -77,9 +78,11 @@ export interface LabOptions {
    */
   keys?: { exit: string; gateway: string };
   /**
-   * Configure the exit's WireGuard (private key, listen port, the gateway as its peer) with `wg set`.
-   * Default true. With false the exit's interface is up with its addresses but no key and no peer; the
-   * caller applies its own config, e.g. `wg setconf` through `lab.runner(lab.ns.exit)`.
+   * Configure the exit from `egressd exit-config` output: the wg-quick file and nft rules rendered
+   * from the gateway's config, brought up with `wg-quick up` (exit-config.ts). Default true. With
+   * false the exit's interface (wireguard-go) is up with its addresses but no key and no peer, the
+   * plan's blanket masquerade stands in for the rendered rules, and the caller applies its own
+   * config, e.g. `wg setconf` through `lab.runner(lab.ns.exit)`.
    */
   configureExit?: boolean;
   /**
@@ -152,7 +155,9 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const uid = opts.uid ?? DEFAULT_LAB_UID;
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces)");
   if (opts.cleanupStale ?? true) await cleanupStaleLabs(prefix);
-  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat });
+  const configureExit = opts.configureExit ?? true;
+  // A configured exit masquerades with the rules exit-config renders; a bare one keeps the plan's.
+  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat, exitMasquerade: !configureExit });
   const root = createRunner({ log });
   const children: ChildHandle[] = [];
   const tmp = await mkdtemp(join(tmpdir(), `${plan.id}-`));
@@ -201,34 +206,36 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     const privateKeyFile = join(tmp, "gateway.key");
     await writeFile(privateKeyFile, gwKey + "\n", { mode: 0o600 });
 
-    // The exit: wireguard-go as root in the exit namespace, one peer (the gateway).
+    // The exit. Configured: from `egressd exit-config` output, brought up by wg-quick (exit-config.ts).
+    // Not configured: a bare wireguard-go interface with its addresses, for the caller to set up.
     const exitRun = runnerFor(plan.ns.exit);
     const exitWg = plan.ifs.exitWg;
-    const wgo = exitRun.start(["wireguard-go", "-f", exitWg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
-    children.push(wgo);
-    await waitUntil(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
-    if (wgo.exitStatus !== null) throw new Error(`exit wireguard-go exited: ${wgo.outputTail()}`);
-    if (opts.configureExit ?? true) {
-      await exitRun.run(
-        ["wg", "set", exitWg, "private-key", "/dev/stdin", "listen-port", String(plan.exitPort), "peer", gwPub, "allowed-ips", `${LAB_ADDRESSES.tunnelGw4},${LAB_ADDRESSES.tunnelGw6}`],
-        { stdin: exitKey + "\n" },
-      );
+    const exitEndpoint = `${LAB_ADDRESSES.exitWan4}:${plan.exitPort}`;
+    let exitPid: number;
+    if (configureExit) {
+      const input = { interfaceName: exitWg, gatewayInterface: plan.ifs.gatewayWg, gatewayPrivateKeyFile: privateKeyFile, gatewayPublicKey: gwPub, exitPublicKey: exitPub, endpoint: exitEndpoint };
+      exitPid = (await startLabExit(exitRun, { input, privateKey: exitKey, dir: tmp, ns: plan.ns.exit })).pid;
+    } else {
+      const wgo = exitRun.start(["wireguard-go", "-f", exitWg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
+      children.push(wgo);
+      await waitUntil(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
+      if (wgo.exitStatus !== null) throw new Error(`exit wireguard-go exited: ${wgo.outputTail()}`);
+      await exitRun.run(["ip", "address", "add", LAB_ADDRESSES.tunnelExit4, "dev", exitWg]);
+      await exitRun.run(["ip", "-6", "address", "add", LAB_ADDRESSES.tunnelExit6, "dev", exitWg, "nodad"]);
+      await exitRun.run(["ip", "link", "set", "dev", exitWg, "mtu", "1420", "up"]);
+      exitPid = wgo.pid;
     }
-    await exitRun.run(["ip", "address", "add", LAB_ADDRESSES.tunnelExit4, "dev", exitWg]);
-    await exitRun.run(["ip", "-6", "address", "add", LAB_ADDRESSES.tunnelExit6, "dev", exitWg, "nodad"]);
-    await exitRun.run(["ip", "link", "set", "dev", exitWg, "mtu", "1420", "up"]);
 
     // gw resolves the exit's name through its own hosts file (ip netns exec bind-mounts it).
     await mkdir(hostsDir, { recursive: true });
     await writeFile(join(hostsDir, "hosts"), `127.0.0.1 localhost\n${LAB_ADDRESSES.exitWan4} ${plan.exitHostName}\n`);
 
-    const exitEndpoint = `${LAB_ADDRESSES.exitWan4}:${plan.exitPort}`;
     const lab: Lab = {
       plan,
       ns: plan.ns,
       addr: LAB_ADDRESSES,
       uid,
-      exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: wgo.pid },
+      exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: exitPid },
       gateway: { privateKeyFile, publicKey: gwPub, wgName: plan.ifs.gatewayWg },
       hostSpec(o = {}) {
         return {

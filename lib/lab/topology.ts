@@ -101,6 +101,11 @@ export interface PlanOptions {
    * internet host directly (it then shows up as the home address, 192.0.2.2). Default false.
    */
   homeNat?: boolean;
+  /**
+   * Masquerade everything leaving the exit's WAN. Default true. The lab turns it off when the exit
+   * is configured from `egressd exit-config`, whose nft rules masquerade the tunnel's traffic.
+   */
+  exitMasquerade?: boolean;
 }
 
 /** Plans a lab. Pure. */
@@ -159,7 +164,7 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   for (const n of [ns.inet, ns.exit, ns.gw]) {
     steps.push({ name: `forwarding in ${n}`, argv: inNs(n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1") });
   }
-  steps.push({
+  if (opts.exitMasquerade ?? true) steps.push({
     name: "exit masquerade",
     argv: inNs(ns.exit, "nft", "-f", "-"),
     stdin: `table inet lab_exit {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname "wan" masquerade\n\t}\n}\n`,
