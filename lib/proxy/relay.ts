@@ -16,6 +16,7 @@
  * fires `close` synchronously; after we have sent a FIN, the peer's FIN arrives as `close`
  * without an error rather than as `end`.
  */
+import { concat } from "./bytes.ts";
 import type { DialStats, TargetLeg } from "./dial.ts";
 
 /** The part of a Bun socket the relay uses. */
@@ -40,11 +41,18 @@ export interface RelayOwner {
   relayClosed(relay: Relay, error: Error | undefined): void;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+/** Options for {@link Relay}. */
+export interface RelayOptions {
+  /** The client leg. */
+  readonly client: RelaySocket;
+  /** The target leg. */
+  readonly target: RelaySocket;
+  /** Byte counters to add to. */
+  readonly stats: RelayStats;
+  /** Told once both sides have closed. */
+  readonly owner: RelayOwner;
+  /** For idle timeouts; null (the default) skips the bookkeeping. */
+  readonly clock?: (() => number) | null;
 }
 
 /** One client-target pair. Its methods are called from the socket handlers of both sides. */
@@ -67,15 +75,20 @@ export class Relay implements TargetLeg {
   #reported = false;
   #error: Error | undefined;
 
-  constructor(
-    readonly client: RelaySocket,
-    readonly target: RelaySocket,
-    readonly stats: RelayStats,
-    readonly owner: RelayOwner,
-    /** For idle timeouts; null (the default) skips the bookkeeping. */
-    readonly clock: (() => number) | null = null,
-  ) {
-    if (clock) this.lastActivity = clock();
+  readonly client: RelaySocket;
+  readonly target: RelaySocket;
+  readonly stats: RelayStats;
+  readonly owner: RelayOwner;
+  /** For idle timeouts; null skips the bookkeeping. */
+  readonly clock: (() => number) | null;
+
+  constructor(options: RelayOptions) {
+    this.client = options.client;
+    this.target = options.target;
+    this.stats = options.stats;
+    this.owner = options.owner;
+    this.clock = options.clock ?? null;
+    if (this.clock) this.lastActivity = this.clock();
   }
 
   /** True once both sides have closed. */
