@@ -428,6 +428,11 @@ export async function dnsServer(records: Record<string, string[] | "drop">, opts
     if (delay > 0) setTimeout(send, delay);
     else send();
   });
+  sock.on("error", (err: NodeJS.ErrnoException) => {
+    // An answer sent to a resolver that had already given up comes back as ICMP port unreachable,
+    // which Linux reports on this socket's next recvmsg; that is the client's business, not ours.
+    if (err.code !== "ECONNREFUSED") throw err;
+  });
   const address = opts.address ?? "127.0.0.1";
   await new Promise<void>((resolve) => sock.bind(0, address, resolve));
   const stop = () => {
