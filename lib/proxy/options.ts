@@ -2,11 +2,13 @@
  * The proxy's options, and their normalisation into the settings the server runs with.
  *
  * Does not read config files or flags: lib/config validates a config file and lib/cli/proxy.ts the
- * standalone flags, and both hand over plain values. What is checked here is what the proxy's own
+ * standalone flags, and both hand over plain values. Defaults come from the config schema
+ * (`PROXY_DEFAULTS`), never from a copy here. What is checked here is what the proxy's own
  * mechanisms cannot run with (a listener that is not an IP literal, a timer longer than 2^31 ms,
  * a keepalive schedule the kernel refuses), so that an embedder gets a {@link ProxyConfigError}
  * naming the field instead of a socket that misbehaves later.
  */
+import { PROXY_DEFAULTS } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, isWildcard, parseIp, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
 import { KEEPALIVE_LIMITS, type KeepaliveSchedule } from "../net/sockopt.ts";
@@ -73,15 +75,15 @@ export interface ProxyServerOptions {
   readonly clock?: () => number;
 }
 
-/** Defaults for {@link ProxyServerOptions}. */
-export const PROXY_DEFAULTS = {
-  connectTimeoutMs: 10_000,
-  handshakeTimeoutMs: 10_000,
-  idleTimeoutMs: 0,
-  maxConnections: 20_000,
-  keepaliveIdleMs: 60_000,
-  keepaliveIntervalMs: 15_000,
-  keepaliveCount: 8,
+/** The defaults of the config schema's `proxy` section, in the units the options take. */
+const DEFAULTS = {
+  connectTimeoutMs: PROXY_DEFAULTS.connectTimeout,
+  handshakeTimeoutMs: PROXY_DEFAULTS.handshakeTimeout,
+  idleTimeoutMs: PROXY_DEFAULTS.idleTimeout,
+  maxConnections: PROXY_DEFAULTS.maxConnections,
+  keepaliveIdleMs: PROXY_DEFAULTS.keepaliveIdle,
+  keepaliveIntervalMs: PROXY_DEFAULTS.keepaliveInterval,
+  keepaliveCount: PROXY_DEFAULTS.keepaliveCount,
 } as const;
 
 /** One address to listen on, normalised. */
@@ -144,9 +146,9 @@ function seconds(field: string, value: number | undefined, dflt: number, max: nu
 function keepaliveSchedule(k: KeepaliveOptions): KeepaliveSchedule | null {
   if (k.enabled === false) return null;
   return {
-    idleS: seconds("keepalive.idleMs", k.idleMs, PROXY_DEFAULTS.keepaliveIdleMs, KEEPALIVE_LIMITS.idleS),
-    intervalS: seconds("keepalive.intervalMs", k.intervalMs, PROXY_DEFAULTS.keepaliveIntervalMs, KEEPALIVE_LIMITS.intervalS),
-    count: positiveInt("keepalive.count", k.count, PROXY_DEFAULTS.keepaliveCount, 1, KEEPALIVE_LIMITS.count),
+    idleS: seconds("keepalive.idleMs", k.idleMs, DEFAULTS.keepaliveIdleMs, KEEPALIVE_LIMITS.idleS),
+    intervalS: seconds("keepalive.intervalMs", k.intervalMs, DEFAULTS.keepaliveIntervalMs, KEEPALIVE_LIMITS.intervalS),
+    count: positiveInt("keepalive.count", k.count, DEFAULTS.keepaliveCount, 1, KEEPALIVE_LIMITS.count),
   };
 }
 
@@ -178,10 +180,10 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     resolve: o.resolve ?? createResolver(o.dns),
     dnsMode: o.resolve ? "injected" : (o.dns?.mode ?? "system"),
     dial: o.dial,
-    connectTimeoutMs: durationMs("connectTimeoutMs", o.connectTimeoutMs, PROXY_DEFAULTS.connectTimeoutMs),
-    handshakeTimeoutMs: durationMs("handshakeTimeoutMs", o.handshakeTimeoutMs, PROXY_DEFAULTS.handshakeTimeoutMs),
-    idleTimeoutMs: durationMs("idleTimeoutMs", o.idleTimeoutMs, PROXY_DEFAULTS.idleTimeoutMs, 0),
-    maxConnections: positiveInt("maxConnections", o.maxConnections, PROXY_DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
+    connectTimeoutMs: durationMs("connectTimeoutMs", o.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
+    handshakeTimeoutMs: durationMs("handshakeTimeoutMs", o.handshakeTimeoutMs, DEFAULTS.handshakeTimeoutMs),
+    idleTimeoutMs: durationMs("idleTimeoutMs", o.idleTimeoutMs, DEFAULTS.idleTimeoutMs, 0),
+    maxConnections: positiveInt("maxConnections", o.maxConnections, DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     keepalive,
     noDelay: o.noDelay ?? true,
   };

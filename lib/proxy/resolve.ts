@@ -12,6 +12,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { Resolver } from "node:dns/promises";
+import { PROXY_DEFAULTS } from "../config/schema.ts";
 import { formatHostPort, parseHostPort, parseIp, type IpAddr } from "../net/ip.ts";
 import { errorCode, ProxyConfigError, ResolveError } from "./errors.ts";
 
@@ -40,8 +41,8 @@ export interface DnsOptions {
  */
 export const RESOLUTION_DELAY_MS = 50;
 
-/** Default for {@link DnsOptions.timeoutMs}. */
-export const DEFAULT_DNS_TIMEOUT_MS = 5000;
+/** Default for {@link DnsOptions.timeoutMs}: the config schema's `proxy.dns.timeout`. */
+export const DEFAULT_DNS_TIMEOUT_MS: number = PROXY_DEFAULTS.dns.timeout;
 
 /** Validates tunnel-mode servers and returns them in the form `Resolver.setServers` takes. */
 export function normalizeDnsServers(servers: readonly string[]): string[] {

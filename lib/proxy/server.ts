@@ -26,7 +26,6 @@ import { Socks5Protocol } from "./socks5-session.ts";
 import { createStats, type ProxyStats } from "./stats.ts";
 
 export type { KeepaliveOptions, ProxyServerOptions } from "./options.ts";
-export { PROXY_DEFAULTS } from "./options.ts";
 
 /** Options for {@link ProxyServer.stop}. */
 export interface StopOptions {
