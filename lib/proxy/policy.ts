@@ -1,7 +1,7 @@
 /**
  * Who may use the proxy, and where it may connect to: pure decisions over addresses.
  *
- * Does not resolve names and does not know about sockets. The server asks twice for a domain
+ * Does not resolve names and does not know about sockets. The core (core.ts) asks twice for a domain
  * target: never for the name itself, but for every address the name resolves to, because a public
  * name can resolve to `10.0.0.1` (DESIGN.md, trap 6: pivoting).
  */

@@ -9,7 +9,7 @@
  * - An abortive close (reset, error) on one side resets the other, so neither peer mistakes a
  *   truncated stream for a complete one.
  *
- * Does not time anything out (the server sweeps idle relays) and never inspects the bytes.
+ * Does not time anything out (server.ts sweeps idle relays) and never inspects the bytes.
  *
  * Bun's socket events, as relied on here (Bun 1.x with `allowHalfOpen: true`): `end` is a FIN
  * received; `shutdown()` sends a FIN and keeps reading; `end()` closes the socket at once and

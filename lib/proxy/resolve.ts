@@ -7,7 +7,7 @@
  *   `node:dns`). Those packets belong to the daemon's uid, so nftables marks them into the tunnel
  *   like every other outbound packet of the proxy (DESIGN.md, trap 5). /etc/hosts is not consulted.
  *
- * Does not apply the destination policy (the server checks every returned address) and does not
+ * Does not apply the destination policy (the core checks every returned address) and does not
  * cache: c-ares and nscd/systemd-resolved do that better, and a stale answer is worse than a query.
  */
 import { lookup } from "node:dns/promises";
