@@ -20,13 +20,14 @@
  */
 import type { Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, isDnsName, parseIp, unmapIp, type IpAddr } from "../net/ip.ts";
+import type { CredentialChecker } from "./auth.ts";
 import { concat } from "./bytes.ts";
 import { dial, interleaveFamilies, type TargetSocket } from "./dial.ts";
 import { errorCode, Failure, failureForError, resultForFailure, type FailureKind } from "./errors.ts";
 import type { Keepalive } from "./keepalive.ts";
 import type { Settings } from "./options.ts";
 import { checkDestination } from "./policy.ts";
-import { ClientConn, Stage, type ConnOwner, type Target } from "./protocol.ts";
+import { formatTarget, Stage, type ClientConn, type ConnOwner, type ProtocolCore, type Target } from "./protocol.ts";
 import { Relay } from "./relay.ts";
 import { observe, type ConnectionResult, type ProxyStats } from "./stats.ts";
 
@@ -53,21 +54,8 @@ export interface ProxyCoreOptions {
   readonly tracker: ConnTracker;
 }
 
-/**
- * Client-supplied text made safe for a log line: control and non-ASCII characters are escaped
- * (`\u001b`), so a crafted domain name cannot inject terminal escapes or fake fields.
- */
-export function printable(text: string): string {
-  return /^[\x21-\x7e]*$/.test(text) ? text : JSON.stringify(text).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
-/** `host:port` of a requested target, for logs (a name made {@link printable}). */
-export function formatTarget(host: Target, port: number): string {
-  return host.type === "domain" ? `${printable(host.name)}:${port}` : formatHostPort({ host: formatIp(host.ip), port });
-}
-
 /** One per server: the connection path every protocol shares. */
-export class ProxyCore implements ConnOwner {
+export class ProxyCore implements ProtocolCore, ConnOwner {
   /** The settings in force; the server replaces them on update. */
   settings: Settings;
   log: Logger;
@@ -83,6 +71,11 @@ export class ProxyCore implements ConnOwner {
     this.clock = options.clock;
     this.#keepalive = options.keepalive;
     this.#tracker = options.tracker;
+  }
+
+  /** The credentials in force. */
+  get auth(): CredentialChecker | null {
+    return this.settings.auth;
   }
 
   /**

@@ -16,6 +16,7 @@ import { CredentialChecker, type Credentials } from "./auth.ts";
 import type { Connect } from "./dial.ts";
 import { ProxyConfigError } from "./errors.ts";
 import type { DestinationPolicy } from "./policy.ts";
+import type { ProtocolFactory } from "./protocol.ts";
 import { createResolver, type DnsOptions, type Resolve } from "./resolve.ts";
 
 /**
@@ -65,6 +66,11 @@ export interface ProxyServerOptions {
   readonly keepalive?: KeepaliveOptions;
   /** Set TCP_NODELAY on both legs (relayed bytes are never held back). Default true. */
   readonly noDelay?: boolean;
+  /**
+   * The protocols the listeners speak, each claiming first bytes; a byte nobody claims goes to the
+   * first. Default: SOCKS5 alone. Fixed at construction (`update()` ignores it).
+   */
+  readonly protocols?: readonly ProtocolFactory[];
   /** Opens outbound connections. Default `Bun.connect`. */
   readonly dial?: Connect;
   /** Resolves domain targets. Default: {@link createResolver} over `dns`. */

@@ -4,15 +4,18 @@
  *
  * A connection goes listener (server.ts: accept, admission, deadlines) → protocol handler (the
  * first bytes decide which; socks5-session.ts today) → core (core.ts: policy, resolve, dial,
- * relay, the log line). A protocol module imports this file and core.ts, never another protocol
- * module. Nothing here does I/O.
+ * relay, the log line). A protocol module imports this file (and pure helpers such as the wire
+ * format), never core.ts and never another protocol module: it reaches the core through
+ * {@link ProtocolCore}. Nothing here does I/O.
  */
 import type { Socket } from "bun";
-import type { IpAddr } from "../net/ip.ts";
+import type { Logger } from "../log/logger.ts";
+import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
+import type { CredentialChecker } from "./auth.ts";
 import type { DialRace } from "./dial.ts";
 import type { FailureKind } from "./errors.ts";
 import type { Relay, RelayOwner } from "./relay.ts";
-import type { ConnectionResult } from "./stats.ts";
+import type { ConnectionResult, ProxyStats } from "./stats.ts";
 
 /** Where a client wants to go: an IP literal or a DNS name (not yet validated), as SOCKS5 and HTTP give it. */
 export type Target =
@@ -64,6 +67,45 @@ export interface ProtocolHandler {
   connected(conn: ClientConn, local: IpAddr | null, localPort: number): void;
   /** Connecting failed (policy, DNS, dial): write this protocol's reply for `kind`, if it has one. */
   failed(conn: ClientConn, kind: FailureKind): void;
+}
+
+/**
+ * What a protocol handler may ask of the core (core.ts implements it). The core's API is the same
+ * for every protocol: an HTTP CONNECT handler calls `connect()` exactly as SOCKS5 does.
+ */
+export interface ProtocolCore {
+  /** The credentials in force (they change on reload), or null when no authentication is required. */
+  readonly auth: CredentialChecker | null;
+  readonly stats: ProxyStats;
+  readonly log: Logger;
+  /**
+   * Connects `conn` to `host:port` under the destination policy (resolving a name per the DNS
+   * mode, checking every address), then relays; the outcome comes back through the handler's
+   * `connected()` or `failed(kind)`. `early` is what the client sent after its request (may be
+   * empty): it reaches the target first. Ends the handshake deadline.
+   */
+  connect(conn: ClientConn, host: Target, port: number, early: Uint8Array): void;
+  /**
+   * Ends a connection before the relay, without a reply (a handler writes its own first). The
+   * metrics result follows from `kind`; the first reason given is logged.
+   */
+  fail(conn: ClientConn, kind: FailureKind, reason: string): void;
+}
+
+/** Builds a protocol's handler for one server; `ProxyServerOptions.protocols` takes a list. */
+export type ProtocolFactory = (core: ProtocolCore) => ProtocolHandler;
+
+/**
+ * Client-supplied text made safe for a log line: control and non-ASCII characters are escaped
+ * (`\u001b`), so a crafted domain name cannot inject terminal escapes or fake fields.
+ */
+export function printable(text: string): string {
+  return /^[\x21-\x7e]*$/.test(text) ? text : JSON.stringify(text).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** `host:port` of a requested target, for logs (a name made {@link printable}). */
+export function formatTarget(host: Target, port: number): string {
+  return host.type === "domain" ? `${printable(host.name)}:${port}` : formatHostPort({ host: formatIp(host.ip), port });
 }
 
 /** Told when a connection is over; implemented by the core. */

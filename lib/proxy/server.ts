@@ -17,12 +17,12 @@ import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "b
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, parseIp, unmapIp } from "../net/ip.ts";
 import { ProxyCore, type ConnTracker } from "./core.ts";
-import { errorCode, Failure, ListenError } from "./errors.ts";
+import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
 import { Keepalive } from "./keepalive.ts";
 import { normalizeOptions, type ListenSpec, type ProxyServerOptions, type Settings } from "./options.ts";
 import { clientAllowed } from "./policy.ts";
 import { ClientConn, Stage, type ClientSocket, type ProtocolHandler } from "./protocol.ts";
-import { Socks5Protocol } from "./socks5-session.ts";
+import { socks5Protocol } from "./socks5-session.ts";
 import { createStats, type ProxyStats } from "./stats.ts";
 
 export type { KeepaliveOptions, ProxyServerOptions } from "./options.ts";
@@ -86,7 +86,8 @@ export class ProxyServer {
     };
     const core = new ProxyCore({ settings: this.#settings, stats: this.stats, log: this.#log, clock: this.#clock, keepalive: this.#keepalive, tracker });
     this.#core = core;
-    const protocols: readonly ProtocolHandler[] = [new Socks5Protocol(core)];
+    const protocols = (options.protocols ?? [socks5Protocol]).map((make) => make(core));
+    if (protocols.length === 0) throw new ProxyConfigError("protocols", "at least one protocol is required");
     this.#protocolByByte = Array.from({ length: 256 }, (_, b) => protocols.find((p) => p.claims(b)) ?? protocols[0]!);
     const byByte = this.#protocolByByte;
     this.#handlers = {

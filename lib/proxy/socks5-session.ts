@@ -13,9 +13,8 @@
  */
 import type { IpAddr } from "../net/ip.ts";
 import { concat } from "./bytes.ts";
-import { formatTarget, printable, type ProxyCore } from "./core.ts";
 import { Failure, type FailureKind } from "./errors.ts";
-import { Stage, type ClientConn, type ProtocolHandler } from "./protocol.ts";
+import { formatTarget, printable, Stage, type ClientConn, type ProtocolCore, type ProtocolHandler } from "./protocol.ts";
 import {
   AuthMethod,
   AuthStatus,
@@ -62,12 +61,17 @@ export function socks5Reply(kind: FailureKind): ReplyCode {
   }
 }
 
+/** Builds the SOCKS5 handler: the `ProtocolFactory` for `ProxyServerOptions.protocols`. */
+export function socks5Protocol(core: ProtocolCore): ProtocolHandler {
+  return new Socks5Protocol(core);
+}
+
 /** The SOCKS5 {@link ProtocolHandler}; one per server. */
 export class Socks5Protocol implements ProtocolHandler {
   readonly name = "socks5";
-  readonly #core: ProxyCore;
+  readonly #core: ProtocolCore;
 
-  constructor(core: ProxyCore) {
+  constructor(core: ProtocolCore) {
     this.#core = core;
   }
 
@@ -86,7 +90,7 @@ export class Socks5Protocol implements ProtocolHandler {
           const r = parseGreeting(buf);
           if (r === NEED_MORE) break;
           if (r instanceof Socks5ProtocolError) return core.fail(conn, Failure.protocolError, r.message);
-          const auth = core.settings.auth;
+          const auth = core.auth;
           const want = auth ? AuthMethod.usernamePassword : AuthMethod.noAuth;
           if (!r.value.methods.includes(want)) {
             conn.socket.write(encodeMethodSelection(AuthMethod.noAcceptable));
@@ -106,7 +110,7 @@ export class Socks5Protocol implements ProtocolHandler {
             conn.socket.write(encodeAuthReply(AuthStatus.failure));
             return core.fail(conn, Failure.protocolError, r.message);
           }
-          const auth = core.settings.auth;
+          const auth = core.auth;
           if (auth && !auth.check(r.value)) {
             core.stats.authFailures++;
             conn.socket.write(encodeAuthReply(AuthStatus.failure));
