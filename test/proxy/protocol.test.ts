@@ -135,6 +135,26 @@ describe("a second protocol beside SOCKS5", () => {
     expect(server.stats.connectionsTotal[result]).toBe(1);
   });
 
+  test.each([
+    ["203.0.113.5", "::ffff:203.0.113.5"],
+    ["::ffff:203.0.113.5", "203.0.113.5"],
+    ["::ffff:203.0.113.5", "::ffff:203.0.113.5"],
+  ])("own address %s given, %s requested: denied without a dial (both unmapped at the edge)", async (own, target) => {
+    const dialed: string[] = [];
+    // Nothing may leave loopback even if the check were broken: this dialer only records.
+    const dial = ((o: { hostname: string }) => {
+      dialed.push(o.hostname);
+      return Promise.reject(Object.assign(new Error("test dialer"), { code: "ECONNREFUSED" }));
+    }) as unknown as ProxyServerOptions["dial"];
+    const { server, port } = start({ allowDestinations: [], ownAddresses: [parseIp(own)!], dial });
+    const c = await RawConn.connect(port);
+    c.write(`CONNECT ${target} 80\n`);
+    expect(await c.read(line)).toBe(`ERR ${Failure.denied}`);
+    await c.readToEnd();
+    expect(dialed).toEqual([]);
+    await until(() => server.stats.connectionsTotal.denied_destination === 1);
+  });
+
   test("the protocol's own refusal goes through fail(): no failed() call, counted as protocol_error", async () => {
     const { server, port } = start();
     const c = await RawConn.connect(port);
