@@ -443,3 +443,12 @@ export async function dnsServer(records: Record<string, string[] | "drop">, opts
   onCleanup(stop);
   return { address, port: sock.address().port, queries, stop };
 }
+
+/** Waits until `cond()` holds, polling every 5 ms; throws after `ms`. */
+export async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await Bun.sleep(5);
+  }
+}

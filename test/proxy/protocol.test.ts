@@ -11,7 +11,7 @@ import type { ProtocolCore, ProtocolHandler } from "../../lib/proxy/protocol.ts"
 import { ProxyServer, type ProxyServerOptions } from "../../lib/proxy/server.ts";
 import { socks5Protocol } from "../../lib/proxy/socks5-session.ts";
 import { NEED_MORE, Reply, type ParseResult } from "../../lib/proxy/socks5.ts";
-import { RawConn, cleanup, closedPort, echoServer, host, onCleanup, socksConnect } from "./helpers.ts";
+import { RawConn, cleanup, closedPort, echoServer, host, onCleanup, socksConnect, until } from "./helpers.ts";
 
 afterEach(cleanup);
 
@@ -69,14 +69,6 @@ function start(opts: Partial<ProxyServerOptions> = {}): { server: ProxyServer; p
 function line(b: Uint8Array): ParseResult<string> {
   const nl = b.indexOf(0x0a);
   return nl < 0 ? NEED_MORE : { value: new TextDecoder().decode(b.subarray(0, nl)), consumed: nl + 1 };
-}
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(5);
-  }
 }
 
 describe("a second protocol beside SOCKS5", () => {
