@@ -4,8 +4,12 @@
  * No tunnel, no routing, no firewall: connections leave directly by the host's own routes, and
  * `--dns tunnel` only means "query these servers from this process". The daemon (`egressd run`)
  * is what sends the proxy's traffic through WireGuard.
+ *
+ * Defaults are the config schema's (`PROXY_DEFAULTS`), except `--dns`: standalone there is no
+ * tunnel to send queries through, so the OS resolver is the default.
  */
 import { parseDuration } from "../config/duration.ts";
+import { PROXY_DEFAULTS } from "../config/schema.ts";
 import { passwordOf, readSecretFile, SecretFileError } from "../config/secret-file.ts";
 import { createLogger, type Level, type LogFormat } from "../log/logger.ts";
 import { CidrError, HostPortError, isWildcard, parseCidr, parseHostPort, type Cidr, type HostPort } from "../net/ip.ts";
@@ -117,7 +121,7 @@ function cidrs(flag: string, texts: readonly string[] | undefined): Cidr[] | und
 }
 
 function listeners(texts: readonly string[] | undefined, allowWildcard: boolean): HostPort[] {
-  return (texts ?? ["127.0.0.1:1080"]).map((t) => {
+  return (texts ?? PROXY_DEFAULTS.listen).map((t) => {
     // Port 0 lets the kernel pick (tests and benchmarks read the port from the log line).
     const anyPort = t.endsWith(":0");
     let hp: HostPort;
@@ -176,7 +180,7 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
   return {
     listeners: listeners(v.listen, v["allow-wildcard-bind"] ?? false),
     allowWildcardBind: v["allow-wildcard-bind"] ?? false,
-    allowClients: cidrs("allow-client", v["allow-client"]) ?? [parseCidr("127.0.0.0/8"), parseCidr("::1/128")],
+    allowClients: cidrs("allow-client", v["allow-client"] ?? PROXY_DEFAULTS.allowClients) ?? [],
     allowDestinations: cidrs("allow-destination", v["allow-destination"]) ?? [],
     auth,
     dns: { mode, servers: v["dns-server"] ?? [], timeoutMs: duration("dns-timeout", v["dns-timeout"]) },
