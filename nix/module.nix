@@ -65,7 +65,8 @@ let
   listenPorts = addrs: lib.unique (map (a: a.port) (lib.filter (a: a != null) (map parseListen addrs)));
   wildcardListens = addrs: lib.filter (a: (parseListen a) != null && isWildcard (parseListen a).host) addrs;
 
-  proxyListen = cfg.settings.proxy.listen;
+  # An entry is "ip:port" or { address = "ip:port"; protocols = [ ... ]; }.
+  proxyListen = map (l: if builtins.isAttrs l then l.address else l) cfg.settings.proxy.listen;
   metricsListen = lib.optional (cfg.settings.metrics.listen != null) cfg.settings.metrics.listen;
 
   # fwmarks are numbers or "0xca6c" strings in the schema; compare them as numbers.

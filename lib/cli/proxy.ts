@@ -1,5 +1,5 @@
 /**
- * `egressd proxy`: the SOCKS5 proxy alone, for local use and benchmarks.
+ * `egressd proxy`: the proxy (SOCKS5 and HTTP on one port) alone, for local use and benchmarks.
  *
  * No tunnel, no routing, no firewall: connections leave directly by the host's own routes, and
  * `--dns tunnel` only means "query these servers from this process". The daemon (`egressd run`)
@@ -9,7 +9,7 @@
  * tunnel to send queries through, so the OS resolver is the default.
  */
 import { parseDuration } from "../config/duration.ts";
-import { PROXY_DEFAULTS } from "../config/schema.ts";
+import { listenAddress, PROXY_DEFAULTS, PROXY_PROTOCOL_NAMES } from "../config/schema.ts";
 import { passwordOf, readSecretFile, SecretFileError } from "../config/secret-file.ts";
 import { createLogger, type Level, type LogFormat } from "../log/logger.ts";
 import { CidrError, HostPortError, isWildcard, parseCidr, parseHostPort, type Cidr, type HostPort } from "../net/ip.ts";
@@ -20,12 +20,14 @@ import { err, Exit, out, parseFlags, UsageError } from "./common.ts";
 /** The `--help` text. */
 export const PROXY_HELP = `Usage: egressd proxy [--listen ADDR:PORT ...] [flags]
 
-Runs only the SOCKS5 proxy, in the foreground, until SIGINT or SIGTERM.
+Runs only the proxy (SOCKS5 and HTTP on every port), in the foreground, until SIGINT or SIGTERM.
 STANDALONE MODE: no WireGuard tunnel, no policy routing, no kill switch. Connections go out
 directly by this host's own routes. Use \`egressd run\` for the tunnelled gateway.
 
   --listen ADDR:PORT          listen here; repeatable (default 127.0.0.1:1080); port 0 picks
                               a free port
+  --protocols LIST            what the listeners speak: socks5, http or socks5,http (default
+                              both, told apart by the first byte)
   --allow-wildcard-bind       allow 0.0.0.0 / [::] in --listen
   --allow-client CIDR         clients allowed to connect; repeatable
                               (default 127.0.0.0/8 and ::1/128)
@@ -56,10 +58,12 @@ Durations: 500ms, 10s, 2m, 1h30m. The listening addresses are logged at start
 Example:
   egressd proxy --listen 127.0.0.1:1080 --allow-destination 127.0.0.0/8
   curl --socks5-hostname 127.0.0.1:1080 http://localhost:8080/
+  curl -x http://127.0.0.1:1080 http://localhost:8080/
 `;
 
 const FLAGS = {
   listen: { type: "string", multiple: true },
+  protocols: { type: "string" },
   "allow-wildcard-bind": { type: "boolean" },
   "allow-client": { type: "string", multiple: true },
   "allow-destination": { type: "string", multiple: true },
@@ -121,7 +125,7 @@ function cidrs(flag: string, texts: readonly string[] | undefined): Cidr[] | und
 }
 
 function listeners(texts: readonly string[] | undefined, allowWildcard: boolean): HostPort[] {
-  return (texts ?? PROXY_DEFAULTS.listen).map((t) => {
+  return (texts ?? PROXY_DEFAULTS.listen.map(listenAddress)).map((t) => {
     // Port 0 lets the kernel pick (tests and benchmarks read the port from the log line).
     const anyPort = t.endsWith(":0");
     let hp: HostPort;
@@ -134,6 +138,15 @@ function listeners(texts: readonly string[] | undefined, allowWildcard: boolean)
     if (isWildcard(hp.host) && !allowWildcard) throw new UsageError(`--listen ${t} listens on every interface; add --allow-wildcard-bind if you mean it`);
     return anyPort ? { host: hp.host, port: 0 } : hp;
   });
+}
+
+function protocols(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const names = text.split(",").map((s) => s.trim());
+  for (const n of names) {
+    if (!(PROXY_PROTOCOL_NAMES as readonly string[]).includes(n)) throw new UsageError(`--protocols: "${n}" is not a protocol; use ${PROXY_PROTOCOL_NAMES.join(", ")} or socks5,http`);
+  }
+  return names;
 }
 
 function oneOf<T extends string>(flag: string, text: string | undefined, allowed: readonly T[]): T | undefined {
@@ -177,8 +190,9 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
     throw new UsageError(`--keepalive-count must be an integer in 1..127, not "${countText}"`);
   }
   const keepalive = { idleMs: keepaliveIdleMs, intervalMs: duration("keepalive-interval", v["keepalive-interval"]), count: keepaliveCount };
+  const spoken = protocols(v.protocols);
   return {
-    listeners: listeners(v.listen, v["allow-wildcard-bind"] ?? false),
+    listeners: listeners(v.listen, v["allow-wildcard-bind"] ?? false).map((l) => (spoken ? { ...l, protocols: spoken } : l)),
     allowWildcardBind: v["allow-wildcard-bind"] ?? false,
     allowClients: cidrs("allow-client", v["allow-client"] ?? PROXY_DEFAULTS.allowClients) ?? [],
     allowDestinations: cidrs("allow-destination", v["allow-destination"]) ?? [],

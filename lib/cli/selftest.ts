@@ -9,7 +9,7 @@ import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
-import type { Config } from "../config/schema.ts";
+import { listenAddress, type Config } from "../config/schema.ts";
 import { CheckState } from "../daemon/status.ts";
 import { isWildcard, parseHostPort, parseIp } from "../net/ip.ts";
 import { readPasswordFile } from "../proxy/auth.ts";
@@ -73,7 +73,7 @@ export const selftestCommand: Command = async (argv) => {
     await out(`UNKNOWN: test: ${e.file ?? "config"}: ${e.problems.map((p) => p.message).join("; ")}\n`);
     return CheckState.unknown;
   }
-  const proxy = proxyAddress(values.proxy ?? config.proxy.listen[0]!);
+  const proxy = proxyAddress(values.proxy ?? listenAddress(config.proxy.listen[0]!));
   let auth: { username: string; password: string } | null = null;
   try {
     if (config.proxy.auth) auth = { username: config.proxy.auth.username, password: await readPasswordFile(config.proxy.auth.passwordFile) };

@@ -152,8 +152,30 @@ const dnsSchema = z.strictObject({
   timeout: duration.default(5000),
 });
 
+/** What a proxy listener can speak; both, told apart by the first byte, unless a listener says otherwise. */
+export const PROXY_PROTOCOL_NAMES = ["socks5", "http"] as const;
+
+/** `"10.1.0.1:1080"`, or `{ "address": "10.1.0.1:1080", "protocols": ["http"] }` to speak only some protocols. */
+const listenEntry = z.union([
+  hostPort({ names: false }),
+  z.strictObject({
+    address: hostPort({ names: false }),
+    protocols: z
+      .array(z.enum(PROXY_PROTOCOL_NAMES))
+      .min(1)
+      .refine((l) => new Set(l).size === l.length, { message: "names a protocol twice" })
+      .default([...PROXY_PROTOCOL_NAMES]),
+  }),
+]);
+
+/** The address of a `proxy.listen` entry. */
+export function listenAddress(entry: z.output<typeof listenEntry>): string {
+  return typeof entry === "string" ? entry : entry.address;
+}
+
 const proxySchema = z.strictObject({
-  listen: z.array(hostPort({ names: false })).min(1).default(["127.0.0.1:1080"]),
+  /** Where the proxy listens; each listener speaks SOCKS5 and HTTP unless its entry names `protocols`. */
+  listen: z.array(listenEntry).min(1).default(["127.0.0.1:1080"]),
   /** Allow `0.0.0.0`/`::` in `listen`. Off: a wildcard bind would expose the proxy on the WAN. */
   allowWildcardBind: z.boolean().default(false),
   /** Client prefixes allowed to connect; others are closed before any byte is read. */
@@ -230,7 +252,7 @@ export const configSchema = z
   })
   .superRefine((c, ctx) => {
     const bound: { key: string; where: string; addr: string; family: 4 | 6; port: number; wildcard: boolean }[] = [];
-    const listeners: [string, string][] = c.proxy.listen.map((l, i) => [l, `proxy.listen[${i}]`]);
+    const listeners: [string, string][] = c.proxy.listen.map((l, i) => [listenAddress(l), typeof l === "string" ? `proxy.listen[${i}]` : `proxy.listen[${i}].address`]);
     if (c.metrics.listen) listeners.push([c.metrics.listen, "metrics.listen"]);
     for (const [addr, where] of listeners) {
       // zod runs this refinement even when a field inside failed a non-fatal check, so an address

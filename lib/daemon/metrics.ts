@@ -55,6 +55,9 @@ export function metricSources(view: DaemonView): Required<EgressdSources> {
           connectionsTotal: s.connectionsTotal,
           relayedBytes: { upstream: s.bytesClientToTarget, downstream: s.bytesTargetToClient },
           connectDuration: { bounds: s.connectDuration.bounds, counts: s.connectDuration.counts, sum: s.connectDuration.sum },
+          byProtocol: Object.fromEntries(
+            Object.entries(s.byProtocol).map(([p, c]) => [p, { connectionsTotal: c.connectionsTotal, relayedBytes: { upstream: c.bytesClientToTarget, downstream: c.bytesTargetToClient } }]),
+          ),
         };
       },
     },

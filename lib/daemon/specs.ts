@@ -5,7 +5,7 @@
  * {@link missingRouting} judges observed host state against a spec, for `egressd status` and `check`.
  */
 import { networkInterfaces } from "node:os";
-import type { Config } from "../config/schema.ts";
+import { listenAddress, type Config } from "../config/schema.ts";
 import { passwordOf, readSecretFile } from "../config/secret-file.ts";
 import {
   describeRoute,
@@ -88,7 +88,7 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
   const cidrs = (list: readonly string[]): Cidr[] => list.map((s) => parseCidr(s));
   const p = c.proxy;
   return {
-    listeners: p.listen.map((l) => parseHostPort(l, { names: false })),
+    listeners: p.listen.map((l) => ({ ...parseHostPort(listenAddress(l), { names: false }), ...(typeof l === "string" ? {} : { protocols: l.protocols }) })),
     allowWildcardBind: p.allowWildcardBind,
     allowClients: cidrs(p.allowClients),
     allowDestinations: cidrs(p.allowDestinations),

@@ -5,7 +5,7 @@
 import { labeledFamily, scalarFamily, type MetricFamily } from "./exposition.ts";
 import { histogramSamples } from "./histogram.ts";
 import type { Collector } from "./registry.ts";
-import { PROXY_RESULTS, RELAY_DIRECTIONS, type ProxySource, type ProxyStats } from "./sources.ts";
+import { PROXY_PROTOCOLS, PROXY_RESULTS, RELAY_DIRECTIONS, type ProxySource, type ProxyStats } from "./sources.ts";
 
 /** Family names of the proxy metrics. */
 export const PROXY_METRICS = {
@@ -15,28 +15,48 @@ export const PROXY_METRICS = {
   connectDuration: "egressd_proxy_connect_duration_seconds",
 } as const;
 
+/**
+ * `name{protocol=..., <label>=...}` for every protocol and label value, from `byProtocol`; or
+ * `name{<label>=...}` from the totals when the snapshot has no split.
+ */
+function splitFamily(
+  name: string,
+  help: string,
+  label: string,
+  values: readonly string[],
+  total: (v: string) => number,
+  perProtocol: ((p: (typeof PROXY_PROTOCOLS)[number], v: string) => number) | null,
+): MetricFamily {
+  if (!perProtocol) return labeledFamily(name, help, "counter", label, values.map((v) => [v, total(v)]));
+  const samples = PROXY_PROTOCOLS.flatMap((p) => values.map((v) => ({ name, labels: [["protocol", p], [label, v]] as [string, string][], value: perProtocol(p, v) })));
+  return { name, help, type: "counter", samples };
+}
+
 /** Renders a proxy snapshot. Pure. */
 export function proxyFamilies(stats: ProxyStats): MetricFamily[] {
   const M = PROXY_METRICS;
+  const by = stats.byProtocol;
   return [
-    scalarFamily(M.connectionsActive, "SOCKS5 connections open now.", "gauge", stats.connectionsActive),
-    labeledFamily(
+    scalarFamily(M.connectionsActive, "Proxy connections (SOCKS5 and HTTP) open now.", "gauge", stats.connectionsActive),
+    splitFamily(
       M.connectionsTotal,
-      "SOCKS5 connections finished, by result.",
-      "counter",
+      "Proxy connections finished, by protocol and result; each HTTP request forwarded on a kept-alive connection counts once.",
       "result",
-      PROXY_RESULTS.map((r) => [r, stats.connectionsTotal[r] ?? 0]),
+      PROXY_RESULTS,
+      (r) => stats.connectionsTotal[r as keyof typeof stats.connectionsTotal] ?? 0,
+      by ? (p, r) => by[p]?.connectionsTotal[r as keyof typeof stats.connectionsTotal] ?? 0 : null,
     ),
-    labeledFamily(
+    splitFamily(
       M.relayedBytes,
       "Payload bytes relayed; upstream is client to destination, downstream destination to client.",
-      "counter",
       "direction",
-      RELAY_DIRECTIONS.map((d) => [d, stats.relayedBytes[d] ?? 0]),
+      RELAY_DIRECTIONS,
+      (d) => stats.relayedBytes[d as keyof typeof stats.relayedBytes] ?? 0,
+      by ? (p, d) => by[p]?.relayedBytes[d as keyof typeof stats.relayedBytes] ?? 0 : null,
     ),
     {
       name: M.connectDuration,
-      help: "Time from a CONNECT request to its outbound connection being established.",
+      help: "Time from a CONNECT request (or a forwarded HTTP request) to its outbound connection being established.",
       type: "histogram",
       samples: histogramSamples(M.connectDuration, [], stats.connectDuration),
     },

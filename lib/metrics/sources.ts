@@ -59,6 +59,22 @@ export const RELAY_DIRECTIONS = ["upstream", "downstream"] as const;
 /** One of {@link RELAY_DIRECTIONS}. */
 export type RelayDirection = (typeof RELAY_DIRECTIONS)[number];
 
+/**
+ * What a proxied connection spoke; the `protocol` label of the connection and byte counters.
+ * `other`: a connection that never got as far as a protocol (refused at accept, closed before its
+ * first byte, a SOCKS4 client).
+ */
+export const PROXY_PROTOCOLS = ["socks5", "http_connect", "http", "other"] as const;
+
+/** One of {@link PROXY_PROTOCOLS}. */
+export type ProxyProtocol = (typeof PROXY_PROTOCOLS)[number];
+
+/** The counters of one protocol. */
+export interface ProxyProtocolStats {
+  readonly connectionsTotal: Readonly<Partial<Record<ProxyResult, number>>>;
+  readonly relayedBytes: Readonly<Partial<Record<RelayDirection, number>>>;
+}
+
 /** The proxy's counters as of now. All counts are since the daemon started. */
 export interface ProxyStats {
   /** Connections open right now (accepted and not yet closed). */
@@ -69,9 +85,14 @@ export interface ProxyStats {
   readonly relayedBytes: Readonly<Partial<Record<RelayDirection, number>>>;
   /** Time from the CONNECT request to the outbound connection being established, in seconds. */
   readonly connectDuration: HistogramSnapshot;
+  /**
+   * The same connections and bytes split by protocol; when given, the families carry a
+   * `protocol` label (a missing protocol counts as 0) and the totals above are not used.
+   */
+  readonly byProtocol?: Readonly<Partial<Record<ProxyProtocol, ProxyProtocolStats>>>;
 }
 
-/** The SOCKS5 proxy. */
+/** The proxy (SOCKS5 and HTTP). */
 export interface ProxySource {
   /** Current counters; an in-memory read. */
   stats(): MaybePromise<ProxyStats>;

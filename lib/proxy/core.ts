@@ -22,17 +22,27 @@ import type { Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, isDnsName, parseIp, unmapIp, type IpAddr } from "../net/ip.ts";
 import type { CredentialChecker } from "./auth.ts";
 import { concat } from "./bytes.ts";
-import { dial, interleaveFamilies, type TargetSocket } from "./dial.ts";
+import { dial, interleaveFamilies, type DialRace, type TargetSocket } from "./dial.ts";
 import { errorCode, Failure, failureForError, resultForFailure, type FailureKind } from "./errors.ts";
 import type { Keepalive } from "./keepalive.ts";
 import type { Settings } from "./options.ts";
 import { checkDestination } from "./policy.ts";
-import { formatTarget, Stage, type ClientConn, type ConnOwner, type ProtocolCore, type Target } from "./protocol.ts";
+import { formatTarget, Stage, type ClientConn, type ClientLeg, type ConnOwner, type DialCallbacks, type DialHandle, type ProtocolCore, type Target } from "./protocol.ts";
 import { Relay } from "./relay.ts";
-import { observe, type ConnectionResult, type ProxyStats } from "./stats.ts";
+import { countConnection, observe, protocolStats, type ConnectionResult, type ProxyStats } from "./stats.ts";
 
 /** Bytes a client may send after its request, before the target is connected, before we stop reading. */
 export const MAX_EARLY_DATA = 64 * 1024;
+
+/** Where {@link ProxyCore}'s shared connect path reports, for `connect()` and `dial()` alike. */
+interface DialSink {
+  /** False once nobody waits for the outcome (the client went away, the dial was cancelled). */
+  live(): boolean;
+  /** The race in progress, to cancel it; null once it is over. */
+  race(race: DialRace | null): void;
+  failed(kind: FailureKind, reason: string): void;
+  connected(socket: TargetSocket, address: IpAddr): void;
+}
 
 /** The listener's side of a connection's life, as the core reports it. */
 export interface ConnTracker {
@@ -94,24 +104,66 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       conn.socket.pause();
     }
     conn.target = formatTarget(host, port);
-    if (this.log.debugEnabled) this.log.debug("proxy request", { client: conn.client, protocol: conn.protocol?.name, target: conn.target, user: conn.user });
-    if (port === 0) return this.#refuse(conn, Failure.protocolError, "port 0");
+    if (this.log.debugEnabled) this.log.debug("proxy request", { client: conn.client, protocol: conn.label ?? conn.protocol?.name, target: conn.target, user: conn.user });
     conn.dialStart = this.clock();
-    const literal = host.type === "ip" ? host.ip : parseIp(host.name);
-    if (literal) return this.#dialAddresses(conn, [literal], port);
-    const name = (host as { name: string }).name;
-    if (!isDnsName(name)) return this.#refuse(conn, Failure.hostUnreachable, "not a valid domain name");
-    this.settings.resolve(name).then(
-      (addrs) => {
-        if (conn.stage !== Stage.connecting) return; // the client went away meanwhile
-        if (this.log.debugEnabled) this.log.debug("proxy resolved", { client: conn.client, name, addresses: addrs.map(formatIp).join(",") });
-        this.#dialAddresses(conn, addrs, port);
+    this.#open(conn, host, port, {
+      live: () => conn.stage === Stage.connecting, // the client may have gone away meanwhile
+      race: (r) => (conn.race = r),
+      failed: (kind, reason) => this.#refuse(conn, kind, reason),
+      connected: (socket, address) => this.#connected(conn, socket, address, port),
+    });
+  }
+
+  /** See {@link ProtocolCore.dial}: one outbound connection under the policy, handed to the caller. */
+  dial(conn: ClientConn, host: Target, port: number, callbacks: DialCallbacks): DialHandle {
+    let done = false;
+    let race: DialRace | null = null;
+    const started = this.clock();
+    const live = (): boolean => !done && conn.stage !== Stage.closed;
+    if (this.log.debugEnabled) this.log.debug("proxy request", { client: conn.client, protocol: conn.label ?? conn.protocol?.name, target: formatTarget(host, port), user: conn.user });
+    this.#open(conn, host, port, {
+      live,
+      race: (r) => (race = r),
+      failed: (kind, reason) => {
+        if (!live()) return;
+        done = true;
+        this.#count(conn, resultForFailure(kind));
+        callbacks.onFailed(kind, reason);
       },
-      (err: unknown) => {
-        if (conn.stage !== Stage.connecting) return;
-        this.#refuse(conn, failureForError(err), err instanceof Error ? err.message : String(err));
+      connected: (socket, address) => {
+        if (!live()) return void socket.terminate();
+        done = true;
+        this.#prepareTarget(socket, started);
+        this.#count(conn, "ok");
+        callbacks.onConnected(socket, address);
       },
-    );
+    });
+    return {
+      cancel: () => {
+        done = true;
+        race?.cancel();
+        race = null;
+      },
+    };
+  }
+
+  /** See {@link ProtocolCore.adopt}. */
+  adopt(conn: ClientConn, leg: ClientLeg): void {
+    this.#tracker.handshakeDone(conn);
+    conn.stage = Stage.relaying;
+    conn.relay = leg;
+  }
+
+  /** See {@link ProtocolCore.relay}. */
+  relay(conn: ClientConn, target: TargetSocket, options: { toTarget: Uint8Array; toClient: Uint8Array }): void {
+    const before = conn.relay;
+    const relay = this.#newRelay(conn, target);
+    // The log line counts the whole connection, not just what follows the upgrade.
+    relay.bytesClientToTarget = before?.bytesClientToTarget ?? 0;
+    relay.bytesTargetToClient = before?.bytesTargetToClient ?? 0;
+    conn.stage = Stage.relaying;
+    if (options.toClient.length > 0) relay.fromTarget(options.toClient);
+    if (options.toTarget.length > 0) relay.fromClient(options.toTarget);
   }
 
   /** Bytes from the client while connecting: held for the target; reading pauses when too many. */
@@ -183,6 +235,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     const relay = conn.relay;
     this.log.info("proxy connection closed", {
       client: conn.client,
+      protocol: conn.label ?? conn.protocol?.name,
       target: conn.target,
       address: conn.address,
       user: conn.user,
@@ -198,11 +251,31 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
   /** Answers with the protocol's reply for `kind`, then ends the connection. */
   #refuse(conn: ClientConn, kind: FailureKind, reason: string): void {
     if (conn.stage === Stage.closed) return;
-    conn.protocol?.failed(conn, kind);
+    conn.protocol?.failed(conn, kind, reason);
     this.fail(conn, kind, reason);
   }
 
-  #dialAddresses(conn: ClientConn, addrs: readonly IpAddr[], port: number): void {
+  /** Policy, resolution and the dial for one target; the outcome goes to `sink` while it is live. */
+  #open(conn: ClientConn, host: Target, port: number, sink: DialSink): void {
+    if (port === 0) return sink.failed(Failure.protocolError, "port 0");
+    const literal = host.type === "ip" ? host.ip : parseIp(host.name);
+    if (literal) return this.#dialAddresses([literal], port, sink);
+    const name = (host as { name: string }).name;
+    if (!isDnsName(name)) return sink.failed(Failure.hostUnreachable, "not a valid domain name");
+    this.settings.resolve(name).then(
+      (addrs) => {
+        if (!sink.live()) return;
+        if (this.log.debugEnabled) this.log.debug("proxy resolved", { client: conn.client, name, addresses: addrs.map(formatIp).join(",") });
+        this.#dialAddresses(addrs, port, sink);
+      },
+      (err: unknown) => {
+        if (!sink.live()) return;
+        sink.failed(failureForError(err), err instanceof Error ? err.message : String(err));
+      },
+    );
+  }
+
+  #dialAddresses(addrs: readonly IpAddr[], port: number, sink: DialSink): void {
     const settings = this.settings;
     const allowed: IpAddr[] = [];
     let denial: string | null = null;
@@ -214,36 +287,49 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       else denial ??= `${why} (${formatIp(given)})`;
     }
     if (allowed.length === 0) {
-      if (denial) return this.#refuse(conn, Failure.denied, `destination denied: ${denial}`);
-      return this.#refuse(conn, Failure.hostUnreachable, "name has no addresses");
+      if (denial) return sink.failed(Failure.denied, `destination denied: ${denial}`);
+      return sink.failed(Failure.hostUnreachable, "name has no addresses");
     }
-    conn.race = dial(interleaveFamilies(allowed), {
-      port,
-      connectTimeoutMs: settings.connectTimeoutMs,
-      connect: settings.dial,
-      stats: this.stats,
-      onDone: (r) => {
-        conn.race = null;
-        if ("error" in r) {
-          const code = errorCode(r.error);
-          return this.#refuse(conn, failureForError(r.error), code && !r.error.message.includes(code) ? `${code}: ${r.error.message}` : r.error.message);
-        }
-        this.#connected(conn, r.socket, r.address, port);
-      },
-    });
+    sink.race(
+      dial(interleaveFamilies(allowed), {
+        port,
+        connectTimeoutMs: settings.connectTimeoutMs,
+        connect: settings.dial,
+        stats: this.stats,
+        onDone: (r) => {
+          sink.race(null);
+          if ("error" in r) {
+            const code = errorCode(r.error);
+            return sink.failed(failureForError(r.error), code && !r.error.message.includes(code) ? `${code}: ${r.error.message}` : r.error.message);
+          }
+          sink.connected(r.socket, r.address);
+        },
+      }),
+    );
+  }
+
+  /** Keepalive and TCP_NODELAY on a fresh target socket, and its connect time observed. */
+  #prepareTarget(target: TargetSocket, dialStart: number): number {
+    if (!this.settings.noDelay) target.setNoDelay(false);
+    this.#keepalive.socket(target);
+    const now = this.clock();
+    observe(this.stats.connectDuration, (now - dialStart) / 1000);
+    return now;
+  }
+
+  #newRelay(conn: ClientConn, target: TargetSocket): Relay {
+    const clock = this.settings.idleTimeoutMs > 0 ? this.clock : null;
+    const relay = new Relay({ client: conn.socket, target, stats: this.stats, owner: conn, clock, counters: protocolStats(this.stats, conn.label ?? conn.protocol?.name) });
+    target.data.leg = relay;
+    conn.relay = relay;
+    return relay;
   }
 
   #connected(conn: ClientConn, target: TargetSocket, address: IpAddr, port: number): void {
-    const settings = this.settings;
-    if (!settings.noDelay) target.setNoDelay(false);
-    this.#keepalive.socket(target);
-    const now = this.clock();
-    observe(this.stats.connectDuration, (now - conn.dialStart) / 1000);
+    const now = this.#prepareTarget(target, conn.dialStart);
     conn.address = formatHostPort({ host: formatIp(address), port });
     const local = parseIp(target.localAddress);
-    const relay = new Relay({ client: conn.socket, target, stats: this.stats, owner: conn, clock: settings.idleTimeoutMs > 0 ? this.clock : null });
-    target.data.leg = relay;
-    conn.relay = relay;
+    const relay = this.#newRelay(conn, target);
     conn.stage = Stage.relaying;
     this.#setResult(conn, "ok");
     conn.protocol?.connected(conn, local ? unmapIp(local) : null, target.localPort);
@@ -255,9 +341,15 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     if (conn.paused) conn.socket.resume();
   }
 
+  /** Counts one outbound connection of `conn`: its result if it has none yet, else a further one. */
+  #count(conn: ClientConn, result: ConnectionResult): void {
+    if (conn.result === null) this.#setResult(conn, result);
+    else countConnection(this.stats, conn.label ?? conn.protocol?.name, result);
+  }
+
   #setResult(conn: ClientConn, result: ConnectionResult): void {
     if (conn.result !== null) return;
     conn.result = result;
-    this.stats.connectionsTotal[result]++;
+    countConnection(this.stats, conn.label ?? conn.protocol?.name, result);
   }
 }

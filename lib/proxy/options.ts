@@ -35,10 +35,20 @@ export interface KeepaliveOptions {
   readonly count?: number;
 }
 
+/** An address to listen on, and which protocols it speaks. */
+export interface ListenAddress extends HostPort {
+  /**
+   * The names of the protocols this listener speaks (`socks5`, `http`), a subset of
+   * {@link ProxyServerOptions.protocols}. Default: all of them. A SOCKS4 client is answered with
+   * SOCKS4's refusal wherever SOCKS5 is spoken.
+   */
+  readonly protocols?: readonly string[];
+}
+
 /** Options for `ProxyServer`; `update()` takes the same. */
 export interface ProxyServerOptions {
   /** Addresses to listen on: IP literals with a port (port 0 picks a free one, for tests). */
-  readonly listeners: readonly HostPort[];
+  readonly listeners: readonly ListenAddress[];
   /** Allow `0.0.0.0` / `::` listeners. Default false: a wildcard would expose the proxy to the WAN. */
   readonly allowWildcardBind?: boolean;
   /** Clients allowed to connect; everyone else is closed before a byte is read. Required. */
@@ -68,7 +78,8 @@ export interface ProxyServerOptions {
   readonly noDelay?: boolean;
   /**
    * The protocols the listeners speak, each claiming first bytes; a byte nobody claims goes to the
-   * first. Default: SOCKS5 alone. Fixed at construction (`update()` ignores it).
+   * first. Default: SOCKS5 (with the SOCKS4 refusal) and HTTP. Fixed at construction (`update()`
+   * ignores it); a listener may speak a subset (`ListenAddress.protocols`).
    */
   readonly protocols?: readonly ProtocolFactory[];
   /** Opens outbound connections. Default `Bun.connect`. */
@@ -99,6 +110,8 @@ export interface ListenSpec {
   readonly host: string;
   readonly port: number;
   readonly family: 4 | 6;
+  /** Protocol names, or null for every protocol of the server. */
+  readonly protocols: readonly string[] | null;
 }
 
 /** {@link ProxyServerOptions} checked, defaulted and unmapped: what the server runs with. */
@@ -175,7 +188,9 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     }
     const host = formatIp(ip);
     const key = formatHostPort({ host, port: l.port });
-    if (!listeners.some((x) => x.key === key)) listeners.push({ key, host, port: l.port, family: ip.family });
+    if (l.protocols !== undefined && l.protocols.length === 0) throw new ProxyConfigError(`listeners[${i}].protocols`, "must name at least one protocol");
+    const protocols = l.protocols ? [...new Set(l.protocols)].sort() : null;
+    if (!listeners.some((x) => x.key === key)) listeners.push({ key, host, port: l.port, family: ip.family, protocols });
   });
   const keepalive = keepaliveSchedule(o.keepalive ?? {});
   return {

@@ -12,9 +12,9 @@ import type { Socket } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
 import type { CredentialChecker } from "./auth.ts";
-import type { DialRace } from "./dial.ts";
+import type { DialRace, TargetSocket } from "./dial.ts";
 import type { FailureKind } from "./errors.ts";
-import type { Relay, RelayOwner } from "./relay.ts";
+import type { RelayOwner } from "./relay.ts";
 import type { ConnectionResult, ProxyStats } from "./stats.ts";
 
 /** Where a client wants to go: an IP literal or a DNS name (not yet validated), as SOCKS5 and HTTP give it. */
@@ -65,8 +65,51 @@ export interface ProtocolHandler {
    * the outbound socket's own address, unmapped (null if the OS did not report one).
    */
   connected(conn: ClientConn, local: IpAddr | null, localPort: number): void;
-  /** Connecting failed (policy, DNS, dial): write this protocol's reply for `kind`, if it has one. */
-  failed(conn: ClientConn, kind: FailureKind): void;
+  /**
+   * Connecting failed (policy, DNS, dial): write this protocol's reply for `kind`, if it has one.
+   * `reason` is the core's text for the log (`destination denied: private (10.0.0.5)`), for a
+   * protocol whose reply can carry one.
+   */
+  failed(conn: ClientConn, kind: FailureKind, reason: string): void;
+}
+
+/**
+ * Whoever owns a connection's client socket after the handshake: the relay (relay.ts) for a
+ * tunnel, or a protocol's own forwarder (HTTP forward proxying) adopted with
+ * {@link ProtocolCore.adopt}. The listener hands it every client event; it reports the end with
+ * `conn.relayClosed(leg, error)` once both its sockets are closed.
+ */
+export interface ClientLeg {
+  /** Bytes read from the client and passed on, for the log line. */
+  readonly bytesClientToTarget: number;
+  /** Bytes passed back to the client, for the log line. */
+  readonly bytesTargetToClient: number;
+  /** Set when the idle timeout applies: then `lastActivity` is kept up to date. */
+  readonly clock: (() => number) | null;
+  readonly lastActivity: number;
+  fromClient(data: Uint8Array): void;
+  clientDrained(): void;
+  clientEnded(): void;
+  clientClosed(error: Error | undefined): void;
+  /** Resets every socket now (idle timeout, shutdown deadline). */
+  abort(): void;
+}
+
+/** What {@link ProtocolCore.dial} reports, exactly once (never after `cancel()`). */
+export interface DialCallbacks {
+  /**
+   * Connected to `address`: the socket is the caller's, with keepalive and TCP_NODELAY set; it must
+   * set `socket.data.leg` to receive its events.
+   */
+  onConnected(socket: TargetSocket, address: IpAddr): void;
+  /** Refused by the policy, unresolvable, or the dial failed. `reason` is for the log. */
+  onFailed(kind: FailureKind, reason: string): void;
+}
+
+/** A dial in progress. */
+export interface DialHandle {
+  /** Abandons the dial; no callback follows. */
+  cancel(): void;
 }
 
 /**
@@ -85,6 +128,23 @@ export interface ProtocolCore {
    * empty): it reaches the target first. Ends the handshake deadline.
    */
   connect(conn: ClientConn, host: Target, port: number, early: Uint8Array): void;
+  /**
+   * Opens one outbound connection for `conn` under the same policy, resolution and dial as
+   * {@link connect}, and hands the socket to the caller instead of relaying: for a protocol that
+   * makes several outbound connections in one client connection (HTTP forward proxying). Each
+   * dial's outcome is counted like a connection's. The connection must have been adopted.
+   */
+  dial(conn: ClientConn, host: Target, port: number, callbacks: DialCallbacks): DialHandle;
+  /**
+   * Ends the handshake of `conn` and gives its client socket to `leg`: from now on the listener
+   * passes every client event to it (see {@link ClientLeg}).
+   */
+  adopt(conn: ClientConn, leg: ClientLeg): void;
+  /**
+   * Switches an adopted connection to the plain relay with `target` (after an HTTP upgrade).
+   * `toTarget` and `toClient` are bytes already read but not yet passed on; they go first.
+   */
+  relay(conn: ClientConn, target: TargetSocket, options: { toTarget: Uint8Array; toClient: Uint8Array }): void;
   /**
    * Ends a connection before the relay, without a reply (a handler writes its own first). The
    * metrics result follows from `kind`; the first reason given is logged.
@@ -136,6 +196,11 @@ export class ClientConn implements RelayOwner {
   stage: StageValue = Stage.handshake;
   /** The protocol speaking on this connection; null until its first byte. */
   protocol: ProtocolHandler | null = null;
+  /**
+   * The `protocol` label of this connection's counters: the protocol's name unless it sets one
+   * of its own (HTTP: `http_connect` or `http`).
+   */
+  label: string | undefined;
   /** The protocol's own sub-stage (SOCKS5: greeting, auth, request). */
   step = 0;
   /** Handshake bytes the protocol has not parsed yet. */
@@ -147,7 +212,7 @@ export class ClientConn implements RelayOwner {
   clientEof = false;
   /** Reading is paused because `early` is full. */
   paused = false;
-  relay: Relay | null = null;
+  relay: ClientLeg | null = null;
   race: DialRace | null = null;
   result: ConnectionResult | null = null;
   reason: string | undefined;
@@ -168,7 +233,7 @@ export class ClientConn implements RelayOwner {
   }
 
   /** @internal The relay is over: both sockets have closed. */
-  relayClosed(_relay: Relay, error: Error | undefined): void {
+  relayClosed(_relay: ClientLeg, error: Error | undefined): void {
     this.owner.finish(this, error);
   }
 }

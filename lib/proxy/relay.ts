@@ -53,6 +53,14 @@ export interface RelayOptions {
   readonly owner: RelayOwner;
   /** For idle timeouts; null (the default) skips the bookkeeping. */
   readonly clock?: (() => number) | null;
+  /** A second set of byte counters to add to (the connection's protocol's). Default none. */
+  readonly counters?: ByteCounters | null;
+}
+
+/** Bytes relayed each way. */
+export interface ByteCounters {
+  bytesClientToTarget: number;
+  bytesTargetToClient: number;
 }
 
 /** One client-target pair. Its methods are called from the socket handlers of both sides. */
@@ -81,8 +89,10 @@ export class Relay implements TargetLeg {
   readonly owner: RelayOwner;
   /** For idle timeouts; null skips the bookkeeping. */
   readonly clock: (() => number) | null;
+  readonly #counters: ByteCounters | null;
 
   constructor(options: RelayOptions) {
+    this.#counters = options.counters ?? null;
     this.client = options.client;
     this.target = options.target;
     this.stats = options.stats;
@@ -101,6 +111,7 @@ export class Relay implements TargetLeg {
     if (this.clock) this.lastActivity = this.clock();
     this.bytesClientToTarget += d.length;
     this.stats.bytesClientToTarget += d.length;
+    if (this.#counters) this.#counters.bytesClientToTarget += d.length;
     if (this.#targetGone || this.#targetShut) return; // nowhere to go; the client is being closed
     if (this.#toTarget) {
       this.#toTarget = concat(this.#toTarget, d);
@@ -117,6 +128,7 @@ export class Relay implements TargetLeg {
     if (this.clock) this.lastActivity = this.clock();
     this.bytesTargetToClient += d.length;
     this.stats.bytesTargetToClient += d.length;
+    if (this.#counters) this.#counters.bytesTargetToClient += d.length;
     if (this.#clientGone || this.#clientShut) return;
     if (this.#toClient) {
       this.#toClient = concat(this.#toClient, d);

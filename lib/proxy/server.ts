@@ -7,7 +7,8 @@
  *
  *   accept ─ client outside allowClients? ──────────────────────────── denied_client (no byte read)
  *     │      more than maxConnections open? ─────────────────────────── (counted as over limit)
- *   first byte → protocol handler (socks5-session.ts) ─ handshakeTimeoutMs ─ protocol_error
+ *   first byte → protocol handler (socks5-session.ts, http-session.ts, socks4-refusal.ts)
+ *                                                ─ handshakeTimeoutMs ─ protocol_error
  *   core (core.ts): policy, resolve, dial, relay, the log line
  *
  * Does not create routes, marks or firewall rules (lib/host does, and the daemon glues them
@@ -21,9 +22,11 @@ import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
 import { Keepalive } from "./keepalive.ts";
 import { normalizeOptions, type ListenSpec, type ProxyServerOptions, type Settings } from "./options.ts";
 import { clientAllowed } from "./policy.ts";
-import { ClientConn, Stage, type ClientSocket, type ProtocolHandler } from "./protocol.ts";
+import { ClientConn, Stage, type ClientSocket, type ProtocolFactory, type ProtocolHandler } from "./protocol.ts";
+import { httpProtocol } from "./http-session.ts";
+import { socks4Refusal } from "./socks4-refusal.ts";
 import { socks5Protocol } from "./socks5-session.ts";
-import { createStats, type ProxyStats } from "./stats.ts";
+import { countConnection, createStats, type ProxyStats } from "./stats.ts";
 
 export type { KeepaliveOptions, ProxyServerOptions } from "./options.ts";
 
@@ -38,8 +41,11 @@ export interface StopOptions {
 
 type Listener = TCPSocketListener<ClientConn | undefined>;
 
+/** What every listener speaks unless told otherwise: SOCKS5 (first, so it names unknown bytes), SOCKS4's refusal, HTTP. */
+export const DEFAULT_PROTOCOLS: readonly ProtocolFactory[] = [socks5Protocol, socks4Refusal, httpProtocol];
+
 /**
- * A SOCKS5 proxy (CONNECT only) with client and destination policy. Construct, `start()`,
+ * A SOCKS5 (CONNECT) and HTTP (CONNECT and forward) proxy with client and destination policy. Construct, `start()`,
  * `update()` on reload, `stop()` on shutdown; read `stats` for metrics.
  */
 export class ProxyServer {
@@ -51,11 +57,9 @@ export class ProxyServer {
   readonly #clock: () => number;
   readonly #core: ProxyCore;
   readonly #keepalive: Keepalive;
-  /**
-   * The protocols, by the first byte they claim; bytes nobody claims go to the first protocol,
-   * whose parser names the error.
-   */
-  readonly #protocolByByte: readonly ProtocolHandler[];
+  readonly #protocols: readonly ProtocolHandler[];
+  /** Socket handlers by protocol set (`ListenSpec.protocols` joined, `*` for all). */
+  readonly #handlersBySet = new Map<string, SocketHandler<ClientConn | undefined>>();
   #listeners = new Map<string, Listener>();
   #conns = new Set<ClientConn>();
   #handshaking = new Set<ClientConn>();
@@ -68,7 +72,6 @@ export class ProxyServer {
    * listener could not be set up that way: each client socket is then set on its own.
    */
   #listenersKeepalive = false;
-  readonly #handlers: SocketHandler<ClientConn | undefined>;
 
   /** Validates `options`; throws {@link ProxyConfigError}. Binds nothing until {@link start}. */
   constructor(options: ProxyServerOptions) {
@@ -86,36 +89,10 @@ export class ProxyServer {
     };
     const core = new ProxyCore({ settings: this.#settings, stats: this.stats, log: this.#log, clock: this.#clock, keepalive: this.#keepalive, tracker });
     this.#core = core;
-    const protocols = (options.protocols ?? [socks5Protocol]).map((make) => make(core));
+    const protocols = (options.protocols ?? DEFAULT_PROTOCOLS).map((make) => make(core));
     if (protocols.length === 0) throw new ProxyConfigError("protocols", "at least one protocol is required");
-    this.#protocolByByte = Array.from({ length: 256 }, (_, b) => protocols.find((p) => p.claims(b)) ?? protocols[0]!);
-    const byByte = this.#protocolByByte;
-    this.#handlers = {
-      open: (s) => this.#accept(s),
-      data: (s, d) => {
-        const conn = s.data!;
-        if (conn.relay) conn.relay.fromClient(d);
-        else if (conn.stage === Stage.handshake) (conn.protocol ??= byByte[d[0]! & 0xff]!).data(conn, d);
-        else if (conn.stage === Stage.connecting) core.early(conn, d);
-      },
-      drain: (s) => s.data?.relay?.clientDrained(),
-      end: (s) => {
-        const conn = s.data;
-        if (!conn) return;
-        if (conn.relay) conn.relay.clientEnded();
-        else core.clientEof(conn);
-      },
-      close: (s, err) => {
-        const conn = s.data;
-        if (!conn) return;
-        if (conn.relay) conn.relay.clientClosed(err);
-        else core.clientGone(conn, err);
-      },
-      error: (s, err) => {
-        this.#log.error("proxy: socket handler failed", { err });
-        s.terminate();
-      },
-    };
+    this.#protocols = protocols;
+    this.#checkListenerProtocols(this.#settings.listeners);
   }
 
   /** The addresses listened on now, `host:port`. */
@@ -146,6 +123,7 @@ export class ProxyServer {
    */
   update(options: ProxyServerOptions): void {
     const next = normalizeOptions({ ...options, dial: options.dial ?? this.#settings.dial });
+    this.#checkListenerProtocols(next.listeners);
     if (options.log) {
       this.#log = options.log;
       this.#core.log = options.log;
@@ -155,7 +133,12 @@ export class ProxyServer {
       const added = next.listeners.filter((l) => !this.#listeners.has(l.key));
       this.#bindAll(added);
       for (const [key, listener] of this.#listeners) {
-        if (next.listeners.some((l) => l.key === key)) continue;
+        const kept = next.listeners.find((l) => l.key === key);
+        if (kept) {
+          // Same address, maybe other protocols: new connections get the new table at once.
+          listener.reload({ socket: this.#handlersFor(kept.protocols) });
+          continue;
+        }
         listener.stop(false);
         this.#listeners.delete(key);
         this.#log.info("proxy stopped listening", { listen: key });
@@ -203,6 +186,56 @@ export class ProxyServer {
     if (wasRunning) this.#log.info("proxy stopped", { reset: left });
   }
 
+  #checkListenerProtocols(specs: readonly ListenSpec[]): void {
+    const known = this.#protocols.map((p) => p.name);
+    specs.forEach((l) => {
+      const unknown = (l.protocols ?? []).filter((n) => !known.includes(n) || n === "socks4");
+      if (unknown.length > 0) throw new ProxyConfigError(`listeners (${l.key}).protocols`, `"${unknown[0]}" is not a protocol; use ${known.filter((n) => n !== "socks4").map((n) => `"${n}"`).join(" or ")}`);
+    });
+  }
+
+  /**
+   * The socket handlers of a listener speaking `names` (null: all): the protocols by the first
+   * byte they claim; bytes nobody claims go to the first protocol, whose parser names the error.
+   */
+  #handlersFor(names: readonly string[] | null): SocketHandler<ClientConn | undefined> {
+    const key = names?.join(",") ?? "*";
+    const cached = this.#handlersBySet.get(key);
+    if (cached) return cached;
+    // The SOCKS4 refusal answers wherever SOCKS5 is spoken: it is SOCKS5's way of saying no.
+    const chosen = names === null ? this.#protocols : this.#protocols.filter((p) => names.includes(p.name) || (p.name === "socks4" && names.includes("socks5")));
+    const byByte = Array.from({ length: 256 }, (_, b) => chosen.find((p) => p.claims(b)) ?? chosen[0]!);
+    const core = this.#core;
+    const handlers: SocketHandler<ClientConn | undefined> = {
+      open: (s) => this.#accept(s),
+      data: (s, d) => {
+        const conn = s.data!;
+        if (conn.relay) conn.relay.fromClient(d);
+        else if (conn.stage === Stage.handshake) (conn.protocol ??= byByte[d[0]! & 0xff]!).data(conn, d);
+        else if (conn.stage === Stage.connecting) core.early(conn, d);
+      },
+      drain: (s) => s.data?.relay?.clientDrained(),
+      end: (s) => {
+        const conn = s.data;
+        if (!conn) return;
+        if (conn.relay) conn.relay.clientEnded();
+        else core.clientEof(conn);
+      },
+      close: (s, err) => {
+        const conn = s.data;
+        if (!conn) return;
+        if (conn.relay) conn.relay.clientClosed(err);
+        else core.clientGone(conn, err);
+      },
+      error: (s, err) => {
+        this.#log.error("proxy: socket handler failed", { err });
+        s.terminate();
+      },
+    };
+    this.#handlersBySet.set(key, handlers);
+    return handlers;
+  }
+
   #bindAll(specs: readonly ListenSpec[]): void {
     const bound: [string, Listener][] = [];
     try {
@@ -215,7 +248,7 @@ export class ProxyServer {
             exclusive: true, // never share the port (SO_REUSEPORT) with another process
             ipv6Only: l.family === 6, // "[::]:1080" and "0.0.0.0:1080" can then coexist
             allowHalfOpen: true,
-            socket: this.#handlers,
+            socket: this.#handlersFor(l.protocols),
           };
           const listener = Bun.listen<ClientConn | undefined>(options);
           bound.push([l.key, listener]);
@@ -280,7 +313,7 @@ export class ProxyServer {
       return;
     }
     if (!ip || !clientAllowed(ip, settings.allowClients)) {
-      this.stats.connectionsTotal.denied_client++;
+      countConnection(this.stats, undefined, "denied_client");
       this.#log.info("proxy connection closed", { client, result: "denied_client" });
       socket.end();
       return;

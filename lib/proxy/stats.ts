@@ -20,6 +20,40 @@ export const CONNECTION_RESULTS = [
 /** One of {@link CONNECTION_RESULTS}. */
 export type ConnectionResult = (typeof CONNECTION_RESULTS)[number];
 
+/**
+ * The `protocol` label of connections and bytes: SOCKS5, HTTP CONNECT, HTTP forward proxying, and
+ * `other` for connections that never got as far as a protocol (a client refused at accept, one
+ * that closed before its first byte, a SOCKS4 client).
+ */
+export const PROXY_PROTOCOLS = ["socks5", "http_connect", "http", "other"] as const;
+
+/** One of {@link PROXY_PROTOCOLS}. */
+export type ProxyProtocol = (typeof PROXY_PROTOCOLS)[number];
+
+/** The counters of one protocol; they add up to the totals of {@link ProxyStats}. */
+export interface ProtocolStats {
+  readonly connectionsTotal: Record<ConnectionResult, number>;
+  bytesClientToTarget: number;
+  bytesTargetToClient: number;
+}
+
+/** The counters of `label`'s protocol; a label outside {@link PROXY_PROTOCOLS} counts as `other`. */
+export function protocolStats(stats: ProxyStats, label: string | undefined): ProtocolStats {
+  return stats.byProtocol[(PROXY_PROTOCOLS as readonly string[]).includes(label ?? "") ? (label as ProxyProtocol) : "other"];
+}
+
+/** Counts one connection that ended with `result`, in the totals and under its protocol. */
+export function countConnection(stats: ProxyStats, label: string | undefined, result: ConnectionResult): void {
+  stats.connectionsTotal[result]++;
+  protocolStats(stats, label).connectionsTotal[result]++;
+}
+
+function zeroResults(): Record<ConnectionResult, number> {
+  const out = {} as Record<ConnectionResult, number>;
+  for (const r of CONNECTION_RESULTS) out[r] = 0;
+  return out;
+}
+
 /** Upper bounds, in seconds, of the connect-duration histogram buckets (Prometheus defaults). */
 export const CONNECT_DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -82,15 +116,17 @@ export interface ProxyStats {
   pendingAbandonedDials: number;
   /** The addresses being listened on now, `host:port` (IPv6 in brackets). */
   listeners: string[];
+  /** Connections and bytes split by protocol; each adds up to the totals above. */
+  readonly byProtocol: Readonly<Record<ProxyProtocol, ProtocolStats>>;
 }
 
 /** Creates zeroed stats. */
 export function createStats(): ProxyStats {
-  const connectionsTotal = {} as Record<ConnectionResult, number>;
-  for (const r of CONNECTION_RESULTS) connectionsTotal[r] = 0;
+  const byProtocol = {} as Record<ProxyProtocol, ProtocolStats>;
+  for (const p of PROXY_PROTOCOLS) byProtocol[p] = { connectionsTotal: zeroResults(), bytesClientToTarget: 0, bytesTargetToClient: 0 };
   return {
     connectionsActive: 0,
-    connectionsTotal,
+    connectionsTotal: zeroResults(),
     connectionsOverLimit: 0,
     authFailures: 0,
     handshakeTimeouts: 0,
@@ -99,5 +135,6 @@ export function createStats(): ProxyStats {
     connectDuration: createHistogram(),
     pendingAbandonedDials: 0,
     listeners: [],
+    byProtocol,
   };
 }

@@ -4,10 +4,14 @@
  * result in the proxy cannot silently vanish from `egressd_proxy_connections_total`.
  */
 import { expect, test } from "bun:test";
-import { PROXY_RESULTS } from "../../lib/metrics/sources.ts";
-import { CONNECTION_RESULTS } from "../../lib/proxy/stats.ts";
+import { PROXY_PROTOCOLS as METRIC_PROTOCOLS, PROXY_RESULTS } from "../../lib/metrics/sources.ts";
+import { CONNECTION_RESULTS, PROXY_PROTOCOLS } from "../../lib/proxy/stats.ts";
 
 test("the proxy's connection results are exactly the metrics' result labels, in the same order", () => {
   expect([...CONNECTION_RESULTS]).toEqual([...PROXY_RESULTS]);
   expect(CONNECTION_RESULTS.length).toBeGreaterThan(0);
+});
+
+test("the proxy's protocol labels are exactly the metrics' protocol labels, in the same order", () => {
+  expect([...PROXY_PROTOCOLS]).toEqual([...METRIC_PROTOCOLS]);
 });

@@ -19,10 +19,10 @@ describe("proxy", () => {
 
   test("golden", () => {
     expect(text).toBe(
-      "# HELP egressd_proxy_connections_active SOCKS5 connections open now.\n" +
+      "# HELP egressd_proxy_connections_active Proxy connections (SOCKS5 and HTTP) open now.\n" +
         "# TYPE egressd_proxy_connections_active gauge\n" +
         "egressd_proxy_connections_active 3\n" +
-        "# HELP egressd_proxy_connections_total SOCKS5 connections finished, by result.\n" +
+        "# HELP egressd_proxy_connections_total Proxy connections finished, by protocol and result; each HTTP request forwarded on a kept-alive connection counts once.\n" +
         "# TYPE egressd_proxy_connections_total counter\n" +
         'egressd_proxy_connections_total{result="ok"} 10\n' +
         'egressd_proxy_connections_total{result="refused"} 0\n' +
@@ -36,7 +36,7 @@ describe("proxy", () => {
         "# TYPE egressd_proxy_relayed_bytes_total counter\n" +
         'egressd_proxy_relayed_bytes_total{direction="upstream"} 100\n' +
         'egressd_proxy_relayed_bytes_total{direction="downstream"} 0\n' +
-        "# HELP egressd_proxy_connect_duration_seconds Time from a CONNECT request to its outbound connection being established.\n" +
+        "# HELP egressd_proxy_connect_duration_seconds Time from a CONNECT request (or a forwarded HTTP request) to its outbound connection being established.\n" +
         "# TYPE egressd_proxy_connect_duration_seconds histogram\n" +
         'egressd_proxy_connect_duration_seconds_bucket{le="0.01"} 1\n' +
         'egressd_proxy_connect_duration_seconds_bucket{le="0.1"} 6\n' +
@@ -49,6 +49,27 @@ describe("proxy", () => {
 
   test("no label carries an address", () => {
     expect(text).not.toMatch(/\d+\.\d+\.\d+\.\d+/);
+  });
+
+  test("with a split by protocol, connections and bytes carry a bounded protocol label", () => {
+    const split = renderFamilies(
+      proxyFamilies({
+        connectionsActive: 1,
+        connectionsTotal: { ok: 3 },
+        relayedBytes: { upstream: 30 },
+        connectDuration: { bounds: [1], counts: [0, 0], sum: 0 },
+        byProtocol: { socks5: { connectionsTotal: { ok: 1 }, relayedBytes: { upstream: 10 } }, http_connect: { connectionsTotal: { ok: 2 }, relayedBytes: { upstream: 20, downstream: 5 } } },
+      }),
+    );
+    expect(split).toContain('egressd_proxy_connections_total{protocol="socks5",result="ok"} 1\n');
+    expect(split).toContain('egressd_proxy_connections_total{protocol="http_connect",result="ok"} 2\n');
+    expect(split).toContain('egressd_proxy_connections_total{protocol="http",result="ok"} 0\n');
+    expect(split).toContain('egressd_proxy_connections_total{protocol="other",result="denied_client"} 0\n');
+    expect(split).toContain('egressd_proxy_relayed_bytes_total{protocol="http_connect",direction="downstream"} 5\n');
+    expect(split).not.toMatch(/egressd_proxy_connections_total\{result=/);
+    // 4 protocols x 8 results, 4 x 2 directions.
+    expect(split.match(/^egressd_proxy_connections_total\{/gm)?.length).toBe(32);
+    expect(split.match(/^egressd_proxy_relayed_bytes_total\{/gm)?.length).toBe(8);
   });
 });
 

@@ -124,8 +124,7 @@ describe("replies to requests the proxy will not serve", () => {
   });
 
   test.each([
-    ["SOCKS4", [4, 1, 0, 80, 127, 0, 0, 1, 0]],
-    ["HTTP", Array.from("GET / HTTP/1.1\r\n\r\n", (c) => c.charCodeAt(0))],
+    ["lower-case text", Array.from("get / HTTP/1.1\r\n\r\n", (c) => c.charCodeAt(0))],
     ["zero methods", [5, 0]],
   ])("a bad greeting (%s) is closed without a reply", async (_name, bytes) => {
     const { server, port } = start();
@@ -133,6 +132,26 @@ describe("replies to requests the proxy will not serve", () => {
     conn.write(Uint8Array.from(bytes));
     expect((await conn.readToEnd()).length).toBe(0);
     await until(() => server.stats.connectionsTotal.protocol_error === 1);
+  });
+
+  test("a SOCKS4 client gets SOCKS4's refusal (VN 0, CD 91), then the close", async () => {
+    const { server, port } = start();
+    const conn = await RawConn.connect(port);
+    conn.write(Uint8Array.of(4, 1, 0, 80, 127, 0, 0, 1, 0));
+    expect([...(await conn.readToEnd())]).toEqual([0, 91, 0, 0, 0, 0, 0, 0]);
+    await until(() => server.stats.connectionsTotal.protocol_error === 1);
+    expect(server.stats.byProtocol.other.connectionsTotal.protocol_error).toBe(1);
+  });
+
+  test("an HTTP request for the proxy itself (origin form) gets a 400 that says what to send", async () => {
+    const { server, port } = start();
+    const conn = await RawConn.connect(port);
+    conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const text = new TextDecoder().decode(await conn.readToEnd());
+    expect(text).toStartWith("HTTP/1.1 400 Bad Request\r\n");
+    expect(text).toContain("this is a proxy: send CONNECT host:port, or an absolute URI");
+    await until(() => server.stats.connectionsTotal.protocol_error === 1);
+    expect(server.stats.byProtocol.http.connectionsTotal.protocol_error).toBe(1);
   });
 
   test("a client that offers only username/password to an open proxy gets 0xFF", async () => {
