@@ -127,6 +127,14 @@ export class HttpForwarder implements ClientLeg {
   clientClosed(error: Error | undefined): void {
     if (this.#clientGone) return;
     this.#clientGone = true;
+    const conn = this.#conn;
+    if (conn.result === null) {
+      // Gone before any request got as far as an upstream: counted once, as SOCKS5 counts it.
+      const dialing = this.#x?.up.dial != null;
+      conn.reason ??= dialing ? "client closed while connecting" : error ? `client error: ${error.message}` : "client closed before a complete request";
+      conn.result = dialing ? "timeout" : "protocol_error";
+      countConnection(this.#core.stats, conn.label, conn.result);
+    }
     this.#dropUpstream();
     this.#conn.relayClosed(this, error);
   }
