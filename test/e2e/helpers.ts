@@ -78,6 +78,8 @@ export interface GatewayOptions {
   patch?: (c: Record<string, any>) => void;
   /** Start dnsmasq on the internet host first. Default true. */
   dns?: boolean;
+  /** More names dnsmasq answers, each with its address. Default none. */
+  dnsNames?: Record<string, string>;
 }
 
 /** What {@link startGateway} returns: the bed, and what it started. */
@@ -110,7 +112,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<Bed> {
     await lab.startEchoServer(WHOAMI_PORT);
     await startTcpEcho(lab);
     const dnsLog: string[] = [];
-    if (opts.dns ?? true) await startDnsmasq(lab, dnsLog);
+    if (opts.dns ?? true) await startDnsmasq(lab, dnsLog, opts.dnsNames ?? {});
     const config = baseConfig(lab, dir);
     opts.patch?.(config);
     const gw = gateway(lab, dir, config);
@@ -183,10 +185,11 @@ async function startTcpEcho(lab: Lab): Promise<ChildHandle> {
 }
 
 /** dnsmasq on the internet host: what.example -> 203.0.113.10, every query logged with its source. */
-async function startDnsmasq(lab: Lab, lines: string[]): Promise<ChildHandle> {
+async function startDnsmasq(lab: Lab, lines: string[], names: Record<string, string>): Promise<ChildHandle> {
   const child = lab.spawn(lab.ns.inet, [
     "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--pid-file", "--user=root",
     "--no-resolv", "--no-hosts", `--address=/${DNS_NAME}/${lab.addr.host4}`,
+    ...Object.entries(names).map(([name, ip]) => `--address=/${name}/${ip}`),
     `--listen-address=${lab.addr.host4}`, "--bind-interfaces", "--log-queries", "--log-facility=-",
   ], { onLine: (l) => lines.push(l) });
   await waitUntil(async () => {

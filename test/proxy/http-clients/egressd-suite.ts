@@ -21,8 +21,12 @@ import { HELLO_BODY } from "./target-server.ts";
 export interface SuiteEnv {
   /** `http://ip:port` of an egressd listener without auth. */
   readonly openProxy: string;
-  /** `http://ip:port` of an egressd listener with `user`/`password` auth. */
+  /**
+   * `http://ip:port` of an egressd listener with `user`/`password` auth. The auth tests run last,
+   * after `enableAuth()` when given (the lab turns proxy.auth on by a reload, as auth is global).
+   */
   readonly authProxy: string;
+  readonly enableAuth?: () => Promise<void>;
   readonly user: string;
   readonly password: string;
   readonly caFile: string;
@@ -88,18 +92,6 @@ export function egressdClientSuite(env: () => SuiteEnv): void {
   }
 
   for (const client of CLIENT_NAMES) {
-    test(`${client} authenticates with Basic credentials (http and https), and sees 407 without them`, async () => {
-      const e = env();
-      for (const [scheme, port] of [["http", e.httpPort], ["https", e.httpsPort]] as const) {
-        const good = await fetchVia(client, `${scheme}://${e.name}:${port}/hello`, setup(e, e.authProxy, true));
-        expect({ exit: good.exitCode, status: good.status, body: good.body }, good.stderr).toEqual({ exit: 0, status: 200, body: HELLO_BODY });
-      }
-      const none = await fetchVia(client, `http://${e.name}:${e.httpPort}/hello`, setup(e, e.authProxy));
-      expectRefusal(client, "http", none, 407);
-    });
-  }
-
-  for (const client of CLIENT_NAMES) {
     for (const scheme of ["http", "https"] as const) {
       test(`${client} sees 403 for a private destination and 502 for a refused port (${scheme})`, async () => {
         const e = env();
@@ -121,6 +113,42 @@ export function egressdClientSuite(env: () => SuiteEnv): void {
     });
   }
 
+  test("git clones over https with http.proxy", async () => {
+    const e = env();
+    const dest = join(e.dir, `clone-${Date.now()}`);
+    const r = await gitCloneVia(`https://${e.name}:${e.httpsPort}${e.git.urlPath}`, dest, setup(e));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(readFileSync(join(dest, e.git.file), "utf8")).toBe(e.git.content);
+  });
+
+  test("apt-get update and download with Acquire::http::Proxy", async () => {
+    const e = env();
+    const line = e.apt.sourcesLine(`http://${e.name}:${e.httpPort}`);
+    const r = await aptVia(line, e.apt.packageName, join(e.dir, `apt-${Date.now()}`), setup(e));
+    expect({ exit: r.exitCode, downloaded: r.downloaded !== null }, r.body + r.stderr).toEqual({ exit: 0, downloaded: true });
+  });
+
+  test("with proxy.auth on, a request without credentials gets 407 and one with them passes", async () => {
+    const e = env();
+    await e.enableAuth?.();
+    const none = await fetchVia("curl-x", `http://${e.name}:${e.httpPort}/hello`, setup(e, e.authProxy));
+    expect(none.status, none.stderr).toBe(407);
+    const good = await fetchVia("curl-x", `http://${e.name}:${e.httpPort}/ip`, setup(e, e.authProxy, true));
+    expect(good.body.trim(), good.stderr).toBe(e.clientAddress);
+  });
+
+  for (const client of CLIENT_NAMES) {
+    test(`${client} authenticates with Basic credentials (http and https), and sees 407 without them`, async () => {
+      const e = env();
+      for (const [scheme, port] of [["http", e.httpPort], ["https", e.httpsPort]] as const) {
+        const good = await fetchVia(client, `${scheme}://${e.name}:${port}/hello`, setup(e, e.authProxy, true));
+        expect({ exit: good.exitCode, status: good.status, body: good.body }, good.stderr).toEqual({ exit: 0, status: 200, body: HELLO_BODY });
+      }
+      const none = await fetchVia(client, `http://${e.name}:${e.httpPort}/hello`, setup(e, e.authProxy));
+      expectRefusal(client, "http", none, 407);
+    });
+  }
+
   test("curl --proxy-user, and HTTPS_PROXY for curl, reach an https target", async () => {
     const e = env();
     const a = await fetchVia("curl-x", `https://${e.name}:${e.httpsPort}/hello`, setup(e, e.authProxy, true));
@@ -128,24 +156,21 @@ export function egressdClientSuite(env: () => SuiteEnv): void {
     expect([a.body, b.body], a.stderr + b.stderr).toEqual([HELLO_BODY, HELLO_BODY]);
   });
 
-  test("git clones over https with http.proxy, and sees 407 without credentials", async () => {
+  test("git clones with credentials in http.proxy, and sees 407 without them", async () => {
     const e = env();
     const url = `https://${e.name}:${e.httpsPort}${e.git.urlPath}`;
-    const dest = join(e.dir, `clone-${Date.now()}`);
-    const r = await gitCloneVia(url, dest, setup(e));
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect(readFileSync(join(dest, e.git.file), "utf8")).toBe(e.git.content);
-    const authed = await gitCloneVia(url, `${dest}-auth`, setup(e, e.authProxy, true));
+    const dest = join(e.dir, `clone-auth-${Date.now()}`);
+    const authed = await gitCloneVia(url, dest, setup(e, e.authProxy, true));
     expect(authed.exitCode, authed.stderr).toBe(0);
     const none = await gitCloneVia(url, `${dest}-407`, setup(e, e.authProxy));
     expect(none.status, none.stderr).toBe(407);
   });
 
-  test("apt-get update and download with Acquire::http::Proxy, and the 407 without credentials", async () => {
+  test("apt-get with credentials in Acquire::http::Proxy, and the 407 without them", async () => {
     const e = env();
     const line = e.apt.sourcesLine(`http://${e.name}:${e.httpPort}`);
-    const r = await aptVia(line, e.apt.packageName, join(e.dir, `apt-${Date.now()}`), setup(e));
-    expect({ exit: r.exitCode, downloaded: r.downloaded !== null }, r.body + r.stderr).toEqual({ exit: 0, downloaded: true });
+    const good = await aptVia(line, e.apt.packageName, join(e.dir, `apt-auth-${Date.now()}`), setup(e, e.authProxy, true));
+    expect({ exit: good.exitCode, downloaded: good.downloaded !== null }, good.body + good.stderr).toEqual({ exit: 0, downloaded: true });
     const none = await aptVia(line, e.apt.packageName, join(e.dir, `apt-407-${Date.now()}`), setup(e, e.authProxy));
     expect(none.downloaded).toBeNull();
     expect(none.status, none.body + none.stderr).toBe(407);
