@@ -21,7 +21,7 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   reload: { run: reloadCommand, summary: "make the running daemon re-read its config; says why if it refuses" },
   check: { run: checkCommand, summary: "health check with nagios exit codes (0 ok, 1 warning, 2 critical)" },
   test: { run: selftestCommand, summary: "ask a what-is-my-IP URL through the proxy and directly; pass if it sees the exit" },
-  proxy: { run: proxyCommand, summary: "run only the SOCKS5 proxy, with direct egress (no tunnel)" },
+  proxy: { run: proxyCommand, summary: "run only the proxy (SOCKS5 and HTTP), with direct egress (no tunnel)" },
   "check-config": { run: checkConfigCommand, summary: "validate a config and print it with defaults" },
   "exit-config": { run: exitConfigCommand, summary: "render the exit's side (wg-quick, nft, cloud-init, NixOS) from the config" },
   genkey: { run: genkeyCommand, summary: "print a new WireGuard private key" },
@@ -37,7 +37,7 @@ export function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
   return `Usage: egressd <command> [flags]
 
-egressd sends the traffic of a SOCKS5 proxy, and nothing else, out through a WireGuard tunnel
+egressd sends the traffic of a SOCKS5 and HTTP proxy, and nothing else, out through a WireGuard tunnel
 to an exit host, fails closed when the tunnel is down, and exports Prometheus metrics.
 
 Commands:

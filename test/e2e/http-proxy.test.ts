@@ -74,7 +74,7 @@ beforeAll(async () => {
     httpPort: HTTP_PORT,
     httpsPort: HTTPS_PORT,
     privateName: "private.example.test",
-    refused: "refused.example.test:9",
+    refused: "refused.example.test:8099", // nothing listens there (not 9: fetch refuses "bad ports")
     clientAddress: lab.addr.exitWan4,
     git,
     apt,

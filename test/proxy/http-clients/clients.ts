@@ -74,7 +74,10 @@ function proxyEnv(p: ProxySetup): Record<string, string> {
 }
 
 async function run(argv: string[], env: Record<string, string>, timeoutMs: number, cwd?: string, prefix: readonly string[] = []) {
-  const proc = Bun.spawn([...prefix, ...argv], { env, cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  // A prefix that enters another mount namespace (`nsenter --mount`) starts the command in /, so
+  // the directory is entered after the prefix, not given to spawn.
+  const inDir = cwd && prefix.length > 0 ? ["sh", "-c", 'cd "$0" && exec "$@"', cwd, ...argv] : argv;
+  const proc = Bun.spawn([...prefix, ...inDir], { env, cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
   const exitCode = await proc.exited;
