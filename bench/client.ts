@@ -1,5 +1,5 @@
 /**
- * A lean SOCKS5 client for the benchmark, on Bun's native sockets: one connection object whose
+ * A lean SOCKS5 (and HTTP CONNECT) client for the benchmark, on Bun's native sockets: one connection object whose
  * data and drain callbacks can be swapped after the handshake. Not pipelined (greeting, then
  * request), because microsocks 1.0.3 reads each handshake step with its own recv().
  */
@@ -91,6 +91,34 @@ export async function viaSocks(proxyPort: number, targetPort: number): Promise<C
       resolve();
     };
     conn.socket.write(GREETING);
+  });
+  conn.onData = () => {};
+  conn.onEnd = () => {};
+  return conn;
+}
+
+const CONNECT_OK = new TextEncoder().encode("HTTP/1.1 200");
+
+/** Connects to `targetPort` on 127.0.0.1 through an HTTP proxy's CONNECT on `proxyPort`. */
+export async function viaHttpConnect(proxyPort: number, targetPort: number): Promise<Conn> {
+  const conn = await direct(proxyPort);
+  const request = new TextEncoder().encode(`CONNECT 127.0.0.1:${targetPort} HTTP/1.1\r\nHost: 127.0.0.1:${targetPort}\r\n\r\n`);
+  await new Promise<void>((resolve, reject) => {
+    let buf = new Uint8Array(0);
+    conn.onEnd = () => reject(new Error("proxy closed during the handshake"));
+    conn.onData = (d) => {
+      const b = new Uint8Array(buf.length + d.length);
+      b.set(buf);
+      b.set(d, buf.length);
+      buf = b;
+      const text = new TextDecoder().decode(buf);
+      const end = text.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      if (!CONNECT_OK.every((c, i) => buf[i] === c)) return reject(new Error(`CONNECT: ${text.slice(0, text.indexOf("\r\n"))}`));
+      if (end + 4 !== buf.length) return reject(new Error("unexpected bytes after the CONNECT response"));
+      resolve();
+    };
+    conn.socket.write(request);
   });
   conn.onData = () => {};
   conn.onEnd = () => {};

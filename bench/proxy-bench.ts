@@ -5,6 +5,10 @@
  *   bench/run.sh [--seconds 5] [--reps 2] [--rounds 8] [--conns 9900]
  *                [--only throughput,connrate,latency,rss] [--no-ceiling]
  *
+ * Also measures egressd's HTTP CONNECT against its SOCKS5 on the same port (`--only http`):
+ * single-stream throughput and connection rate, with the HTTP/SOCKS5 ratios (issue 13: both within
+ * 10%).
+ *
  * Measures single-stream and 4-stream upload throughput, connections per second (CONNECT, 1-byte
  * echo, close) with the proxy's CPU time per connection, 64-byte ping-pong latency (p50/p99, and
  * the overhead over a direct connection), and RSS per idle proxied connection at ~10k
@@ -22,7 +26,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Conn, direct, viaSocks, waitForPort } from "./client.ts";
+import { Conn, direct, viaHttpConnect, viaSocks, waitForPort } from "./client.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
@@ -34,7 +38,7 @@ function flag(name: string, dflt: string): string {
 const SECONDS = Number(flag("seconds", "5"));
 const REPS = Number(flag("reps", "2"));
 const ROUNDS = Number(flag("rounds", "8"));
-const ONLY = new Set(flag("only", "throughput,connrate,latency,rss").split(","));
+const ONLY = new Set(flag("only", "throughput,connrate,latency,rss,http").split(","));
 const CEILING = !process.argv.includes("--no-ceiling");
 
 interface Proxy {
@@ -136,7 +140,7 @@ interface RateRun {
 }
 
 /** CONNECT + 1-byte echo + close, `workers` at a time, for `seconds`. */
-async function connRate(proxy: Proxy, echoPort: number, workers: number, seconds: number): Promise<RateRun> {
+async function connRate(proxy: Proxy, echoPort: number, workers: number, seconds: number, open: (proxyPort: number, targetPort: number) => Promise<Conn> = viaSocks): Promise<RateRun> {
   const proxyPort = proxy.port;
   const cpu0 = cpuUs(proxy.pid);
   let done = 0;
@@ -147,7 +151,7 @@ async function connRate(proxy: Proxy, echoPort: number, workers: number, seconds
     Array.from({ length: workers }, async () => {
       while (performance.now() < until) {
         try {
-          const c = await viaSocks(proxyPort, echoPort);
+          const c = await open(proxyPort, echoPort);
           await new Promise<void>((resolve) => {
             c.onData = () => resolve();
             c.socket.write(Uint8Array.of(0x2a));
@@ -268,6 +272,29 @@ async function main(): Promise<void> {
       console.log(`  ${p.name.padEnd(11)} ${fmt(x.rate).padStart(6)} conn/s, proxy CPU ${fmt(x.cpuUsPerConn)} us per connection (user + system, all threads)`);
     }
     if (bare) console.log(`  ceiling: bun-bare/microsocks ${(runs["bun-bare"]!.rate / m.rate).toFixed(2)}x (no policy, logging or counters)`);
+  }
+
+  if (ONLY.has("http")) {
+    // The same egressd process, the same targets: SOCKS5 CONNECT against HTTP CONNECT on one port.
+    console.log("HTTP CONNECT against SOCKS5 on the same egressd port (issue 13 target: both within 10%)");
+    const modes = [
+      { name: "socks5", open: viaSocks },
+      { name: "http_connect", open: viaHttpConnect },
+    ];
+    const tput: Record<string, number> = {};
+    const rate: Record<string, RateRun> = {};
+    for (let r = 0; r < REPS; r++) {
+      for (const m of r % 2 === 0 ? modes : [...modes].reverse()) {
+        tput[m.name] = Math.max(tput[m.name] ?? 0, await throughput(() => m.open(egressd.port, targets.discard), 1, SECONDS));
+        const run = await connRate(egressd, targets.echo, 16, SECONDS, m.open);
+        if (run.rate > (rate[m.name]?.rate ?? 0)) rate[m.name] = run;
+      }
+    }
+    const t = tput.http_connect! / tput.socks5!;
+    const c = rate.http_connect!.rate / rate.socks5!.rate;
+    console.log(`  1 stream       socks5 ${fmt(tput.socks5!).padStart(8)} MB/s    http_connect ${fmt(tput.http_connect!).padStart(8)} MB/s    ratio ${t.toFixed(2)}x  target >= 0.9${t >= 0.9 ? "  PASS" : "  MISS"}`);
+    console.log(`  connections/s  socks5 ${fmt(rate.socks5!.rate).padStart(8)}         http_connect ${fmt(rate.http_connect!.rate).padStart(8)}         ratio ${c.toFixed(2)}x  target >= 0.9${c >= 0.9 ? "  PASS" : "  MISS"}`);
+    console.log(`  proxy CPU per connection: socks5 ${fmt(rate.socks5!.cpuUsPerConn)} us, http_connect ${fmt(rate.http_connect!.cpuUsPerConn)} us`);
   }
 
   if (ONLY.has("latency")) {

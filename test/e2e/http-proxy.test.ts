@@ -88,7 +88,8 @@ afterAll(async () => {
 });
 
 describe.skipIf(skip !== null)("real HTTP clients through the tunnel", () => {
-  egressdClientSuite(() => env);
+  // No 504 here: in the lab an unused address is answered (host unreachable), not swallowed.
+  egressdClientSuite(() => env, { timeouts: false });
 
   test("every request reached the target from the exit's address, never the home address", () => {
     expect(targetLog.length).toBeGreaterThan(40);
