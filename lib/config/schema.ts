@@ -161,7 +161,13 @@ const listenEntry = z.union([
   z.strictObject({
     address: hostPort({ names: false }),
     protocols: z
-      .array(z.enum(PROXY_PROTOCOL_NAMES))
+      .array(
+        // A refinement rather than z.enum: inside the union an enum error would surface only as
+        // "Invalid input"; this names the allowed values.
+        z.string().refine((p): p is (typeof PROXY_PROTOCOL_NAMES)[number] => (PROXY_PROTOCOL_NAMES as readonly string[]).includes(p), {
+          message: `is not a protocol; use ${PROXY_PROTOCOL_NAMES.map((n) => `"${n}"`).join(" or ")}`,
+        }),
+      )
       .min(1)
       .refine((l) => new Set(l).size === l.length, { message: "names a protocol twice" })
       .default([...PROXY_PROTOCOL_NAMES]),

@@ -40,6 +40,8 @@ export const MALFORMED: readonly MalformedRow[] = [
   { name: "an unknown key far from any known one", mutate: (c) => (c.interface.colour = "blue"), path: "interface.colour", message: "interface.colour: unknown key; known keys: name, privateKeyFile, addresses, mtu, implementation, listenPort" },
 
   // wildcard binds
+  { name: "a listener protocol that does not exist", mutate: (c) => (c.proxy = { listen: [{ address: "127.0.0.1:1080", protocols: ["socks4"] }] }), path: "proxy.listen[0].protocols[0]", message: `proxy.listen[0].protocols[0]: "socks4" is not a protocol; use "socks5" or "http"` },
+  { name: "a wildcard listener given as an object", mutate: (c) => (c.proxy = { listen: [{ address: "0.0.0.0:1080" }] }), path: "proxy.listen[0].address", message: `proxy.listen[0].address: "0.0.0.0:1080" is a wildcard address; set proxy.allowWildcardBind to true to allow it` },
   { name: "a wildcard proxy bind", mutate: (c) => (c.proxy = { listen: ["0.0.0.0:1080"] }), path: "proxy.listen[0]", message: `proxy.listen[0]: "0.0.0.0:1080" is a wildcard address; set proxy.allowWildcardBind to true to allow it` },
   { name: "an IPv6 wildcard proxy bind", mutate: (c) => (c.proxy = { listen: ["127.0.0.1:1080", "[::]:1081"] }), path: "proxy.listen[1]", message: `proxy.listen[1]: "[::]:1081" is a wildcard address; set proxy.allowWildcardBind to true to allow it` },
   { name: "a wildcard metrics bind", mutate: (c) => (c.metrics = { listen: "0.0.0.0:9586" }), path: "metrics.listen", message: `metrics.listen: "0.0.0.0:9586" is a wildcard address; set metrics.allowWildcardBind to true to allow it` },

@@ -76,6 +76,13 @@ describe("proxyOptions", () => {
     expect(o.keepalive).toEqual({ enabled: true, idleMs: 120_000, intervalMs: 15_000, count: 8 });
   });
 
+  test("a proxy.listen object names the protocols of its listener; a plain address speaks all", async () => {
+    const c = full() as any;
+    c.proxy.listen = ["10.1.0.1:1080", { address: "10.1.0.1:3128", protocols: ["http"] }, { address: "10.1.0.1:1081" }];
+    const o = await proxyOptions(parse(c), { readSecret: async () => "s3cret\n", own: [] });
+    expect(o.listeners).toEqual([{ host: "10.1.0.1", port: 1080 }, { host: "10.1.0.1", port: 3128, protocols: ["http"] }, { host: "10.1.0.1", port: 1081, protocols: ["socks5", "http"] }]);
+  });
+
   test("proxy.keepaliveIdle 0 turns keepalive off on both legs", async () => {
     const c = full() as any;
     c.proxy.keepaliveIdle = 0;
