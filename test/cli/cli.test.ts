@@ -115,6 +115,7 @@ describe("egressd proxy: a bad flag value names the flag, exit 2", () => {
     [["--connect-timeout", "0"], "--connect-timeout: must be from 1ms to 2147483647ms, not 0ms"],
     [["--max-connections", "0"], '--max-connections must be a positive integer, not "0"'],
     [["--dns", "tunnel", "--dns-server", "dns.example"], '--dns-server: "dns.example" is not an IP address or IP:port'],
+    [["--protocols", "socks5,socks4"], '--protocols: "socks4" is not a protocol; use socks5, http or socks5,http'],
   ])("%p", async (args, message) => {
     const ran = await runCli(["proxy", "--listen", "127.0.0.1:0", ...args]);
     expect(ran).toEqual({ code: 2, stdout: "", stderr: `egressd proxy: ${message}; run \`egressd proxy --help\`\n` });

@@ -237,6 +237,17 @@ describe("CONNECT", () => {
     expect(server.stats.byProtocol.socks5.connectionsTotal.ok).toBe(0);
   });
 
+  test("CONNECT to an IPv6 literal in brackets", async () => {
+    const l = Bun.listen({ hostname: "::1", port: 0, socket: { data: (s, d) => void s.write(d) } });
+    onCleanup(() => l.stop(true));
+    const { port } = start();
+    const c = await RawConn.connect(port);
+    c.write(enc.encode(`CONNECT [::1]:${l.port} HTTP/1.1\r\nHost: [::1]:${l.port}\r\n\r\nv6`));
+    const want = "HTTP/1.1 200 Connection established\r\n\r\nv6";
+    expect(dec.decode(await c.readBytes(want.length))).toBe(want);
+    c.end();
+  });
+
   test("SOCKS5 and HTTP on one port: both served, counted under their own protocol", async () => {
     const echo = echoServer();
     const { server, port } = start();
