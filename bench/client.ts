@@ -4,6 +4,7 @@
  * request), because microsocks 1.0.3 reads each handshake step with its own recv().
  */
 import { parseIp } from "../lib/net/ip.ts";
+import { concat } from "../lib/proxy/bytes.ts";
 import { AuthMethod, Command, NEED_MORE, Reply, encodeGreeting, encodeRequest, parseReply } from "../lib/proxy/socks5.ts";
 
 /** An established connection (proxied or direct). */
@@ -68,14 +69,11 @@ export async function viaSocks(proxyPort: number, targetPort: number): Promise<C
   const conn = await direct(proxyPort);
   const request = encodeRequest(Command.connect, LOOPBACK, targetPort);
   await new Promise<void>((resolve, reject) => {
-    let buf = new Uint8Array(0);
+    let buf: Uint8Array = new Uint8Array(0);
     let stage = 0;
     conn.onEnd = () => reject(new Error("proxy closed during the handshake"));
     conn.onData = (d) => {
-      const b = new Uint8Array(buf.length + d.length);
-      b.set(buf);
-      b.set(d, buf.length);
-      buf = b;
+      buf = concat(buf, d);
       if (stage === 0) {
         if (buf.length < 2) return;
         if (buf[1] !== AuthMethod.noAuth) return reject(new Error(`method ${buf[1]}`));
@@ -104,13 +102,10 @@ export async function viaHttpConnect(proxyPort: number, targetPort: number): Pro
   const conn = await direct(proxyPort);
   const request = new TextEncoder().encode(`CONNECT 127.0.0.1:${targetPort} HTTP/1.1\r\nHost: 127.0.0.1:${targetPort}\r\n\r\n`);
   await new Promise<void>((resolve, reject) => {
-    let buf = new Uint8Array(0);
+    let buf: Uint8Array = new Uint8Array(0);
     conn.onEnd = () => reject(new Error("proxy closed during the handshake"));
     conn.onData = (d) => {
-      const b = new Uint8Array(buf.length + d.length);
-      b.set(buf);
-      b.set(d, buf.length);
-      buf = b;
+      buf = concat(buf, d);
       const text = new TextDecoder().decode(buf);
       const end = text.indexOf("\r\n\r\n");
       if (end < 0) return;

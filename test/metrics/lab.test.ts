@@ -67,8 +67,9 @@ async function scrapeUntil(ok: (s: Scrape) => boolean, ms: number, what: string)
 
 describe.skipIf(skip !== null)("metrics of a real daemon in the lab", () => {
   test("the proxy byte counters match the payload clients sent and received through the proxy", async () => {
-    const bytes = (s: Scrape, direction: string) => s.value("egressd_proxy_relayed_bytes_total", { direction });
-    const ok = (s: Scrape) => s.value("egressd_proxy_connections_total", { result: "ok" });
+    // The clients here speak SOCKS5: their connections and bytes are under protocol="socks5".
+    const bytes = (s: Scrape, direction: string) => s.value("egressd_proxy_relayed_bytes_total", { protocol: "socks5", direction });
+    const ok = (s: Scrape) => s.value("egressd_proxy_connections_total", { protocol: "socks5", result: "ok" });
     const before = await daemon.scrape();
     const seen = serverLines.length;
 
@@ -94,7 +95,7 @@ describe.skipIf(skip !== null)("metrics of a real daemon in the lab", () => {
       ok: ok(after) - ok(before),
     }).toEqual({ upstream: UP_BYTES, downstream: DOWN_BYTES, ok: 2 });
     for (const result of ["refused", "unreachable", "timeout", "denied_client", "denied_destination", "auth_failed", "protocol_error"]) {
-      expect([result, after.value("egressd_proxy_connections_total", { result })]).toEqual([result, before.value("egressd_proxy_connections_total", { result })]);
+      expect([result, after.value("egressd_proxy_connections_total", { protocol: "socks5", result })]).toEqual([result, before.value("egressd_proxy_connections_total", { protocol: "socks5", result })]);
     }
     // Each CONNECT was timed once.
     const count = (s: Scrape) => s.value("egressd_proxy_connect_duration_seconds_count");

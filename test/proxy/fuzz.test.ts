@@ -10,6 +10,7 @@ import { afterAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { AuthMethod, Command, encodeGreeting, encodeRequest } from "../../lib/proxy/socks5.ts";
 import { prng } from "./prng.ts";
+import { attack } from "./fuzz-attack.ts";
 import { cleanup, dnsServer, echoServer, host, httpServer, socksConnect, spawnProxy } from "./helpers.ts";
 
 afterAll(cleanup);
@@ -123,44 +124,6 @@ function confine(b: Uint8Array, echoPort: number): Uint8Array {
   return out;
 }
 
-/** One fuzz connection: write `input` in chunks, then FIN, reset or wait; resolve when closed. */
-function attack(proxyPort: number, input: Uint8Array, ending: "fin" | "reset" | "wait", chunks: number, slow: boolean): Promise<void> {
-  return new Promise((resolve) => {
-    const cuts = Array.from({ length: chunks - 1 }, () => int(input.length + 1)).sort((a, b) => a - b);
-    let done = false;
-    const finish = () => {
-      if (!done) {
-        done = true;
-        resolve();
-      }
-    };
-    Bun.connect({
-      hostname: "127.0.0.1",
-      port: proxyPort,
-      allowHalfOpen: true,
-      socket: {
-        async open(s) {
-          let at = 0;
-          for (const cut of [...cuts, input.length]) {
-            if (cut > at) s.write(input.subarray(at, cut));
-            at = Math.max(at, cut);
-            if (slow) await Bun.sleep(1 + int(5));
-          }
-          if (ending === "fin") s.shutdown();
-          if (ending === "reset") s.terminate();
-          setTimeout(() => s.terminate(), 800); // a CONNECT that succeeded would otherwise stay open
-        },
-        data() {},
-        end(s) {
-          s.end();
-        },
-        close: finish,
-        connectError: finish,
-      },
-    }).catch(finish);
-  });
-}
-
 test(`fuzz: ${CASES} random and mutated handshakes (seed ${SEED})`, async () => {
   const echo = echoServer();
   const http = httpServer("still serving\n");
@@ -184,7 +147,7 @@ test(`fuzz: ${CASES} random and mutated handshakes (seed ${SEED})`, async () => 
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < inputs.length) {
         const c = inputs[next++]!;
-        await attack(proxy.port, c.input, c.ending, c.chunks, c.slow);
+        await attack(proxy.port, c.input, { ending: c.ending, chunks: c.chunks, slow: c.slow, int });
       }
     }),
   );

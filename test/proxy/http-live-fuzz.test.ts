@@ -16,6 +16,7 @@ import { ResolveError } from "../../lib/proxy/errors.ts";
 import { ProxyServer } from "../../lib/proxy/server.ts";
 import type { Logger } from "../../lib/log/logger.ts";
 import { httpFuzzCases, prng } from "./http-fuzz-cases.ts";
+import { attack } from "./fuzz-attack.ts";
 import { cleanup, echoServer, host, httpServer, onCleanup, socksConnect } from "./helpers.ts";
 
 afterAll(cleanup);
@@ -26,43 +27,6 @@ const CONCURRENCY = 200;
 
 const rand = prng(SEED ^ 0x55);
 const int = (n: number) => Math.floor(rand() * n);
-
-/** One fuzz connection: write `input` in chunks, then FIN, reset or wait; resolve when closed. */
-function attack(port: number, input: Uint8Array, ending: "fin" | "reset" | "wait", chunks: number): Promise<void> {
-  return new Promise((resolve) => {
-    const cuts = Array.from({ length: chunks - 1 }, () => int(input.length + 1)).sort((a, b) => a - b);
-    let done = false;
-    const finish = () => {
-      if (!done) {
-        done = true;
-        resolve();
-      }
-    };
-    Bun.connect({
-      hostname: "127.0.0.1",
-      port,
-      allowHalfOpen: true,
-      socket: {
-        open(s) {
-          let at = 0;
-          for (const cut of [...cuts, input.length]) {
-            if (cut > at) s.write(input.subarray(at, cut));
-            at = Math.max(at, cut);
-          }
-          if (ending === "fin") s.shutdown();
-          if (ending === "reset") s.terminate();
-          setTimeout(() => s.terminate(), 800); // a tunnel or kept-alive connection would stay open
-        },
-        data() {},
-        end(s) {
-          s.end();
-        },
-        close: finish,
-        connectError: finish,
-      },
-    }).catch(finish);
-  });
-}
 
 test(`live fuzz: ${CASES} mutated HTTP heads on the SOCKS5+HTTP port (seed ${SEED})`, async () => {
   const target = httpServer("still serving\n");
@@ -108,7 +72,7 @@ test(`live fuzz: ${CASES} mutated HTTP heads on the SOCKS5+HTTP port (seed ${SEE
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < inputs.length) {
         const c = inputs[next++]!;
-        await attack(port, c.input, c.ending, c.chunks);
+        await attack(port, c.input, { ending: c.ending, chunks: c.chunks, int });
       }
     }),
   );
