@@ -84,6 +84,7 @@ export class Daemon {
   #state: DaemonState = "new";
   #lastPassAt = Date.now();
   #lastPass: ReconcileStatus | null = null;
+  #passRunning = false;
   #repairs: Record<string, number> = {};
   #lastStatusLine = "";
   #stopped: Promise<void>;
@@ -131,6 +132,8 @@ export class Daemon {
       reads: this.#reads,
       get proxy() { return self.#proxy; },
       get lastPass() { return self.#lastPass; },
+      get passRunning() { return self.#passRunning; },
+      lastReadiness: null,
       get repairs() { return self.#repairs; },
       get metricsUrl() { return self.#metrics?.url ?? null; },
     };
@@ -244,6 +247,7 @@ export class Daemon {
   /** One reconcile pass, timed and recorded for status, watchdog and metrics. */
   async #pass(): Promise<ReconcileResult> {
     const started = Date.now();
+    this.#passRunning = true;
     try {
       const r = await this.#host.reconcile();
       const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` }));
@@ -256,6 +260,7 @@ export class Daemon {
       this.#log.error("reconcile failed", { error });
       throw e;
     } finally {
+      this.#passRunning = false;
       this.#lastPassAt = Date.now();
       void this.#refreshStatusLine();
     }
