@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Installs what egressd needs to build, test and run its demo lab on Debian 12 (run as root):
-# the Debian tools, npm dependencies (which include the bun runtime itself), and, when the host's
-# systemd is older than 253, a private copy of systemd-analyze that understands Type=notify-reload.
+# Installs what egressd needs to build, test, package and run its demo lab on Debian 12 (run as
+# root): the Debian tools and the npm dependencies (which include the bun runtime itself).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +10,7 @@ PACKAGES=(
   curl ncat python3-socks socat microsocks iperf3 tcpdump dnsmasq-base # test clients, bench, lab
   prometheus   # promtool, to check the /metrics exposition
   nix-bin      # nix-instantiate, to parse and evaluate the NixOS module
+  man-db groff-base lintian zsh fish   # the man pages, the .deb and the completions (test/docs, test/deb)
 )
 
 missing=()
@@ -23,21 +23,6 @@ if ((${#missing[@]})); then
   apt-get update -qq
   # No recommends: wireguard-tools would otherwise pull in a kernel image.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# systemd 252 (Debian 12) does not know Type=notify-reload; the unit tests verify with 254 from
-# bookworm-backports, unpacked under .cache/ and never installed over the host's systemd.
-sd_version=$(systemd-analyze --version 2>/dev/null | awk 'NR==1 {print $2}')
-if [[ "${sd_version:-0}" -lt 253 && ! -x .cache/systemd/usr/bin/systemd-analyze ]]; then
-  echo "setup: unpacking systemd-analyze 254 from bookworm-backports into .cache/systemd"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  echo "deb http://deb.debian.org/debian bookworm-backports main" > "$tmp/bpo.list"
-  apt_bpo=(-o "Dir::Etc::sourcelist=$tmp/bpo.list" -o "Dir::Etc::sourceparts=-" -o "APT::Get::List-Cleanup=0")
-  apt-get "${apt_bpo[@]}" update -qq
-  (cd "$tmp" && apt-get "${apt_bpo[@]}" download -qq systemd/bookworm-backports libsystemd-shared/bookworm-backports 2>/dev/null)
-  mkdir -p .cache/systemd
-  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" .cache/systemd; done
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
