@@ -96,5 +96,5 @@ Description: WireGuard egress gateway: a SOCKS5 proxy whose traffic leaves throu
 CONTROL
 
 mkdir -p dist
-dpkg-deb --build --root-owner-group -Zxz "$root" "$out" >/dev/null
+dpkg-deb --build --root-owner-group -Zgzip "$root" "$out" >/dev/null
 echo "$out"
