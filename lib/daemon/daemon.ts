@@ -28,6 +28,7 @@ import type { Readiness, ReconcileObject, WgPeerSample } from "../metrics/source
 import { ListenError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
 import { ControlServer } from "./control.ts";
+import { explainListenFailure } from "./listen-failure.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
 import { hostChanges, hostSpec, missingRouting, proxyOptions } from "./specs.ts";
 import { type DaemonStatus, formatAge, HANDSHAKE_WARN_S } from "./status.ts";
@@ -225,7 +226,9 @@ export class Daemon {
         this.#metricsServer = new MetricsServer({ registry: this.#metrics.registry, readiness: { ready: () => this.ready() }, log: this.#log });
         await this.#metricsServer.listen(c.metrics.listen);
       }
-    } catch (e) {
+    } catch (caught) {
+      // A busy or missing listen address is named by its config field, and its holder if known.
+      const e = explainListenFailure(caught, c);
       this.#log.error("start failed; undoing", { error: e });
       await this.#teardown({ drainMs: 0, host: true });
       this.#state = "stopped";
@@ -531,7 +534,8 @@ export class Daemon {
         changed.push("metrics");
       }
       this.#metrics?.configure({ latestHandshakeDelay: next.metrics.latestHandshakeDelay, friendlyNames: { [next.exit.publicKey]: next.exit.name } });
-    } catch (e) {
+    } catch (caught) {
+      const e = explainListenFailure(caught, next);
       const error = e instanceof Error ? e.message : String(e);
       for (const step of undo.reverse()) {
         await step().catch((u) => this.#log.error("undoing a reload step failed", { error: u }));
