@@ -25,6 +25,7 @@ import { ListenError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
 import { ControlServer } from "./control.ts";
 import { HostReads } from "./host-reads.ts";
+import { explainListenFailure } from "./listen-failure.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
 import { hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
@@ -197,7 +198,9 @@ export class Daemon {
       if (this.#stopRequested) return;
       this.#metrics = new DaemonMetrics(this.#view, { version: this.#opts.version, runtime: this.#opts.runtime, log: this.#log });
       await this.#metrics.listen(c.metrics.listen);
-    } catch (e) {
+    } catch (caught) {
+      // A busy or missing listen address is named by its config field, and its holder if known.
+      const e = explainListenFailure(caught, c);
       this.#log.error("start failed; undoing", { error: e });
       await this.#teardown({ drainMs: 0, host: true });
       this.#failedStart(e);
@@ -345,7 +348,8 @@ export class Daemon {
         changed.push("metrics");
       }
       this.#metrics?.configure(next);
-    } catch (e) {
+    } catch (caught) {
+      const e = explainListenFailure(caught, next);
       const error = e instanceof Error ? e.message : String(e);
       await undo.rollback();
       this.#log.error("reload failed; the old config stays in force", { error });
