@@ -2,7 +2,7 @@
 _egressd() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd=${COMP_WORDS[1]:-}
   if ((COMP_CWORD == 1)); then
-    COMPREPLY=($(compgen -W "run status reload check proxy check-config genkey pubkey genpsk version demo --help --version" -- "$cur"))
+    COMPREPLY=($(compgen -W "run status reload check test proxy check-config exit-config genkey pubkey genpsk version demo --help --version" -- "$cur"))
     return
   fi
   # The value of the flag just typed.
@@ -11,8 +11,15 @@ _egressd() {
     "run --log-format") COMPREPLY=($(compgen -W "journal text json" -- "$cur")); return ;;
     "run --log-level") return ;;
     "status -s"|"status --socket") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "status -c"|"status --config") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     "reload -s"|"reload --socket") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "reload -c"|"reload --config") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     "check -s"|"check --socket") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "check -c"|"check --config") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "test -c"|"test --config") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "test -u"|"test --url") return ;;
+    "test -e"|"test --expect") return ;;
+    "test --ca-file") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     "proxy --listen") return ;;
     "proxy --allow-client") return ;;
     "proxy --allow-destination") return ;;
@@ -31,17 +38,29 @@ _egressd() {
     "proxy --log-level") return ;;
     "proxy --log-format") return ;;
     "check-config -c"|"check-config --config") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "exit-config -c"|"exit-config --config") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "exit-config -f"|"exit-config --format") return ;;
+    "exit-config --exit-private-key-file") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "exit-config --preshared-key-file") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "exit-config --gateway-public-key") return ;;
+    "exit-config --interface") return ;;
+    "exit-config --address") return ;;
+    "exit-config --nft-file") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    "exit-config --exit") return ;;
+    "exit-config -o"|"exit-config --output") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     "genkey -o"|"genkey --output") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     "genpsk -o"|"genpsk --output") compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")); return ;;
     "demo --uid") return ;;
   esac
   case $cmd in
     run) COMPREPLY=($(compgen -W "-c --config --log-format --log-level -h --help" -- "$cur")) ;;
-    status) COMPREPLY=($(compgen -W "--json -s --socket -h --help" -- "$cur")) ;;
-    reload) COMPREPLY=($(compgen -W "-s --socket -h --help" -- "$cur")) ;;
-    check) COMPREPLY=($(compgen -W "-s --socket -h --help" -- "$cur")) ;;
+    status) COMPREPLY=($(compgen -W "--json -s --socket -c --config -h --help" -- "$cur")) ;;
+    reload) COMPREPLY=($(compgen -W "-s --socket -c --config -h --help" -- "$cur")) ;;
+    check) COMPREPLY=($(compgen -W "-s --socket -c --config -p --probe -h --help" -- "$cur")) ;;
+    test) COMPREPLY=($(compgen -W "-c --config -u --url -e --expect --ca-file -h --help" -- "$cur")) ;;
     proxy) COMPREPLY=($(compgen -W "--listen --allow-wildcard-bind --allow-client --allow-destination --user --password-file --dns --dns-server --dns-timeout --connect-timeout --handshake-timeout --idle-timeout --max-connections --keepalive-idle --keepalive-interval --keepalive-count --log-level --log-format -h --help" -- "$cur")) ;;
     check-config) COMPREPLY=($(compgen -W "-c --config -q --quiet -h --help" -- "$cur")) ;;
+    exit-config) COMPREPLY=($(compgen -W "-c --config -f --format --exit-private-key-file --preshared-key-file --gateway-public-key --interface --address --nft-file --exit -o --output --force -h --help" -- "$cur")) ;;
     genkey) COMPREPLY=($(compgen -W "-o --output -f --force -h --help" -- "$cur")) ;;
     pubkey) COMPREPLY=($(compgen -W "-h --help" -- "$cur")) ;;
     genpsk) COMPREPLY=($(compgen -W "-o --output -f --force -h --help" -- "$cur")) ;;
