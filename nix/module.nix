@@ -383,13 +383,24 @@ in
             };
             options = {
               listen = lib.mkOption {
-                type = lib.types.listOf lib.types.str;
+                type = lib.types.listOf (lib.types.either lib.types.str (lib.types.submodule {
+                  options = {
+                    address = lib.mkOption { type = lib.types.str; description = "`ip:port` the listener binds."; };
+                    protocols = lib.mkOption {
+                      type = lib.types.listOf (lib.types.enum [ "socks5" "http" ]);
+                      default = [ "socks5" "http" ];
+                      description = "What this listener speaks; both by default, told apart by the first byte.";
+                    };
+                  };
+                }));
                 default = [ "127.0.0.1:1080" ];
-                example = [ "10.1.0.1:1080" ];
+                example = [ "10.1.0.1:1080" { address = "10.1.0.1:3128"; protocols = [ "http" ]; } ];
                 description = ''
-                  `ip:port` addresses the proxy binds. A wildcard (`0.0.0.0`, `[::]`) also needs
-                  `settings.proxy.allowWildcardBind = true`, because it would expose the proxy on
-                  the WAN.
+                  `ip:port` addresses the proxy binds, each speaking SOCKS5 and HTTP (pods can use
+                  `HTTPS_PROXY=http://...` or `ALL_PROXY=socks5h://...`); an entry
+                  `{ address; protocols; }` limits one listener to `socks5` or `http`. A wildcard
+                  (`0.0.0.0`, `[::]`) also needs `settings.proxy.allowWildcardBind = true`, because it
+                  would expose the proxy on the WAN.
                 '';
               };
               allowClients = lib.mkOption {

@@ -354,6 +354,18 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     });
   });
 
+  test("a listen entry naming its protocols reaches the settings, check-config and the firewall", () => {
+    const out = evalModule(gateway({ settings: { proxy: { listen: ["10.1.0.1:1080", { address: "10.1.0.1:3128", protocols: ["http"] }] } } }));
+    expect(out.failedAssertions).toEqual([]);
+    expect(JSON.parse(out.settingsJSON).proxy.listen).toEqual(["10.1.0.1:1080", { address: "10.1.0.1:3128", protocols: ["http"] }]);
+    expect(out.firewall.interfaces.cni0.allowedTCPPorts).toEqual([1080, 3128]);
+    const r = checkConfig(out.settingsJSON, credentials(["private-key"]));
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const wildcard = evalModule(gateway({ settings: { proxy: { listen: [{ address: "0.0.0.0:1080" }] } } }));
+    expect(JSON.stringify(wildcard.failedAssertions)).toContain("has the wildcard address 0.0.0.0:1080");
+  });
+
   test("all three secrets: three credentials, names in the settings, and check-config passes", () => {
     const out = evalModule(
       gateway({
