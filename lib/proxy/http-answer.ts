@@ -44,11 +44,20 @@ export function httpStatus(kind: FailureKind): number {
   }
 }
 
+/** What {@link failureMessage} words a failure from. */
+export interface FailureDetail {
+  /** The core's reason, as logged. */
+  readonly reason: string;
+  /** The destination as requested (`host:port`), if known. */
+  readonly target?: string | undefined;
+}
+
 /**
  * The one-line body for a failure: the core's log `reason` turned into a sentence that names the
  * destination and, for a policy refusal, the setting that would allow it.
  */
-export function failureMessage(kind: FailureKind, reason: string, target: string | undefined): string {
+export function failureMessage(kind: FailureKind, detail: FailureDetail): string {
+  const { reason, target } = detail;
   const where = target ? printable(target) : "the destination";
   switch (kind) {
     case Failure.denied: {
@@ -75,8 +84,8 @@ export function failureMessage(kind: FailureKind, reason: string, target: string
 }
 
 /** The error response for a core failure, ready to write. */
-export function failureResponse(kind: FailureKind, reason: string, target: string | undefined): Uint8Array {
-  return encodeErrorResponse(httpStatus(kind), failureMessage(kind, reason, target));
+export function failureResponse(kind: FailureKind, detail: FailureDetail): Uint8Array {
+  return encodeErrorResponse(httpStatus(kind), failureMessage(kind, detail));
 }
 
 /**
@@ -84,7 +93,8 @@ export function failureResponse(kind: FailureKind, reason: string, target: strin
  * (setting `conn.user`), or the reason for the log after counting the failure; the caller answers
  * 407 and closes.
  */
-export function checkProxyAuth(core: ProtocolCore, conn: ClientConn, headers: HeaderList): string | null {
+export function checkProxyAuth(core: ProtocolCore, request: { readonly conn: ClientConn; readonly headers: HeaderList }): string | null {
+  const { conn, headers } = request;
   const auth = core.auth;
   if (!auth) return null;
   const c = proxyCredentials(headers);

@@ -237,10 +237,10 @@ export class HttpForwarder implements ClientLeg {
     }
     const target = httpTarget(t.host);
     const shown = formatTarget(target, t.port);
-    const denied = checkProxyAuth(core, conn, head.headers);
+    const denied = checkProxyAuth(core, { conn, headers: head.headers });
     if (denied !== null) {
       this.#closing = true;
-      return this.#finalAnswer(failureResponse(Failure.authFailed, denied, shown), Failure.authFailed, denied);
+      return this.#finalAnswer(failureResponse(Failure.authFailed, { reason: denied, target: shown }), Failure.authFailed, denied);
     }
     conn.target ??= shown;
     this.requests++;
@@ -323,7 +323,7 @@ export class HttpForwarder implements ClientLeg {
     this.#closing = true;
     if (x) this.#dropUpstreamOf(x);
     this.#x = null;
-    const body = kind === Failure.general && target === undefined ? encodeErrorResponse(Status.badGateway, `bad gateway: ${reason}`) : failureResponse(kind, reason, target);
+    const body = kind === Failure.general && target === undefined ? encodeErrorResponse(Status.badGateway, `bad gateway: ${reason}`) : failureResponse(kind, { reason, target });
     this.#finalAnswer(body, kind, reason);
   }
 

@@ -58,9 +58,9 @@ export class HttpProtocol implements ProtocolHandler {
     if (t.form === "origin" || t.form === "asterisk") return this.#reject(conn, Status.badRequest, NOT_A_PROXY_REQUEST);
     conn.label = t.form === "authority" ? "http_connect" : "http";
     conn.target = formatTarget(httpTarget(t.host), t.port);
-    const denied = checkProxyAuth(core, conn, head.headers);
+    const denied = checkProxyAuth(core, { conn, headers: head.headers });
     if (denied !== null) {
-      conn.socket.write(failureResponse(Failure.authFailed, denied, conn.target));
+      conn.socket.write(failureResponse(Failure.authFailed, { reason: denied, target: conn.target }));
       return core.fail(conn, Failure.authFailed, denied);
     }
     if (t.form === "authority") return core.connect(conn, httpTarget(t.host), t.port, buf.subarray(r.consumed));
@@ -76,7 +76,7 @@ export class HttpProtocol implements ProtocolHandler {
   }
 
   failed(conn: ClientConn, kind: FailureKind, reason: string): void {
-    conn.socket.write(failureResponse(kind, reason, conn.target));
+    conn.socket.write(failureResponse(kind, { reason, target: conn.target }));
   }
 
   /** A request refused before the core saw it: its status, a reason, then close. */
