@@ -53,3 +53,24 @@ export function attack(port: number, input: Uint8Array, opts: AttackOptions): Pr
     }).catch(finish);
   });
 }
+
+/** One input with how to send it. */
+export interface AttackCase {
+  readonly input: Uint8Array;
+  readonly ending: AttackOptions["ending"];
+  readonly chunks: number;
+  readonly slow?: boolean;
+}
+
+/** Sends every case to the proxy on `port`, `concurrency` connections at a time, in order. */
+export async function attackAll(port: number, cases: readonly AttackCase[], opts: { readonly concurrency: number; readonly int: (n: number) => number }): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: opts.concurrency }, async () => {
+      while (next < cases.length) {
+        const c = cases[next++]!;
+        await attack(port, c.input, { ending: c.ending, chunks: c.chunks, slow: c.slow, int: opts.int });
+      }
+    }),
+  );
+}

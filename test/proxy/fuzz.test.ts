@@ -10,7 +10,7 @@ import { afterAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { AuthMethod, Command, encodeGreeting, encodeRequest } from "../../lib/proxy/socks5.ts";
 import { prng } from "./prng.ts";
-import { attack } from "./fuzz-attack.ts";
+import { attackAll } from "./fuzz-attack.ts";
 import { cleanup, dnsServer, echoServer, host, httpServer, socksConnect, spawnProxy } from "./helpers.ts";
 
 afterAll(cleanup);
@@ -141,16 +141,9 @@ test(`fuzz: ${CASES} random and mutated handshakes (seed ${SEED})`, async () => 
     chunks: 1 + int(4),
     slow: rand() < 0.05,
   }));
-  let next = 0;
   const t0 = Date.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < inputs.length) {
-        const c = inputs[next++]!;
-        await attack(proxy.port, c.input, { ending: c.ending, chunks: c.chunks, slow: c.slow, int });
-      }
-    }),
-  );
+  await attackAll(proxy.port, inputs, { concurrency: CONCURRENCY, int });
+
   expect(proxy.proc.exitCode).toBeNull(); // still running
 
   // Every accepted connection ends in exactly one summary line, within the deadlines. (A client

@@ -16,7 +16,7 @@ import { ResolveError } from "../../lib/proxy/errors.ts";
 import { ProxyServer } from "../../lib/proxy/server.ts";
 import type { Logger } from "../../lib/log/logger.ts";
 import { httpFuzzCases, prng } from "./http-fuzz-cases.ts";
-import { attack } from "./fuzz-attack.ts";
+import { attackAll } from "./fuzz-attack.ts";
 import { cleanup, echoServer, host, httpServer, onCleanup, socksConnect } from "./helpers.ts";
 
 afterAll(cleanup);
@@ -66,16 +66,9 @@ test(`live fuzz: ${CASES} mutated HTTP heads on the SOCKS5+HTTP port (seed ${SEE
     ending: (["fin", "fin", "fin", "reset", "wait"] as const)[int(5)]!,
     chunks: 1 + int(4),
   }));
-  let next = 0;
   const t0 = Date.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < inputs.length) {
-        const c = inputs[next++]!;
-        await attack(port, c.input, { ending: c.ending, chunks: c.chunks, int });
-      }
-    }),
-  );
+  await attackAll(port, inputs, { concurrency: CONCURRENCY, int });
+
   const deadline = Date.now() + 5000;
   while (server.stats.connectionsActive > 0 && Date.now() < deadline) await Bun.sleep(50);
   expect(server.stats.connectionsActive).toBe(0);
