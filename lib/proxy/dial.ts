@@ -12,7 +12,8 @@
  */
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from "bun";
 import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
-import { ConnectTimeoutError } from "./errors.ts";
+import { fdsExhausted } from "../net/fdlimit.ts";
+import { ConnectTimeoutError, errorCode, LocalResourceError } from "./errors.ts";
 
 /**
  * Opens a TCP connection; the signature of `Bun.connect`, which is the default. Tests substitute
@@ -192,11 +193,12 @@ export class DialRace {
       this.#opts.stats.pendingAbandonedDials--;
       return;
     }
-    this.#lastError = err;
+    const error = localCause(err, attempt.address, this.#opts.port);
+    this.#lastError = error;
     if (this.#next < this.#addrs.length) return this.#startNext();
     if (this.#pending === 0) {
       this.#finish();
-      this.#opts.onDone({ error: err });
+      this.#opts.onDone({ error });
     }
   }
 
@@ -220,6 +222,17 @@ export class DialRace {
     }
     this.#attempts = [];
   }
+}
+
+/**
+ * Bun reports a connect whose socket(2) failed with EMFILE or ENFILE as `ECONNREFUSED`, which
+ * would blame the target for the proxy's own shortage. A refusal is checked against the fd
+ * budget (an open and a close) and replaced with a {@link LocalResourceError} when none is left.
+ */
+function localCause(err: Error, address: IpAddr, port: number): Error {
+  if (errorCode(err) !== "ECONNREFUSED") return err;
+  const code = fdsExhausted();
+  return code ? new LocalResourceError(code, formatHostPort({ host: formatIp(address), port }), { cause: err }) : err;
 }
 
 /** Starts a Happy Eyeballs race over `addrs` (already ordered; see {@link interleaveFamilies}). */

@@ -6,9 +6,15 @@
  * goes through these stages, each with its own way to end (the `result` label of the metrics):
  *
  *   accept ─ client outside allowClients? ──────────────────────────── denied_client (no byte read)
+ *     │      half of maxConnections still in their handshake? the oldest (if older than
+ *     │        EVICT_AFTER_MS) is closed to make room ────────────────── protocol_error
  *     │      more than maxConnections open? ─────────────────────────── (counted as over limit)
  *   first byte → protocol handler (socks5-session.ts) ─ handshakeTimeoutMs ─ protocol_error
  *   core (core.ts): policy, resolve, dial, relay, the log line
+ *
+ * maxConnections is clamped to what the open-files limit can hold (fd-budget.ts), and the
+ * listeners stop accepting while the process is about to run out of fds: Bun's accept loop would
+ * otherwise spin on EMFILE.
  *
  * Does not create routes, marks or firewall rules (lib/host does, and the daemon glues them
  * together), and does not read config files: it takes parsed values (options.ts).
@@ -17,7 +23,9 @@ import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "b
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, parseIp, unmapIp } from "../net/ip.ts";
 import { ProxyCore, type ConnTracker } from "./core.ts";
+import { fdLimit, openFdCount } from "../net/fdlimit.ts";
 import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
+import { connectionCapacity, FDS_PER_CONNECTION, fdHeadroom, pauseAt, resumeAt } from "./fd-budget.ts";
 import { Keepalive } from "./keepalive.ts";
 import { normalizeOptions, type ListenSpec, type ProxyServerOptions, type Settings } from "./options.ts";
 import { clientAllowed } from "./policy.ts";
@@ -37,6 +45,16 @@ export interface StopOptions {
 }
 
 type Listener = TCPSocketListener<ClientConn | undefined>;
+
+/**
+ * A handshake at least this old may be closed to make room for a new client when handshakes hold
+ * their whole share of the slots; a younger one is left to finish (a client on a slow link needs
+ * a few round trips) and the new client is closed instead.
+ */
+export const EVICT_AFTER_MS = 250;
+
+/** How often a paused listener checks whether fds are free again. */
+const RESUME_CHECK_MS = 250;
 
 /**
  * A SOCKS5 proxy (CONNECT only) with client and destination policy. Construct, `start()`,
@@ -63,6 +81,14 @@ export class ProxyServer {
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #whenIdle: (() => void) | null = null;
   #lastOverLimitWarning = -Infinity;
+  /** maxConnections as configured, or less when the open-files limit cannot hold that many. */
+  #maxConnections: number;
+  /** The soft RLIMIT_NOFILE at start; null: unlimited or unknown. */
+  #fdLimit: number | null = null;
+  /** Fds open at start, before any connection: what the process needs for itself. */
+  #baseFds = 0;
+  /** Not accepting: the process was about to run out of fds (see fd-budget.ts). */
+  #resumeTimer: ReturnType<typeof setInterval> | undefined;
   /**
    * Every listener carries the keepalive options, so accepted sockets inherit them. False when a
    * listener could not be set up that way: each client socket is then set on its own.
@@ -73,6 +99,7 @@ export class ProxyServer {
   /** Validates `options`; throws {@link ProxyConfigError}. Binds nothing until {@link start}. */
   constructor(options: ProxyServerOptions) {
     this.#settings = normalizeOptions(options);
+    this.#maxConnections = this.#settings.maxConnections;
     this.#log = options.log ?? silentLogger;
     this.#clock = options.clock ?? (() => performance.now());
     this.#keepalive = new Keepalive(this.#settings.keepalive, this.#log);
@@ -83,6 +110,7 @@ export class ProxyServer {
         this.#handshaking.delete(c);
         if (this.#conns.size === 0) this.#whenIdle?.();
       },
+      outOfFds: () => this.#pauseAccepting("an outbound socket failed for want of fds"),
     };
     const core = new ProxyCore({ settings: this.#settings, stats: this.stats, log: this.#log, clock: this.#clock, keepalive: this.#keepalive, tracker });
     this.#core = core;
@@ -129,8 +157,11 @@ export class ProxyServer {
    */
   start(): void {
     if (this.#state !== "new") throw new Error(`ProxyServer.start() called when ${this.#state}`);
+    this.#fdLimit = fdLimit();
+    this.#baseFds = openFdCount() ?? 0;
     this.#bindAll(this.#settings.listeners);
     this.#listenersKeepalive = this.#keepalive.applyToListeners(this.#listeners.values());
+    this.#maxConnections = this.#fdBudget(this.#settings);
     this.#state = "running";
     this.#restartSweep();
     this.#log.info("proxy listening", { listen: this.stats.listeners.join(","), dns: this.#settings.dnsMode });
@@ -163,6 +194,7 @@ export class ProxyServer {
       this.#refreshListenerStats();
     }
     this.#settings = next;
+    this.#maxConnections = this.#fdBudget(next);
     this.#core.settings = next;
     this.#keepalive.schedule = next.keepalive;
     if (this.#state === "running") {
@@ -180,6 +212,8 @@ export class ProxyServer {
     if (this.#state === "stopped" || this.#state === "stopping") return;
     const wasRunning = this.#state === "running";
     this.#state = "stopping";
+    clearInterval(this.#resumeTimer);
+    this.#resumeTimer = undefined;
     for (const listener of this.#listeners.values()) listener.stop(false);
     this.#listeners.clear();
     this.#refreshListenerStats();
@@ -201,6 +235,57 @@ export class ProxyServer {
     this.#sweep = undefined;
     this.#state = "stopped";
     if (wasRunning) this.#log.info("proxy stopped", { reset: left });
+  }
+
+  /**
+   * The connections the open-files limit can hold for `s.maxConnections`: the configured number,
+   * or less, said in a warning naming both numbers. Measured against the fds open at start.
+   */
+  #fdBudget(s: Settings): number {
+    const limit = this.#fdLimit;
+    if (limit === null) return s.maxConnections;
+    const capacity = connectionCapacity(limit, this.#baseFds + this.#listeners.size);
+    if (s.maxConnections <= capacity) return s.maxConnections;
+    this.#log.warn("proxy: maxConnections is more than the open-files limit can hold; admitting fewer (raise LimitNOFILE, or lower maxConnections)", {
+      maxConnections: s.maxConnections,
+      fdLimit: limit,
+      admitting: capacity,
+      fdsPerConnection: FDS_PER_CONNECTION,
+      reserved: this.#baseFds + this.#listeners.size + fdHeadroom(limit),
+    });
+    return capacity;
+  }
+
+  /**
+   * Stops accepting until fds are free again: accept(2) is about to fail with EMFILE, which Bun's
+   * accept loop retries at once, forever. Clients are refused by the kernel (a RST) meanwhile,
+   * instead of waiting in an accept queue nobody drains.
+   */
+  #pauseAccepting(why: string): void {
+    if (this.#resumeTimer !== undefined || this.#state !== "running") return;
+    this.stats.acceptPauses++;
+    for (const listener of this.#listeners.values()) listener.stop(false);
+    this.#log.warn("proxy: about to run out of file descriptors, not accepting until some are free", { why, openFds: openFdCount(), fdLimit: this.#fdLimit, connections: this.#conns.size });
+    this.#resumeTimer = setInterval(() => this.#resumeAccepting(), RESUME_CHECK_MS);
+    this.#resumeTimer.unref();
+  }
+
+  #resumeAccepting(): void {
+    const limit = this.#fdLimit;
+    const open = openFdCount();
+    if (limit !== null && open !== null && open > resumeAt(limit)) return;
+    // The same ports again, also for listeners configured with port 0.
+    const specs = this.#settings.listeners.map((l) => ({ ...l, port: this.#listeners.get(l.key)?.port ?? l.port }));
+    try {
+      this.#bindAll(specs);
+    } catch (err) {
+      this.#log.error("proxy: cannot listen again after running short of fds; retrying", { err });
+      return;
+    }
+    clearInterval(this.#resumeTimer);
+    this.#resumeTimer = undefined;
+    this.#listenersKeepalive = this.#keepalive.applyToListeners(this.#listeners.values());
+    this.#log.info("proxy accepting again", { listen: this.stats.listeners.join(","), openFds: open, fdLimit: limit });
   }
 
   #bindAll(specs: readonly ListenSpec[]): void {
@@ -246,6 +331,12 @@ export class ProxyServer {
 
   #tick(): void {
     const now = this.#clock();
+    const limit = this.#fdLimit;
+    // Listing /proc/self/fd costs a syscall per fd: only near the limit, by our own count.
+    if (limit !== null && this.#resumeTimer === undefined && this.#baseFds + FDS_PER_CONNECTION * this.#conns.size + this.stats.pendingAbandonedDials >= limit / 2) {
+      const open = openFdCount();
+      if (open !== null && open >= pauseAt(limit)) this.#pauseAccepting(`${open} of ${limit} fds open`);
+    }
     for (const c of this.#handshaking) {
       if (now < c.deadline) continue;
       this.stats.handshakeTimeouts++;
@@ -285,17 +376,18 @@ export class ProxyServer {
       socket.end();
       return;
     }
-    if (this.#conns.size >= settings.maxConnections) {
+    const max = this.#maxConnections;
+    const startedAt = this.#clock();
+    if (this.#handshaking.size >= Math.max(1, Math.floor(max / 2))) this.#evictOldestHandshake(startedAt);
+    if (this.#conns.size >= max) {
       this.stats.connectionsOverLimit++;
-      const now = this.#clock();
-      if (now - this.#lastOverLimitWarning > 1000) {
-        this.#lastOverLimitWarning = now;
-        this.#log.warn("proxy at maxConnections, closing new connections", { maxConnections: settings.maxConnections, overLimitTotal: this.stats.connectionsOverLimit });
+      if (startedAt - this.#lastOverLimitWarning > 1000) {
+        this.#lastOverLimitWarning = startedAt;
+        this.#log.warn("proxy at maxConnections, closing new connections", { maxConnections: max, handshaking: this.#handshaking.size, overLimitTotal: this.stats.connectionsOverLimit });
       }
       socket.end();
       return;
     }
-    const startedAt = this.#clock();
     const conn = new ClientConn({ socket, client, startedAt, deadline: startedAt + settings.handshakeTimeoutMs, owner: this.#core });
     socket.data = conn;
     this.#conns.add(conn);
@@ -306,5 +398,17 @@ export class ProxyServer {
     if (!settings.noDelay) socket.setNoDelay(false);
     if (!this.#listenersKeepalive) this.#keepalive.socket(socket);
     if (this.#log.debugEnabled) this.#log.debug("proxy accepted", { client, listen: formatHostPort({ host: socket.localAddress, port: socket.localPort }) });
+  }
+
+  /**
+   * Connections in their handshake may hold at most half of the slots, so that clients that
+   * stall after a byte or two cannot lock out one that completes its handshake: the oldest
+   * handshake gives way, once it has had {@link EVICT_AFTER_MS} to finish.
+   */
+  #evictOldestHandshake(now: number): void {
+    const oldest = this.#handshaking.values().next().value;
+    if (!oldest || now - oldest.startedAt < EVICT_AFTER_MS) return;
+    this.stats.handshakeEvictions++;
+    this.#core.fail(oldest, Failure.protocolError, "handshake slots full: closed for a new client");
   }
 }

@@ -15,6 +15,7 @@ export const CONNECTION_RESULTS = [
   "denied_destination",
   "auth_failed",
   "protocol_error",
+  "local_resource",
 ] as const;
 
 /** One of {@link CONNECTION_RESULTS}. */
@@ -65,6 +66,13 @@ export interface ProxyStats {
   readonly connectionsTotal: Record<ConnectionResult, number>;
   /** Connections closed at accept because `maxConnections` were already open. */
   connectionsOverLimit: number;
+  /**
+   * Handshakes closed to make room for a new client, because connections still in their
+   * handshake held their whole share of `maxConnections` (also counted as `protocol_error`).
+   */
+  handshakeEvictions: number;
+  /** Times the listeners stopped accepting because the process was about to run out of fds. */
+  acceptPauses: number;
   /** Failed RFC 1929 logins (also counted in `connectionsTotal.auth_failed`). */
   authFailures: number;
   /** Handshakes that hit `handshakeTimeoutMs` (also counted as `protocol_error`). */
@@ -92,6 +100,8 @@ export function createStats(): ProxyStats {
     connectionsActive: 0,
     connectionsTotal,
     connectionsOverLimit: 0,
+    handshakeEvictions: 0,
+    acceptPauses: 0,
     authFailures: 0,
     handshakeTimeouts: 0,
     bytesClientToTarget: 0,
