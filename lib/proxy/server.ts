@@ -8,7 +8,7 @@
  *   accept ─ client outside allowClients? ──────────────────────────── denied_client (no byte read)
  *     │      half of maxConnections still in their handshake? the oldest (if older than
  *     │        EVICT_AFTER_MS) is closed to make room ────────────────── protocol_error
- *     │      more than maxConnections open? ─────────────────────────── (counted as over limit)
+ *     │      more than maxConnections open, or handshakes full? ──────── (counted as over limit)
  *   first byte → protocol handler (socks5-session.ts) ─ handshakeTimeoutMs ─ protocol_error
  *   core (core.ts): policy, resolve, dial, relay, the log line
  *
@@ -378,8 +378,8 @@ export class ProxyServer {
     }
     const max = this.#maxConnections;
     const startedAt = this.#clock();
-    if (this.#handshaking.size >= Math.max(1, Math.floor(max / 2))) this.#evictOldestHandshake(startedAt);
-    if (this.#conns.size >= max) {
+    const handshakesFull = this.#handshaking.size >= Math.max(1, Math.floor(max / 2)) && !this.#evictOldestHandshake(startedAt);
+    if (handshakesFull || this.#conns.size >= max) {
       this.stats.connectionsOverLimit++;
       if (startedAt - this.#lastOverLimitWarning > 1000) {
         this.#lastOverLimitWarning = startedAt;
@@ -403,12 +403,13 @@ export class ProxyServer {
   /**
    * Connections in their handshake may hold at most half of the slots, so that clients that
    * stall after a byte or two cannot lock out one that completes its handshake: the oldest
-   * handshake gives way, once it has had {@link EVICT_AFTER_MS} to finish.
+   * handshake gives way, once it has had {@link EVICT_AFTER_MS} to finish. False when none may.
    */
-  #evictOldestHandshake(now: number): void {
+  #evictOldestHandshake(now: number): boolean {
     const oldest = this.#handshaking.values().next().value;
-    if (!oldest || now - oldest.startedAt < EVICT_AFTER_MS) return;
+    if (!oldest || now - oldest.startedAt < EVICT_AFTER_MS) return false;
     this.stats.handshakeEvictions++;
     this.#core.fail(oldest, Failure.protocolError, "handshake slots full: closed for a new client");
+    return true;
   }
 }

@@ -64,7 +64,10 @@ export interface ProxyStats {
   connectionsActive: number;
   /** Client connections by how they ended (or, for `ok`, by how they started relaying). */
   readonly connectionsTotal: Record<ConnectionResult, number>;
-  /** Connections closed at accept because `maxConnections` were already open. */
+  /**
+   * Connections closed at accept because `maxConnections` were already open, or half of them
+   * were in their handshake and none of those had been at it for long.
+   */
   connectionsOverLimit: number;
   /**
    * Handshakes closed to make room for a new client, because connections still in their

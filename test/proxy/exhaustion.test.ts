@@ -3,9 +3,9 @@
 // relays open to a local echo server until no fd would be left.
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { Reply, parseReply } from "../../lib/proxy/socks5.ts";
-import { cleanup, echoServer, host, RawConn, spawnProxy } from "./helpers.ts";
-import { encodeGreeting, encodeRequest, parseMethodSelection, AuthMethod, Command } from "../../lib/proxy/socks5.ts";
+import { join } from "node:path";
+import { AuthMethod, Command, Reply, encodeGreeting, encodeRequest, parseMethodSelection, parseReply } from "../../lib/proxy/socks5.ts";
+import { BUN, cleanup, echoServer, host, onCleanup, RawConn, spawnProxy } from "./helpers.ts";
 
 afterAll(cleanup);
 
@@ -101,3 +101,59 @@ test("out of file descriptors the proxy refuses the excess, does not spin, and s
   expect(tally(again)).toEqual({ served: 20, closed: 0, hung: 0 });
   expect(proxy.proc.exitCode).toBeNull();
 }, 60_000);
+
+/** The fixture fd-exhaustion.ts under a low fd limit, driven line by line. */
+async function fixture(echoPort: number) {
+  const proc = Bun.spawn(["prlimit", "--nofile=128:128", "--", BUN, join(import.meta.dir, "fd-exhaustion.ts"), String(echoPort)], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
+  onCleanup(async () => {
+    proc.kill();
+    await proc.exited;
+  });
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  const next = async (): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        return JSON.parse(line);
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error("fixture exited");
+      buf += decoder.decode(value, { stream: true });
+    }
+  };
+  const ask = async (cmd: string) => {
+    proc.stdin.write(`${cmd}\n`);
+    proc.stdin.flush();
+    return next();
+  };
+  const { port } = (await next()) as { port: number };
+  return { port, ask };
+}
+
+// Regression: with no fd left for the outbound socket, the client got 0x05 "connection refused"
+// and the connection was counted as `refused`: the proxy blamed the target for its own shortage.
+test("no fd left for the outbound socket: general failure, counted as local_resource, and accepting pauses until fds are free", async () => {
+  const echo = echoServer();
+  const f = await fixture(echo.port);
+  expect(await f.ask("fill")).toMatchObject({ code: "EMFILE" });
+  const conn = await RawConn.connect(f.port); // takes the last fd
+  conn.write(encodeGreeting([AuthMethod.noAuth]));
+  await conn.read(parseMethodSelection);
+  conn.write(encodeRequest(Command.connect, host("127.0.0.1"), echo.port));
+  expect((await conn.read(parseReply)).reply).toBe(Reply.generalFailure);
+  const stats = await f.ask("stats");
+  expect(stats.connectionsTotal).toMatchObject({ local_resource: 1, refused: 0 });
+  // It stopped listening: the next client is refused by the kernel instead of left waiting.
+  expect(stats.acceptPauses).toBe(1);
+  expect(await RawConn.connect(f.port).then(() => "connected", (e: { code?: string }) => e.code)).toBe("ECONNREFUSED");
+  // Once fds are free it listens again, on the same port, and serves.
+  await f.ask("free");
+  await Bun.sleep(600);
+  const again = await client(f.port, echo.port);
+  expect(again.kind).toBe("served");
+  expect(await f.ask("stats")).toMatchObject({ connectionsTotal: { ok: 1, local_resource: 1 }, acceptPauses: 1 });
+}, 30_000);
