@@ -39,20 +39,6 @@ export function openFdCount(): number | null {
 }
 
 /**
- * The fd the next socket(2) or open(2) will get: the lowest free one (POSIX), found by opening and
- * closing /dev/null. Null when none is free.
- */
-export function lowestFreeFd(): number | null {
-  try {
-    const fd = openSync("/dev/null", "r");
-    closeSync(fd);
-    return fd;
-  } catch {
-    return null;
-  }
-}
-
-/**
  * `EMFILE` (this process is at its limit) or `ENFILE` (the system is) when no fd can be opened
  * now, else null. Costs an open and a close.
  */

@@ -13,6 +13,7 @@
  * Bun's own schedule.
  */
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { openSync } from "node:fs";
 
 /** When probes start, how often they repeat, and how many go unanswered before a reset. */
 export interface KeepaliveSchedule {
@@ -56,6 +57,8 @@ interface Libc {
   setsockopt(fd: number, level: number, name: number, value: Pointer, length: number): number;
   getsockopt(fd: number, level: number, name: number, value: Pointer, length: Pointer): number;
   shutdown(fd: number, how: number): number;
+  dup(fd: number): number;
+  close(fd: number): number;
   __errno_location(): Pointer;
 }
 
@@ -65,6 +68,8 @@ function loadLibc(): Libc {
     setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
     shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    dup: { args: [FFIType.i32], returns: FFIType.i32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   }).symbols as unknown as Libc;
   return libc;
@@ -131,4 +136,25 @@ export function tcpState(fd: number): number | null {
 export function shutdownSocket(fd: number): void {
   const l = loadLibc();
   if (l.shutdown(fd, 2 /* SHUT_RDWR */) !== 0) throw new SockoptError("shutdown", read.i32(l.__errno_location(), 0));
+}
+
+/** An fd on /dev/null kept open for {@link lowestFreeFd} to dup; -1 until first needed. */
+let spareFd = -1;
+
+/**
+ * The fd the next socket(2) will get: the lowest free one (POSIX), found with dup(2) and close(2)
+ * of a /dev/null fd kept open for the purpose (two syscalls, a few µs). Null when none is free or
+ * libc cannot be reached.
+ */
+export function lowestFreeFd(): number | null {
+  try {
+    const l = loadLibc();
+    if (spareFd < 0) spareFd = openSync("/dev/null", "r");
+    const fd = l.dup(spareFd);
+    if (fd < 0) return null;
+    l.close(fd);
+    return fd;
+  } catch {
+    return null;
+  }
 }

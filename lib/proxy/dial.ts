@@ -18,8 +18,8 @@
  */
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from "bun";
 import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
-import { fdsExhausted, lowestFreeFd } from "../net/fdlimit.ts";
-import { shutdownSocket, TCP_SYN_SENT, tcpState } from "../net/sockopt.ts";
+import { fdsExhausted } from "../net/fdlimit.ts";
+import { lowestFreeFd, shutdownSocket, TCP_SYN_SENT, tcpState } from "../net/sockopt.ts";
 import { ConnectTimeoutError, errorCode, LocalResourceError } from "./errors.ts";
 
 /**
