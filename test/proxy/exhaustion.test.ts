@@ -139,6 +139,10 @@ async function fixture(echoPort: number) {
 test("no fd left for the outbound socket: general failure, counted as local_resource, and accepting pauses until fds are free", async () => {
   const echo = echoServer();
   const f = await fixture(echo.port);
+  // Started with maxConnections 20, which 128 fds hold: no warning. A reload to 20000 is clamped, and says so.
+  const { warnings } = (await f.ask("reload")) as { warnings: string[] };
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(/maxConnections=20000 fdLimit=128 admitting=\d+/);
   expect(await f.ask("fill")).toMatchObject({ code: "EMFILE" });
   const conn = await RawConn.connect(f.port); // takes the last fd
   conn.write(encodeGreeting([AuthMethod.noAuth]));

@@ -9,18 +9,26 @@
  *   fd and the outbound socket finds none (fds eaten outside the proxy's own count, as other
  *   parts of a daemon would);
  * - `free`: closes them again;
- * - `stats`: the server's counters.
+ * - `stats`: the server's counters;
+ * - `reload`: `update()` with maxConnections 20000, answering with the warnings logged.
  */
 import { closeSync, openSync } from "node:fs";
 import { parseCidr, parseIp } from "../../lib/net/ip.ts";
+import { createLogger } from "../../lib/log/logger.ts";
 import { ProxyServer } from "../../lib/proxy/server.ts";
 
-const server = new ProxyServer({
+const lines: string[] = [];
+const log = createLogger({ level: "warn", format: "text", write: (l) => lines.push(l) });
+
+const options = {
   listeners: [{ host: "127.0.0.1", port: 0 }],
   allowClients: [parseCidr("127.0.0.0/8")],
   allowDestinations: [parseCidr("127.0.0.0/8")],
   resolve: async () => [parseIp("127.0.0.1")!],
-});
+  maxConnections: 20,
+  log,
+};
+const server = new ProxyServer(options);
 server.start();
 const held: number[] = [];
 console.log(JSON.stringify({ port: Number(/:(\d+)$/.exec(server.listening[0]!)![1]) }));
@@ -37,6 +45,10 @@ for await (const line of console) {
   } else if (cmd === "free") {
     for (const fd of held.splice(0)) closeSync(fd);
     console.log(JSON.stringify({ freed: true }));
+  } else if (cmd === "reload") {
+    lines.length = 0;
+    server.update({ ...options, maxConnections: 20000 });
+    console.log(JSON.stringify({ warnings: lines.filter((l) => / warn /.test(l)) }));
   } else if (cmd === "stats") {
     const s = server.stats;
     console.log(JSON.stringify({ connectionsTotal: s.connectionsTotal, acceptPauses: s.acceptPauses, listening: server.listening }));
