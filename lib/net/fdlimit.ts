@@ -8,7 +8,7 @@
  *
  * Does not change the limit and knows nothing about sockets.
  */
-import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync } from "node:fs";
 
 /**
  * The soft limit on open files (RLIMIT_NOFILE), from /proc/self/limits; null when it is
@@ -52,4 +52,16 @@ export function fdsExhausted(): "EMFILE" | "ENFILE" | null {
   }
   closeSync(fd);
   return null;
+}
+
+/**
+ * The inode of what `fd` refers to now, or null when it is closed. Tells a socket from a later one
+ * that got the same fd number: inode numbers are not reused while the first is open.
+ */
+export function fdInode(fd: number): number | null {
+  try {
+    return fstatSync(fd).ino;
+  } catch {
+    return null;
+  }
 }

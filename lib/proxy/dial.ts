@@ -11,14 +11,14 @@
  * free fd, which is read just before the call and checked to be a TCP socket in SYN-SENT just
  * after. An attempt that loses the race, or is still pending when the timeout fires, is
  * abandoned with shutdown(2) on that fd, which makes Linux abort the connect at once: Bun sees
- * it fail and closes the fd. The fd is only touched while the attempt is unsettled, that is
- * while Bun still owns it. When the fd cannot be learnt (another `connect` was injected, no
+ * it fail and closes the fd. The fd is only touched while the attempt is unsettled (Bun still
+ * owns it) and while it still refers to the same socket (its inode), still in SYN-SENT. When the fd cannot be learnt (another `connect` was injected, no
  * libc), the attempt is closed the moment it settles, as before.
  * {@link DialStats.pendingAbandonedDials} shows how many abandoned attempts are still pending.
  */
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from "bun";
 import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
-import { fdsExhausted } from "../net/fdlimit.ts";
+import { fdInode, fdsExhausted } from "../net/fdlimit.ts";
 import { lowestFreeFd, shutdownSocket, TCP_SYN_SENT, tcpState } from "../net/sockopt.ts";
 import { ConnectTimeoutError, errorCode, LocalResourceError } from "./errors.ts";
 
@@ -60,6 +60,8 @@ export class DialAttempt {
   abandoned = false;
   /** The pending socket's fd, while unsettled; -1 when unknown. */
   fd = -1;
+  /** The inode of that socket: the fd is only shut down while it still refers to it. */
+  inode: number | null = null;
   constructor(
     /** Null once the race is over, so a long-lived socket does not keep the race alive. */
     public race: DialRace | null,
@@ -171,7 +173,10 @@ export class DialRace {
     } catch (err) {
       this.failed(attempt, err instanceof Error ? err : new Error(String(err)));
     }
-    if (fd !== null && !attempt.settled && tcpState(fd) === TCP_SYN_SENT) attempt.fd = fd;
+    if (fd !== null && !attempt.settled && tcpState(fd) === TCP_SYN_SENT) {
+      attempt.fd = fd;
+      attempt.inode = fdInode(fd);
+    }
     if (!this.#done && this.#next < this.#addrs.length) {
       clearTimeout(this.#delayTimer);
       this.#delayTimer = setTimeout(() => this.#startNext(), this.#opts.attemptDelayMs ?? CONNECTION_ATTEMPT_DELAY_MS);
@@ -246,6 +251,9 @@ function abort(attempt: DialAttempt): void {
   if (attempt.fd < 0) return;
   const fd = attempt.fd;
   attempt.fd = -1;
+  // Belt and braces: should Bun ever close the fd before it reports the failure, the number may
+  // already belong to another socket. Only the one this attempt created, still connecting.
+  if (attempt.inode === null || fdInode(fd) !== attempt.inode || tcpState(fd) !== TCP_SYN_SENT) return;
   try {
     shutdownSocket(fd);
   } catch {
