@@ -88,7 +88,8 @@ export interface ProxyStats {
   readonly connectDuration: Histogram;
   /**
    * Gauge: outbound connects that lost a Happy Eyeballs race or timed out and are still pending in
-   * the kernel. `Bun.connect` cannot be aborted; each is closed the moment it settles.
+   * the kernel. Each is aborted at once (dial.ts), so this drops back to 0 within a poll; it stays
+   * up only when a pending socket's fd could not be learnt, until the kernel gives up.
    */
   pendingAbandonedDials: number;
   /** The addresses being listened on now, `host:port` (IPv6 in brackets). */
