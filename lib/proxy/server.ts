@@ -12,8 +12,8 @@
  *   first byte → protocol handler (socks5-session.ts) ─ handshakeTimeoutMs ─ protocol_error
  *   core (core.ts): policy, resolve, dial, relay, the log line
  *
- * maxConnections is clamped to what the open-files limit can hold (fd-budget.ts), and the
- * listeners stop accepting while the process is about to run out of fds: Bun's accept loop would
+ * maxConnections is clamped to what the open-files limit can hold, and the listeners stop
+ * accepting while the process is about to run out of fds (fd-gate.ts): Bun's accept loop would
  * otherwise spin on EMFILE.
  *
  * Does not create routes, marks or firewall rules (lib/host does, and the daemon glues them
@@ -23,9 +23,8 @@ import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "b
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, parseIp, unmapIp } from "../net/ip.ts";
 import { ProxyCore, type ConnTracker } from "./core.ts";
-import { fdLimit, openFdCount } from "../net/fdlimit.ts";
 import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
-import { connectionCapacity, FDS_PER_CONNECTION, fdHeadroom, pauseAt, resumeAt } from "./fd-budget.ts";
+import { FdGate } from "./fd-gate.ts";
 import { Keepalive } from "./keepalive.ts";
 import { normalizeOptions, type ListenSpec, type ProxyServerOptions, type Settings } from "./options.ts";
 import { clientAllowed } from "./policy.ts";
@@ -53,8 +52,6 @@ type Listener = TCPSocketListener<ClientConn | undefined>;
  */
 export const EVICT_AFTER_MS = 250;
 
-/** How often a paused listener checks whether fds are free again. */
-const RESUME_CHECK_MS = 250;
 
 /**
  * A SOCKS5 proxy (CONNECT only) with client and destination policy. Construct, `start()`,
@@ -83,12 +80,8 @@ export class ProxyServer {
   #lastOverLimitWarning = -Infinity;
   /** maxConnections as configured, or less when the open-files limit cannot hold that many. */
   #maxConnections: number;
-  /** The soft RLIMIT_NOFILE at start; null: unlimited or unknown. */
-  #fdLimit: number | null = null;
-  /** Fds open at start, before any connection: what the process needs for itself. */
-  #baseFds = 0;
-  /** Not accepting: the process was about to run out of fds (see fd-budget.ts). */
-  #resumeTimer: ReturnType<typeof setInterval> | undefined;
+  /** The fd budget; null until start. */
+  #fds: FdGate | null = null;
   /**
    * Every listener carries the keepalive options, so accepted sockets inherit them. False when a
    * listener could not be set up that way: each client socket is then set on its own.
@@ -110,7 +103,7 @@ export class ProxyServer {
         this.#handshaking.delete(c);
         if (this.#conns.size === 0) this.#whenIdle?.();
       },
-      outOfFds: () => this.#pauseAccepting("an outbound socket failed for want of fds"),
+      outOfFds: () => this.#fds?.pause("an outbound socket failed for want of fds"),
     };
     const core = new ProxyCore({ settings: this.#settings, stats: this.stats, log: this.#log, clock: this.#clock, keepalive: this.#keepalive, tracker });
     this.#core = core;
@@ -157,11 +150,18 @@ export class ProxyServer {
    */
   start(): void {
     if (this.#state !== "new") throw new Error(`ProxyServer.start() called when ${this.#state}`);
-    this.#fdLimit = fdLimit();
-    this.#baseFds = openFdCount() ?? 0;
     this.#bindAll(this.#settings.listeners);
     this.#listenersKeepalive = this.#keepalive.applyToListeners(this.#listeners.values());
-    this.#maxConnections = this.#fdBudget(this.#settings);
+    this.#fds = new FdGate({
+      log: () => this.#log,
+      stats: this.stats,
+      connections: () => this.#conns.size,
+      stopListening: () => {
+        for (const listener of this.#listeners.values()) listener.stop(false);
+      },
+      listenAgain: () => this.#listenAgain(),
+    });
+    this.#maxConnections = this.#fds.admissible(this.#settings.maxConnections);
     this.#state = "running";
     this.#restartSweep();
     this.#log.info("proxy listening", { listen: this.stats.listeners.join(","), dns: this.#settings.dnsMode });
@@ -194,7 +194,7 @@ export class ProxyServer {
       this.#refreshListenerStats();
     }
     this.#settings = next;
-    this.#maxConnections = this.#fdBudget(next);
+    this.#maxConnections = this.#fds?.admissible(next.maxConnections) ?? next.maxConnections;
     this.#core.settings = next;
     this.#keepalive.schedule = next.keepalive;
     if (this.#state === "running") {
@@ -212,8 +212,7 @@ export class ProxyServer {
     if (this.#state === "stopped" || this.#state === "stopping") return;
     const wasRunning = this.#state === "running";
     this.#state = "stopping";
-    clearInterval(this.#resumeTimer);
-    this.#resumeTimer = undefined;
+    this.#fds?.stop();
     for (const listener of this.#listeners.values()) listener.stop(false);
     this.#listeners.clear();
     this.#refreshListenerStats();
@@ -237,55 +236,19 @@ export class ProxyServer {
     if (wasRunning) this.#log.info("proxy stopped", { reset: left });
   }
 
-  /**
-   * The connections the open-files limit can hold for `s.maxConnections`: the configured number,
-   * or less, said in a warning naming both numbers. Measured against the fds open at start.
-   */
-  #fdBudget(s: Settings): number {
-    const limit = this.#fdLimit;
-    if (limit === null) return s.maxConnections;
-    const capacity = connectionCapacity(limit, this.#baseFds + this.#listeners.size);
-    if (s.maxConnections <= capacity) return s.maxConnections;
-    this.#log.warn("proxy: maxConnections is more than the open-files limit can hold; admitting fewer (raise LimitNOFILE, or lower maxConnections)", {
-      maxConnections: s.maxConnections,
-      fdLimit: limit,
-      admitting: capacity,
-      fdsPerConnection: FDS_PER_CONNECTION,
-      reserved: this.#baseFds + this.#listeners.size + fdHeadroom(limit),
-    });
-    return capacity;
-  }
-
-  /**
-   * Stops accepting until fds are free again: accept(2) is about to fail with EMFILE, which Bun's
-   * accept loop retries at once, forever. Clients are refused by the kernel (a RST) meanwhile,
-   * instead of waiting in an accept queue nobody drains.
-   */
-  #pauseAccepting(why: string): void {
-    if (this.#resumeTimer !== undefined || this.#state !== "running") return;
-    this.stats.acceptPauses++;
-    for (const listener of this.#listeners.values()) listener.stop(false);
-    this.#log.warn("proxy: about to run out of file descriptors, not accepting until some are free", { why, openFds: openFdCount(), fdLimit: this.#fdLimit, connections: this.#conns.size });
-    this.#resumeTimer = setInterval(() => this.#resumeAccepting(), RESUME_CHECK_MS);
-    this.#resumeTimer.unref();
-  }
-
-  #resumeAccepting(): void {
-    const limit = this.#fdLimit;
-    const open = openFdCount();
-    if (limit !== null && open !== null && open > resumeAt(limit)) return;
+  /** Binds every listener again after a pause for want of fds, on the same ports. */
+  #listenAgain(): boolean {
+    if (this.#state !== "running") return true;
     // The same ports again, also for listeners configured with port 0.
     const specs = this.#settings.listeners.map((l) => ({ ...l, port: this.#listeners.get(l.key)?.port ?? l.port }));
     try {
       this.#bindAll(specs);
     } catch (err) {
       this.#log.error("proxy: cannot listen again after running short of fds; retrying", { err });
-      return;
+      return false;
     }
-    clearInterval(this.#resumeTimer);
-    this.#resumeTimer = undefined;
     this.#listenersKeepalive = this.#keepalive.applyToListeners(this.#listeners.values());
-    this.#log.info("proxy accepting again", { listen: this.stats.listeners.join(","), openFds: open, fdLimit: limit });
+    return true;
   }
 
   #bindAll(specs: readonly ListenSpec[]): void {
@@ -331,12 +294,7 @@ export class ProxyServer {
 
   #tick(): void {
     const now = this.#clock();
-    const limit = this.#fdLimit;
-    // Listing /proc/self/fd costs a syscall per fd: only near the limit, by our own count.
-    if (limit !== null && this.#resumeTimer === undefined && this.#baseFds + FDS_PER_CONNECTION * this.#conns.size + this.stats.pendingAbandonedDials >= limit / 2) {
-      const open = openFdCount();
-      if (open !== null && open >= pauseAt(limit)) this.#pauseAccepting(`${open} of ${limit} fds open`);
-    }
+    this.#fds?.check(this.stats.pendingAbandonedDials);
     for (const c of this.#handshaking) {
       if (now < c.deadline) continue;
       this.stats.handshakeTimeouts++;
