@@ -58,6 +58,8 @@ export function metricSources(view: DaemonView): Required<EgressdSources> {
           byProtocol: Object.fromEntries(
             Object.entries(s.byProtocol).map(([p, c]) => [p, { connectionsTotal: c.connectionsTotal, relayedBytes: { upstream: c.bytesClientToTarget, downstream: c.bytesTargetToClient } }]),
           ),
+          acceptPauses: s.acceptPauses,
+          handshakeEvictions: s.handshakeEvictions,
         };
       },
     },

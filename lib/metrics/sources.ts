@@ -45,6 +45,7 @@ export const PROXY_RESULTS = [
   "denied_destination",
   "auth_failed",
   "protocol_error",
+  "local_resource",
 ] as const;
 
 /** One of {@link PROXY_RESULTS}. */
@@ -90,6 +91,10 @@ export interface ProxyStats {
    * `protocol` label (a missing protocol counts as 0) and the totals above are not used.
    */
   readonly byProtocol?: Readonly<Partial<Record<ProxyProtocol, ProxyProtocolStats>>>;
+  /** Times the listeners stopped accepting because fds were about to run out; absent counts as 0. */
+  readonly acceptPauses?: number;
+  /** Handshakes closed to make room for a new client; absent counts as 0. */
+  readonly handshakeEvictions?: number;
 }
 
 /** The proxy (SOCKS5 and HTTP). */

@@ -50,6 +50,8 @@ export interface ConnTracker {
   handshakeDone(conn: ClientConn): void;
   /** The connection has closed and been logged. */
   closed(conn: ClientConn): void;
+  /** An outbound socket could not be opened for want of fds: stop accepting for a while. */
+  outOfFds(): void;
 }
 
 /** Options for {@link ProxyCore}. */
@@ -300,7 +302,9 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
           sink.race(null);
           if ("error" in r) {
             const code = errorCode(r.error);
-            return sink.failed(failureForError(r.error), code && !r.error.message.includes(code) ? `${code}: ${r.error.message}` : r.error.message);
+            const kind = failureForError(r.error);
+            if (kind === Failure.localResource) this.#tracker.outOfFds();
+            return sink.failed(kind, code && !r.error.message.includes(code) ? `${code}: ${r.error.message}` : r.error.message);
           }
           sink.connected(r.socket, r.address);
         },

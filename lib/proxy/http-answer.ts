@@ -22,8 +22,8 @@ export function httpTarget(host: string): Target {
 
 /**
  * The status for a failure to connect: 403 for a policy refusal, 407 for credentials, 502 for a
- * target that refused or cannot be reached (RFC 9110 §15.6.3), 504 for a timeout (§15.6.5), 400
- * for a malformed request.
+ * target that refused or cannot be reached (RFC 9110 §15.6.3), 504 for a timeout (§15.6.5), 503
+ * when the proxy itself is out of fds (§15.6.4: temporary, retry), 400 for a malformed request.
  */
 export function httpStatus(kind: FailureKind): number {
   switch (kind) {
@@ -35,6 +35,8 @@ export function httpStatus(kind: FailureKind): number {
       return Status.gatewayTimeout;
     case Failure.protocolError:
       return Status.badRequest;
+    case Failure.localResource: // the proxy ran out of fds or buffers: not the destination's fault
+      return Status.serviceUnavailable;
     case Failure.refused:
     case Failure.networkUnreachable:
     case Failure.hostUnreachable:
@@ -78,6 +80,8 @@ export function failureMessage(kind: FailureKind, detail: FailureDetail): string
       return `${where} cannot be reached: ${reason}`;
     case Failure.authFailed:
       return `proxy authentication required: ${reason}`;
+    case Failure.localResource:
+      return `the proxy is short of resources, try again: ${reason}`;
     default:
       return `cannot connect to ${where}: ${reason}`;
   }

@@ -4,7 +4,7 @@ import { renderFamilies } from "../../lib/metrics/exposition.ts";
 import { leakGuardFamilies } from "../../lib/metrics/leak_guard.ts";
 import { proxyFamilies } from "../../lib/metrics/proxy.ts";
 import { reconcileFamilies } from "../../lib/metrics/reconcile.ts";
-import { defaultRuntime } from "../../lib/metrics/sources.ts";
+import { defaultRuntime, PROXY_RESULTS } from "../../lib/metrics/sources.ts";
 import { tunnelFamilies } from "../../lib/metrics/tunnel.ts";
 
 describe("proxy", () => {
@@ -32,6 +32,7 @@ describe("proxy", () => {
         'egressd_proxy_connections_total{result="denied_destination"} 2\n' +
         'egressd_proxy_connections_total{result="auth_failed"} 0\n' +
         'egressd_proxy_connections_total{result="protocol_error"} 0\n' +
+        'egressd_proxy_connections_total{result="local_resource"} 0\n' +
         "# HELP egressd_proxy_relayed_bytes_total Payload bytes relayed; upstream is client to destination, downstream destination to client.\n" +
         "# TYPE egressd_proxy_relayed_bytes_total counter\n" +
         'egressd_proxy_relayed_bytes_total{direction="upstream"} 100\n' +
@@ -43,7 +44,13 @@ describe("proxy", () => {
         'egressd_proxy_connect_duration_seconds_bucket{le="1"} 9\n' +
         'egressd_proxy_connect_duration_seconds_bucket{le="+Inf"} 10\n' +
         "egressd_proxy_connect_duration_seconds_sum 2.5\n" +
-        "egressd_proxy_connect_duration_seconds_count 10\n",
+        "egressd_proxy_connect_duration_seconds_count 10\n" +
+        "# HELP egressd_proxy_accept_paused_total Times the proxy stopped accepting because it was about to run out of file descriptors.\n" +
+        "# TYPE egressd_proxy_accept_paused_total counter\n" +
+        "egressd_proxy_accept_paused_total 0\n" +
+        "# HELP egressd_proxy_handshake_evictions_total Connections still in their handshake closed to make room for a new client (handshakes may hold half of maxConnections).\n" +
+        "# TYPE egressd_proxy_handshake_evictions_total counter\n" +
+        "egressd_proxy_handshake_evictions_total 0\n",
     );
   });
 
@@ -67,8 +74,8 @@ describe("proxy", () => {
     expect(split).toContain('egressd_proxy_connections_total{protocol="other",result="denied_client"} 0\n');
     expect(split).toContain('egressd_proxy_relayed_bytes_total{protocol="http_connect",direction="downstream"} 5\n');
     expect(split).not.toMatch(/egressd_proxy_connections_total\{result=/);
-    // 4 protocols x 8 results, 4 x 2 directions.
-    expect(split.match(/^egressd_proxy_connections_total\{/gm)?.length).toBe(32);
+    // Every protocol x every result, every protocol x 2 directions.
+    expect(split.match(/^egressd_proxy_connections_total\{/gm)?.length).toBe(4 * PROXY_RESULTS.length);
     expect(split.match(/^egressd_proxy_relayed_bytes_total\{/gm)?.length).toBe(8);
   });
 });

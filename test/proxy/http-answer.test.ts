@@ -14,6 +14,7 @@ test.each([
   [Failure.general, 502],
   [Failure.timeout, 504],
   [Failure.protocolError, 400],
+  [Failure.localResource, 503],
 ] as [FailureKind, number][])("%s -> %d", (kind, status) => {
   expect(httpStatus(kind)).toBe(status);
 });

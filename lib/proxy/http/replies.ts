@@ -22,6 +22,7 @@ export const REASON_PHRASES: Readonly<Record<number, string>> = {
   431: "Request Header Fields Too Large",
   501: "Not Implemented",
   502: "Bad Gateway",
+  503: "Service Unavailable",
   504: "Gateway Timeout",
   505: "HTTP Version Not Supported",
 };

@@ -29,6 +29,7 @@ export const Status = {
   requestHeaderFieldsTooLarge: 431,
   notImplemented: 501,
   badGateway: 502,
+  serviceUnavailable: 503,
   gatewayTimeout: 504,
   httpVersionNotSupported: 505,
 } as const;
