@@ -51,6 +51,7 @@ test(`live fuzz: ${CASES} mutated HTTP heads on the SOCKS5+HTTP port (seed ${SEE
     allowDestinations: [parseCidr("127.0.0.0/8"), parseCidr("::1/128")],
     handshakeTimeoutMs: 500,
     connectTimeoutMs: 1000,
+    maxConnections: 2000, // within the test machine's fd limit (the proxy warns when it is not)
     dial: confined,
     resolve: async (name) => {
       if (name === "fuzz.example.test") return [loopback];
