@@ -152,6 +152,34 @@ const dnsSchema = z.strictObject({
   timeout: duration.default(5000),
 });
 
+/** `"40000-40100"`: an inclusive range of UDP ports, parsed to `{ first, last }`. */
+const NOT_A_PORT_RANGE = `is not a port range; expected e.g. "40000-40100"`;
+const portRange = z.string({ error: NOT_A_PORT_RANGE }).transform((v, ctx) => {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(v.trim());
+  const first = m ? Number(m[1]) : NaN;
+  const last = m ? Number(m[2]) : NaN;
+  if (!m || first < 1 || last > 65535 || first > last) {
+    ctx.addIssue({ code: "custom", message: m ? `${NOT_A_PORT_RANGE}: ports 1-65535, first not above last` : NOT_A_PORT_RANGE });
+    return z.NEVER;
+  }
+  return { first, last };
+});
+
+/** SOCKS5 UDP ASSOCIATE (RFC 1928 §7): relaying datagrams through the tunnel. */
+const udpSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** The `proxy.listen` entries that answer UDP ASSOCIATE; null: all of them. The others answer "command not supported". */
+  listeners: z.array(hostPort({ names: false })).nullable().default(null),
+  /** End an association after this long without a datagram; 0: it ends with its TCP connection only. */
+  idleTimeout: duration.default(0),
+  /** Associations open at once; each holds up to three sockets (the relay, one outbound per family). */
+  maxAssociations: z.number().int().min(1).max(1_000_000).default(1024),
+  /** Distinct destinations (address and port) one association may send to. */
+  maxDestinations: z.number().int().min(1).max(65536).default(256),
+  /** Bind relay sockets from this range (for a firewall rule on the LAN side); null: ephemeral ports. */
+  portRange: portRange.nullable().default(null),
+});
+
 const proxySchema = z.strictObject({
   listen: z.array(hostPort({ names: false })).min(1).default(["127.0.0.1:1080"]),
   /** Allow `0.0.0.0`/`::` in `listen`. Off: a wildcard bind would expose the proxy on the WAN. */
@@ -182,6 +210,7 @@ const proxySchema = z.strictObject({
     .default(15_000),
   /** Unanswered keepalive probes before the connection is reset (TCP_KEEPCNT). */
   keepaliveCount: z.number().int().min(1).max(127).default(8),
+  udp: udpSchema.default(() => udpSchema.parse({})),
 });
 
 /**
@@ -279,6 +308,12 @@ export const configSchema = z
         message: "must differ from routing.fwmark, or WireGuard's own UDP would be routed into its tunnel",
       });
     }
+    (c.proxy.udp.listeners ?? []).forEach((l, i) => {
+      const key = canonicalListener(l);
+      if (key !== null && !c.proxy.listen.some((x) => canonicalListener(x) === key)) {
+        ctx.addIssue({ code: "custom", path: ["proxy", "udp", "listeners", i], input: l, message: "is not one of proxy.listen" });
+      }
+    });
     if (c.proxy.dns.mode === "tunnel" && c.proxy.dns.servers.length === 0) {
       ctx.addIssue({
         code: "custom",
@@ -288,6 +323,17 @@ export const configSchema = z
       });
     }
   });
+
+/** `ip:port` with the IP canonical, or null if it does not parse (its own field reports that). */
+function canonicalListener(text: string): string | null {
+  try {
+    const hp = parseHostPort(text, { names: false });
+    return `${formatIp(parseIp(hp.host)!)}:${hp.port}`;
+  } catch (e) {
+    if (e instanceof HostPortError) return null;
+    throw e;
+  }
+}
 
 /** The config as written (before defaults). */
 export type ConfigInput = z.input<typeof configSchema>;

@@ -99,6 +99,14 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     handshakeTimeoutMs: p.handshakeTimeout,
     idleTimeoutMs: p.idleTimeout,
     maxConnections: p.maxConnections,
+    udp: {
+      enabled: p.udp.enabled,
+      listeners: p.udp.listeners?.map((l) => parseHostPort(l, { names: false })) ?? null,
+      idleTimeoutMs: p.udp.idleTimeout,
+      maxAssociations: p.udp.maxAssociations,
+      maxDestinations: p.udp.maxDestinations,
+      portRange: p.udp.portRange,
+    },
     keepalive: p.keepaliveIdle === 0 ? { enabled: false } : { enabled: true, idleMs: p.keepaliveIdle, intervalMs: p.keepaliveInterval, count: p.keepaliveCount },
   };
 }

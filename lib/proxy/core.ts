@@ -30,6 +30,7 @@ import { checkDestination } from "./policy.ts";
 import { formatTarget, Stage, type ClientConn, type ConnOwner, type ProtocolCore, type Target } from "./protocol.ts";
 import { Relay } from "./relay.ts";
 import { observe, type ConnectionResult, type ProxyStats } from "./stats.ts";
+import type { UdpSettings } from "./udp-options.ts";
 
 /** Bytes a client may send after its request, before the target is connected, before we stop reading. */
 export const MAX_EARLY_DATA = 64 * 1024;
@@ -114,6 +115,24 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     );
   }
 
+  checkDestination(addr: IpAddr): string | null {
+    return checkDestination(unmapIp(addr), this.settings.policy);
+  }
+
+  resolve(name: string): Promise<IpAddr[]> {
+    return this.settings.resolve(name);
+  }
+
+  get udp(): UdpSettings {
+    return this.settings.udp;
+  }
+
+  hold(conn: ClientConn): void {
+    this.#tracker.handshakeDone(conn);
+    conn.stage = Stage.relaying; // with no relay: the server's data handler discards what comes
+    this.#setResult(conn, "ok");
+  }
+
   /** Bytes from the client while connecting: held for the target; reading pauses when too many. */
   early(conn: ClientConn, d: Uint8Array): void {
     conn.early = conn.early ? concat(conn.early, d) : d;
@@ -140,7 +159,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       conn.clientEof = true; // forwarded as a FIN once the relay starts
       return;
     }
-    this.fail(conn, Failure.protocolError, "client closed during handshake");
+    this.fail(conn, Failure.protocolError, conn.stage === Stage.relaying ? "client closed" : "client closed during handshake");
   }
 
   /** The client socket closed before the relay started. */
@@ -154,7 +173,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       conn.reason ??= "client closed while connecting";
     } else {
       this.#setResult(conn, "protocol_error");
-      conn.reason ??= err ? `client error: ${err.message}` : "client closed during handshake";
+      conn.reason ??= err ? `client error: ${err.message}` : conn.stage === Stage.relaying ? "client closed" : "client closed during handshake";
     }
     this.finish(conn, err);
   }
@@ -181,6 +200,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     conn.early = null;
     this.stats.connectionsActive--;
     const relay = conn.relay;
+    const extra = conn.protocol?.closed?.(conn);
     this.log.info("proxy connection closed", {
       client: conn.client,
       target: conn.target,
@@ -191,6 +211,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       up: relay?.bytesClientToTarget ?? 0,
       down: relay?.bytesTargetToClient ?? 0,
       duration: ((this.clock() - conn.startedAt) / 1000).toFixed(3),
+      ...extra,
     });
     this.#tracker.closed(conn);
   }

@@ -18,6 +18,7 @@ import { ProxyConfigError } from "./errors.ts";
 import type { DestinationPolicy } from "./policy.ts";
 import type { ProtocolFactory } from "./protocol.ts";
 import { createResolver, type DnsOptions, type Resolve } from "./resolve.ts";
+import { normalizeUdpOptions, type UdpOptions, type UdpSettings } from "./udp-options.ts";
 
 /**
  * TCP keepalive on both legs of every connection. With the defaults a peer that stops answering
@@ -71,6 +72,8 @@ export interface ProxyServerOptions {
    * first. Default: SOCKS5 alone. Fixed at construction (`update()` ignores it).
    */
   readonly protocols?: readonly ProtocolFactory[];
+  /** SOCKS5 UDP ASSOCIATE. Default on for every listener, ending with the TCP connection. */
+  readonly udp?: UdpOptions;
   /** Opens outbound connections. Default `Bun.connect`. */
   readonly dial?: Connect;
   /** Resolves domain targets. Default: {@link createResolver} over `dns`. */
@@ -119,6 +122,7 @@ export interface Settings {
   /** Null: keepalive off. */
   readonly keepalive: KeepaliveSchedule | null;
   readonly noDelay: boolean;
+  readonly udp: UdpSettings;
 }
 
 /** Timers hold a signed 32-bit millisecond count; a longer delay would fire after 1 ms. */
@@ -192,5 +196,6 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     maxConnections: positiveInt("maxConnections", o.maxConnections, DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     keepalive,
     noDelay: o.noDelay ?? true,
+    udp: normalizeUdpOptions(o.udp, listeners.map((l) => l.key)),
   };
 }

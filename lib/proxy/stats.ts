@@ -5,6 +5,8 @@
  * lib/metrics turns this into `egressd_proxy_*` families.
  */
 
+import { createUdpStats, type UdpStats } from "./udp-relay.ts";
+
 /** Every way a client connection can end; exactly these are the `result` label values. */
 export const CONNECTION_RESULTS = [
   "ok",
@@ -82,6 +84,8 @@ export interface ProxyStats {
   pendingAbandonedDials: number;
   /** The addresses being listened on now, `host:port` (IPv6 in brackets). */
   listeners: string[];
+  /** SOCKS5 UDP ASSOCIATE: associations, datagrams, drops. */
+  readonly udp: UdpStats;
 }
 
 /** Creates zeroed stats. */
@@ -99,5 +103,6 @@ export function createStats(): ProxyStats {
     connectDuration: createHistogram(),
     pendingAbandonedDials: 0,
     listeners: [],
+    udp: createUdpStats(),
   };
 }

@@ -90,7 +90,7 @@ export interface UdpAssociationOptions {
   readonly idleTimeoutMs?: number;
   /** How long a resolved name is reused. Default 60 s. */
   readonly nameTtlMs?: number;
-  /** Called once when the association ends by itself (idle, or a socket error), not on close(). */
+  /** Called once when the association ends by itself (idle), not on close(). */
   readonly onEnd?: (reason: string) => void;
   /** Told of each drop, for debug logging; keep it cheap. */
   readonly onDrop?: (reason: UdpDropReason, detail: string) => void;
@@ -116,6 +116,8 @@ export class UdpAssociation {
   #last = performance.now();
   #idle: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
+  /** This association's own counts, for its log line. */
+  readonly counts = { datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, dropped: 0 };
 
   /** Use {@link openUdpAssociation}. */
   constructor(options: UdpAssociationOptions, relay: BunUdp) {
@@ -163,6 +165,7 @@ export class UdpAssociation {
 
   #drop(reason: UdpDropReason, detail: string): void {
     this.#o.stats.drops[reason]++;
+    this.counts.dropped++;
     this.#o.onDrop?.(reason, detail);
   }
 
@@ -214,10 +217,11 @@ export class UdpAssociation {
       return err instanceof Error ? err.message : String(err);
     }
     let denial: string | null = null;
-    for (const a of addrs) {
+    for (const given of addrs) {
+      const a = unmapIp(given); // ::ffff:10.0.0.1 is 10.0.0.1 for the policy and the send
       const why = this.#o.checkDestination(a);
-      if (why === null) return unmapIp(a);
-      denial ??= `denied: ${why} (${formatIp(a)})`;
+      if (why === null) return a;
+      denial ??= `denied: ${why} (${formatIp(given)})`;
     }
     return denial ?? "name has no addresses";
   }
@@ -245,6 +249,8 @@ export class UdpAssociation {
     if (!sock.send(payload, port, ip)) return this.#drop("send_failed", `socket buffer full toward ${ip}:${port}`);
     this.#o.stats.datagramsUp++;
     this.#o.stats.bytesUp += payload.length;
+    this.counts.datagramsUp++;
+    this.counts.bytesUp += payload.length;
   }
 
   /** The outbound socket for a family, made on first use. Its owner is the daemon's uid. */
@@ -257,7 +263,9 @@ export class UdpAssociation {
         binaryType: "uint8array",
         socket: {
           data: (_s, data, port, address) => this.#fromDestination(data, port, address),
-          error: (_s, err) => this.#end(`outbound socket error: ${err.message}`),
+          // Bun reports an ICMP error (port or host unreachable, for one destination) here, with
+          // no error object, and the socket stays usable: it is never a reason to end.
+          error: () => undefined,
         },
       });
       this.#out[family] = p;
@@ -284,6 +292,8 @@ export class UdpAssociation {
     if (!this.#relay.send(wrapped, this.#clientPort, formatIp(this.#o.client))) return this.#drop("send_failed", "socket buffer full toward the client");
     this.#o.stats.datagramsDown++;
     this.#o.stats.bytesDown += data.length;
+    this.counts.datagramsDown++;
+    this.counts.bytesDown += data.length;
   }
 }
 
@@ -295,9 +305,9 @@ export async function openUdpAssociation(options: UdpAssociationOptions): Promis
   let assoc: UdpAssociation | null = null;
   const handler = {
     data: (_s: BunUdp, data: Uint8Array, port: number, address: string) => assoc?.fromClient(data, port, address),
-    error: (_s: BunUdp, _err: Error) => {
-      assoc?.close();
-    },
+    // An ICMP error for a datagram sent to the client (its socket closed, say): the relay socket
+    // stays usable and the client may still send; its TCP connection says when it is over.
+    error: () => undefined,
   };
   const ports = candidatePorts(options.portRange);
   let lastErr: unknown;
