@@ -55,6 +55,13 @@ export function metricSources(view: DaemonView): Required<EgressdSources> {
           connectionsTotal: s.connectionsTotal,
           relayedBytes: { upstream: s.bytesClientToTarget, downstream: s.bytesTargetToClient },
           connectDuration: { bounds: s.connectDuration.bounds, counts: s.connectDuration.counts, sum: s.connectDuration.sum },
+          udp: {
+            associationsActive: s.udp.associationsActive,
+            associationsTotal: s.udp.associationsTotal,
+            datagrams: { upstream: s.udp.datagramsUp, downstream: s.udp.datagramsDown },
+            bytes: { upstream: s.udp.bytesUp, downstream: s.udp.bytesDown },
+            dropped: s.udp.drops,
+          },
         };
       },
     },

@@ -4,6 +4,7 @@
  */
 import { labeledFamily, scalarFamily, type MetricFamily } from "./exposition.ts";
 import { histogramSamples } from "./histogram.ts";
+import { udpFamilies } from "./proxy_udp.ts";
 import type { Collector } from "./registry.ts";
 import { PROXY_RESULTS, RELAY_DIRECTIONS, type ProxySource, type ProxyStats } from "./sources.ts";
 
@@ -40,6 +41,7 @@ export function proxyFamilies(stats: ProxyStats): MetricFamily[] {
       type: "histogram",
       samples: histogramSamples(M.connectDuration, [], stats.connectDuration),
     },
+    ...udpFamilies(stats.udp),
   ];
 }
 

@@ -4,10 +4,16 @@
  * result in the proxy cannot silently vanish from `egressd_proxy_connections_total`.
  */
 import { expect, test } from "bun:test";
-import { PROXY_RESULTS } from "../../lib/metrics/sources.ts";
+import { PROXY_RESULTS, UDP_DROP_REASONS as METRIC_DROP_REASONS } from "../../lib/metrics/sources.ts";
 import { CONNECTION_RESULTS } from "../../lib/proxy/stats.ts";
+import { UDP_DROP_REASONS } from "../../lib/proxy/udp-relay.ts";
 
 test("the proxy's connection results are exactly the metrics' result labels, in the same order", () => {
   expect([...CONNECTION_RESULTS]).toEqual([...PROXY_RESULTS]);
   expect(CONNECTION_RESULTS.length).toBeGreaterThan(0);
+});
+
+test("the UDP relay's drop reasons are exactly the metrics' reason labels, in the same order", () => {
+  expect([...UDP_DROP_REASONS]).toEqual([...METRIC_DROP_REASONS]);
+  expect(UDP_DROP_REASONS.length).toBeGreaterThan(0);
 });
