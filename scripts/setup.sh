@@ -15,7 +15,7 @@ PACKAGES=(
   # apt-ftparchive and dpkg-deb for the lab apt repository, tinyproxy as the known-good proxy
   wget golang-go python3-requests apt-utils dpkg-dev tinyproxy
   cloud-init   # `cloud-init schema`, to validate `egressd exit-config --format cloud-init`
-  dante-client bind9-dnsutils  # socksify wrapping dig: a real client of SOCKS5 UDP ASSOCIATE
+  dante-client bind9-dnsutils ldnsutils  # socksify wrapping drill and dig: SOCKS5 UDP ASSOCIATE clients
 )
 
 missing=()
