@@ -246,7 +246,8 @@ export class UdpAssociation {
   }
 
   #sendOut(sock: BunUdp, ip: string, port: number, payload: Uint8Array): void {
-    if (!sock.send(payload, port, ip)) return this.#drop("send_failed", `socket buffer full toward ${ip}:${port}`);
+    const why = trySend(sock, payload, port, ip);
+    if (why !== null) return this.#drop("send_failed", `${why} toward ${ip}:${port}`);
     this.#o.stats.datagramsUp++;
     this.#o.stats.bytesUp += payload.length;
     this.counts.datagramsUp++;
@@ -289,7 +290,8 @@ export class UdpAssociation {
     if (!this.#destinations.has(`${formatIp(src)}|${port}`)) return this.#drop("foreign_source", `${address}:${port}`);
     this.#last = performance.now();
     const wrapped = encodeUdpDatagram({ host: { type: "ip", ip: src }, port }, data);
-    if (!this.#relay.send(wrapped, this.#clientPort, formatIp(this.#o.client))) return this.#drop("send_failed", "socket buffer full toward the client");
+    const why = trySend(this.#relay, wrapped, this.#clientPort, formatIp(this.#o.client));
+    if (why !== null) return this.#drop("send_failed", `${why} toward the client`);
     this.#o.stats.datagramsDown++;
     this.#o.stats.bytesDown += data.length;
     this.counts.datagramsDown++;
@@ -333,6 +335,23 @@ function candidatePorts(range: UdpAssociationOptions["portRange"]): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push(range.first + ((start + i) % n));
   return out;
+}
+
+/**
+ * Sends one datagram; null when it went, else why not. Bun's `send()` returns false when the socket
+ * buffer is full, and throws for an error of the route: EHOSTUNREACH or ENETUNREACH when the kill
+ * switch's `unreachable default` answers, EPERM when a firewall rejects it. A datagram that cannot
+ * go is dropped and counted, never a reason to end the association (or to throw out of a handler).
+ */
+function trySend(sock: BunUdp, payload: Uint8Array, port: number, ip: string): string | null {
+  try {
+    return sock.send(payload, port, ip) ? null : "socket buffer full";
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    if (err instanceof Error) return err.message;
+    throw err;
+  }
 }
 
 function sameIp(a: IpAddr, b: IpAddr): boolean {
