@@ -66,6 +66,14 @@ let
   wildcardListens = addrs: lib.filter (a: (parseListen a) != null && isWildcard (parseListen a).host) addrs;
 
   proxyListen = cfg.settings.proxy.listen;
+  # SOCKS5 UDP ASSOCIATE relay sockets: ephemeral ports unless settings.proxy.udp.portRange
+  # ("40000-40100") names them; only a named range can be opened in the firewall.
+  proxyUdp = cfg.settings.proxy.udp or { };
+  udpRangeMatch = if (proxyUdp.portRange or null) == null then null else builtins.match "([0-9]+)-([0-9]+)" proxyUdp.portRange;
+  udpPortRanges = lib.optional ((proxyUdp.enabled or true) && udpRangeMatch != null) {
+    from = lib.toInt (builtins.elemAt udpRangeMatch 0);
+    to = lib.toInt (builtins.elemAt udpRangeMatch 1);
+  };
   metricsListen = lib.optional (cfg.settings.metrics.listen != null) cfg.settings.metrics.listen;
 
   # fwmarks are numbers or "0xca6c" strings in the schema; compare them as numbers.
@@ -219,7 +227,10 @@ in
         {option}`services.egressd.firewallInterfaces.proxy` and the metrics port on those in
         {option}`services.egressd.firewallInterfaces.metrics`. Ports are only opened per interface,
         never globally, so a proxy meant for the pod network is not reachable from the WAN. Works
-        with both the iptables and the nftables firewall.
+        with both the iptables and the nftables firewall. SOCKS5 UDP ASSOCIATE relays bind
+        ephemeral ports that cannot be opened in advance: set
+        {option}`services.egressd.settings.proxy.udp.portRange` (e.g. `"40000-40100"`) and that
+        UDP range is opened on the proxy interfaces too.
       '';
     };
 
@@ -531,7 +542,12 @@ in
     networking.firewall = lib.mkMerge [
       (lib.mkIf cfg.openFirewall {
         interfaces = lib.mkMerge (
-          map (i: { ${i}.allowedTCPPorts = listenPorts proxyListen; }) cfg.firewallInterfaces.proxy
+          map (i: {
+            ${i} = {
+              allowedTCPPorts = listenPorts proxyListen;
+              allowedUDPPortRanges = udpPortRanges;
+            };
+          }) cfg.firewallInterfaces.proxy
           ++ map (i: { ${i}.allowedTCPPorts = listenPorts metricsListen; }) cfg.firewallInterfaces.metrics
         );
       })

@@ -210,8 +210,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
 
     test("openFirewall opens the proxy port on the pod interface and the metrics port on the LAN only", () => {
       expect(out.firewall.interfaces).toEqual({
-        cni0: { allowedTCPPorts: [1080], allowedUDPPorts: [] },
-        lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [] },
+        cni0: { allowedTCPPorts: [1080], allowedUDPPorts: [], allowedUDPPortRanges: [] },
+        lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [], allowedUDPPortRanges: [] },
       });
     });
 
@@ -430,6 +430,14 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     expect(out.firewall.interfaces).toEqual({});
   });
 
+  test("openFirewall opens settings.proxy.udp.portRange (UDP ASSOCIATE relays) on the proxy interfaces only", () => {
+    const out = evalModule(gateway({ settings: { proxy: { listen: ["10.1.0.1:1080"], udp: { portRange: "40000-40100" } } } }));
+    expect(out.firewall.interfaces.cni0.allowedUDPPortRanges).toEqual([{ from: 40000, to: 40100 }]);
+    expect(out.firewall.interfaces.lan0.allowedUDPPortRanges).toEqual([]);
+    const off = evalModule(gateway({ settings: { proxy: { listen: ["10.1.0.1:1080"], udp: { enabled: false, portRange: "40000-40100" } } } }));
+    expect(off.firewall.interfaces.cni0.allowedUDPPortRanges).toEqual([]);
+  });
+
   test("several proxy listeners on one port open it once", () => {
     const out = evalModule(gateway({ settings: { proxy: { listen: ["10.1.0.1:1080", "[fd00::1]:1080", "10.1.0.1:1081"] } } }));
     expect(out.firewall.interfaces.cni0.allowedTCPPorts).toEqual([1080, 1081]);
@@ -560,8 +568,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     expect(out.failedAssertions).toEqual([]);
     expect(out.service.serviceConfig.LoadCredential).toEqual(["private-key:/run/secrets/egressd/private-key"]);
     expect(out.firewall.interfaces).toEqual({
-      k8s0: { allowedTCPPorts: [1080], allowedUDPPorts: [] },
-      lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [] },
+      k8s0: { allowedTCPPorts: [1080], allowedUDPPorts: [], allowedUDPPortRanges: [] },
+      lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [], allowedUDPPortRanges: [] },
     });
     const check = checkConfig(out.settingsJSON, credentials(["private-key"]));
     expect(check.stderr).toBe("");
