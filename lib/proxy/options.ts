@@ -196,6 +196,7 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     maxConnections: positiveInt("maxConnections", o.maxConnections, DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     keepalive,
     noDelay: o.noDelay ?? true,
-    udp: normalizeUdpOptions(o.udp, listeners.map((l) => l.key)),
+    // The idle timer is checked here, where durations are, so that its message speaks in durations.
+    udp: normalizeUdpOptions({ ...o.udp, idleTimeoutMs: durationMs("udp.idleTimeoutMs", o.udp?.idleTimeoutMs, PROXY_DEFAULTS.udp.idleTimeout, 0) }, listeners.map((l) => l.key)),
   };
 }

@@ -76,6 +76,15 @@ describe("proxyOptions", () => {
     expect(o.keepalive).toEqual({ enabled: true, idleMs: 120_000, intervalMs: 15_000, count: 8 });
   });
 
+  test("proxy.udp: defaults (on, every listener, ends with its TCP connection), and each field mapped", async () => {
+    const dflt = await proxyOptions(parse(full()), { readSecret: async () => "s3cret\n", own: [] });
+    expect(dflt.udp).toEqual({ enabled: true, listeners: null, idleTimeoutMs: 0, maxAssociations: 1024, maxDestinations: 256, portRange: null });
+    const c = full() as any;
+    c.proxy.udp = { enabled: true, listeners: ["[fd00:1::1]:1081"], idleTimeout: "2m", maxAssociations: 10, maxDestinations: 5, portRange: "40000-40100" };
+    const o = await proxyOptions(parse(c), { readSecret: async () => "s3cret\n", own: [] });
+    expect(o.udp).toEqual({ enabled: true, listeners: [{ host: "fd00:1::1", port: 1081 }], idleTimeoutMs: 120_000, maxAssociations: 10, maxDestinations: 5, portRange: { first: 40000, last: 40100 } });
+  });
+
   test("proxy.keepaliveIdle 0 turns keepalive off on both legs", async () => {
     const c = full() as any;
     c.proxy.keepaliveIdle = 0;

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { parseCidr, parseIp } from "../../lib/net/ip.ts";
 import type { Logger } from "../../lib/log/logger.ts";
+import { ProxyConfigError } from "../../lib/proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../../lib/proxy/server.ts";
 import { parseUdpDatagram, UdpHeaderError } from "../../lib/proxy/socks5-udp.ts";
 import { Reply } from "../../lib/proxy/socks5.ts";
@@ -195,5 +196,19 @@ describe("UDP ASSOCIATE over a real control connection", () => {
     await server.stop();
     await conn.closed;
     expect(server.stats.udp.associationsActive).toBe(0);
+  });
+});
+
+describe("udp options an embedder gets wrong are named", () => {
+  test.each([
+    ["a UDP listener that is not a listener", { listeners: [{ host: "127.0.0.9", port: 1080 }] }, "udp.listeners[0]: 127.0.0.9:1080 is not one of the listeners (127.0.0.1:1080)"],
+    ["a port range backwards", { portRange: { first: 2000, last: 1000 } }, "udp.portRange: first port 2000 is above last port 1000"],
+    ["port 0 in a range", { portRange: { first: 0, last: 10 } }, "udp.portRange.first: must be an integer in 1..65535, not 0"],
+    ["no associations", { maxAssociations: 0 }, "udp.maxAssociations: must be an integer in 1..9007199254740991, not 0"],
+    ["a negative idle timeout", { idleTimeoutMs: -1 }, "udp.idleTimeoutMs: must be from 0ms to 2147483647ms, not -1ms"],
+  ])("%s", (_name, udp, message) => {
+    const make = () => new ProxyServer({ listeners: [{ host: "127.0.0.1", port: 1080 }], allowClients: LOOPBACK, udp });
+    expect(make).toThrow(ProxyConfigError);
+    expect(make).toThrow(message);
   });
 });
