@@ -598,15 +598,20 @@ in
         StartLimitBurst = 10;
       };
       serviceConfig = {
-        # READY=1 once the tunnel, rules and listeners are up; SIGHUP reloads in place.
-        Type = "notify-reload";
+        # READY=1 once the tunnel, rules and listeners are up. `systemctl reload` (and a settings
+        # change, through reloadTriggers) asks the daemon over its control socket and fails when
+        # the daemon refuses the new config, keeping the old one.
+        Type = "notify";
         NotifyAccess = "main";
         ExecStart = "${lib.getExe cfg.package} run --config ${configPath}";
+        ExecReload = "${lib.getExe cfg.package} reload --socket ${controlSocket}";
         WatchdogSec = "30s";
         Restart = "on-failure";
         RestartSec = "2s";
         # Live connections get daemon.drainTimeout (default 10s) to finish; keep this above it.
         TimeoutStopSec = "30s";
+        # SIGTERM to the daemon alone, which stops its own children in order while it tears down.
+        KillMode = "mixed";
 
         # Traffic is marked by uid, so the daemon needs a dedicated non-root uid.
         User = "egressd";

@@ -82,6 +82,9 @@ export function metricSources(view: DaemonView): Required<EgressdSources> {
     leakGuard: {
       counters: async () => (await view.reads.leakCounter()) ?? { packets: 0, bytes: 0 },
     },
+    readiness: {
+      ready: () => readiness(view),
+    },
   };
 }
 

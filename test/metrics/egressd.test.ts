@@ -44,6 +44,16 @@ describe("createEgressdMetrics", () => {
     );
   });
 
+  test("egressd_ready follows the readiness source, after the tunnel families", async () => {
+    let ok = true;
+    const m = createEgressdMetrics({ ...fakeSources(), readiness: { ready: async () => ({ ok }) } }, { build, process: false });
+    const text = await m.registry.render();
+    expect(text).toContain("# TYPE egressd_ready gauge\negressd_ready 1\n");
+    expect(text.indexOf("egressd_ready")).toBeGreaterThan(text.indexOf("egressd_tunnel_endpoint_reresolutions_total"));
+    ok = false;
+    expect(await m.registry.render()).toContain("\negressd_ready 0\n");
+  });
+
   test("reads every source on every scrape: caching the forking ones is their provider's job", async () => {
     // The daemon's one cache (lib/daemon/host-reads.ts, tested in test/daemon/metrics.test.ts) is
     // shared with readiness and dropped after a repair; a second cache here would serve stale dumps.
