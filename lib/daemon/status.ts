@@ -60,6 +60,8 @@ export interface DaemonStatus {
     bytesDown: number;
     /** Connections that did not succeed, by result label. */
     refusals: Record<string, number>;
+    /** SOCKS5 UDP ASSOCIATE; absent from a daemon that predates it. */
+    udp?: { active: number; total: number; datagramsUp: number; datagramsDown: number; dropped: number };
   };
   routing: {
     fwmark: number;
@@ -133,6 +135,8 @@ export function renderStatus(s: DaemonStatus): string {
   lines.push(`proxy: ${s.proxy.listeners.length ? s.proxy.listeners.join(", ") : "NOT LISTENING"}`);
   lines.push(`  connections: ${s.proxy.active} active, ${s.proxy.total} total`);
   lines.push(`  relayed: ${formatBytes(s.proxy.bytesUp)} up, ${formatBytes(s.proxy.bytesDown)} down`);
+  const u = s.proxy.udp;
+  if (u && u.total > 0) lines.push(`  udp: ${u.active} associations active, ${u.total} total; ${u.datagramsUp} datagrams up, ${u.datagramsDown} down, ${u.dropped} dropped`);
   const refusals = Object.entries(s.proxy.refusals).filter(([, n]) => n > 0);
   lines.push(`  refused: ${refusals.length ? refusals.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`);
   lines.push("");

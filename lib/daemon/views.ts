@@ -151,6 +151,13 @@ export async function collectStatus(view: DaemonView): Promise<DaemonStatus> {
       bytesUp: s?.bytesClientToTarget ?? 0,
       bytesDown: s?.bytesTargetToClient ?? 0,
       refusals,
+      udp: {
+        active: s?.udp.associationsActive ?? 0,
+        total: s?.udp.associationsTotal ?? 0,
+        datagramsUp: s?.udp.datagramsUp ?? 0,
+        datagramsDown: s?.udp.datagramsDown ?? 0,
+        dropped: Object.values(s?.udp.drops ?? {}).reduce((a, b) => a + b, 0),
+      },
     },
     routing: {
       fwmark: c.routing.fwmark,

@@ -112,6 +112,8 @@ export class UdpAssociation {
   readonly #destinations = new Set<string>();
   readonly #names = new Map<string, Resolved>();
   #clientPort: number;
+  /** The client's address as Bun reports a datagram's source: compared as text first, parsed only when it differs. */
+  readonly #clientText: string;
   #pending = 0;
   #last = performance.now();
   #idle: ReturnType<typeof setTimeout> | null = null;
@@ -124,6 +126,7 @@ export class UdpAssociation {
     this.#o = options;
     this.#relay = relay;
     this.#clientPort = options.clientPort ?? 0;
+    this.#clientText = formatIp(options.client);
     options.stats.associationsActive++;
     options.stats.associationsTotal++;
     if ((options.idleTimeoutMs ?? 0) > 0) this.#armIdle(options.idleTimeoutMs!);
@@ -172,8 +175,10 @@ export class UdpAssociation {
   /** A datagram on the relay socket. */
   fromClient(data: Uint8Array, port: number, address: string): void {
     if (this.#closed) return;
-    const src = parseIp(address);
-    if (src === null || !sameIp(unmapIp(src), this.#o.client)) return this.#drop("foreign_source", `${address}:${port}`);
+    if (address !== this.#clientText) {
+      const src = parseIp(address);
+      if (src === null || !sameIp(unmapIp(src), this.#o.client)) return this.#drop("foreign_source", `${address}:${port}`);
+    }
     if (this.#clientPort === 0) this.#clientPort = port;
     else if (port !== this.#clientPort) return this.#drop("foreign_source", `${address}:${port}`);
     const d = parseUdpDatagram(data);
@@ -290,7 +295,7 @@ export class UdpAssociation {
     if (!this.#destinations.has(`${formatIp(src)}|${port}`)) return this.#drop("foreign_source", `${address}:${port}`);
     this.#last = performance.now();
     const wrapped = encodeUdpDatagram({ host: { type: "ip", ip: src }, port }, data);
-    const why = trySend(this.#relay, wrapped, this.#clientPort, formatIp(this.#o.client));
+    const why = trySend(this.#relay, wrapped, this.#clientPort, this.#clientText);
     if (why !== null) return this.#drop("send_failed", `${why} toward the client`);
     this.#o.stats.datagramsDown++;
     this.#o.stats.bytesDown += data.length;
