@@ -55,6 +55,8 @@ export function metricSources(view: DaemonView): Required<EgressdSources> {
           connectionsTotal: s.connectionsTotal,
           relayedBytes: { upstream: s.bytesClientToTarget, downstream: s.bytesTargetToClient },
           connectDuration: { bounds: s.connectDuration.bounds, counts: s.connectDuration.counts, sum: s.connectDuration.sum },
+          acceptPauses: s.acceptPauses,
+          handshakeEvictions: s.handshakeEvictions,
           udp: {
             associationsActive: s.udp.associationsActive,
             associationsTotal: s.udp.associationsTotal,

@@ -48,6 +48,9 @@ export function createUdpStats(): UdpStats {
   return { associationsActive: 0, associationsTotal: 0, datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, drops };
 }
 
+/** Sockets one association may hold: the relay socket and an outbound socket per family. */
+export const UDP_FDS_PER_ASSOCIATION = 3;
+
 /** Defaults of {@link UdpAssociationOptions}. */
 export const UDP_DEFAULTS = {
   maxDestinations: 256,

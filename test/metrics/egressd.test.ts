@@ -18,6 +18,8 @@ describe("createEgressdMetrics", () => {
       "egressd_proxy_connections_total",
       "egressd_proxy_relayed_bytes_total",
       "egressd_proxy_connect_duration_seconds",
+      "egressd_proxy_accept_paused_total",
+      "egressd_proxy_handshake_evictions_total",
       "egressd_proxy_udp_associations_active",
       "egressd_proxy_udp_associations_total",
       "egressd_proxy_udp_datagrams_total",
