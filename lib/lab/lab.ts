@@ -89,6 +89,26 @@ export interface LabOptions {
   wireguardDir?: "host" | "private";
   /** Masquerade the client's LAN out of gw's WAN, as a home router does ({@link planLab}). Default false. */
   homeNat?: boolean;
+  /** 2 builds a second VPS namespace with its own WireGuard exit (topology.ts); see {@link Lab.exitsSpec}. Default 1. */
+  exits?: 1 | 2;
+}
+
+/** One VPS of the lab, as a HostSpec's exit needs it. */
+export interface LabExit {
+  /** `lab-exit` or `lab-exit2`. */
+  readonly name: string;
+  /** Its namespace. */
+  readonly ns: string;
+  /** Its own WireGuard interface (wireguard-go run by the lab). */
+  readonly wg: string;
+  readonly publicKey: string;
+  readonly endpoint: string;
+  /** Its public (WAN) IPv4 address: what a process behind it shows up as. */
+  readonly wan4: string;
+  readonly pid: number;
+  /** The gateway's interface name and tunnel addresses for this exit. */
+  readonly gatewayWg: string;
+  readonly gatewayAddresses: readonly string[];
 }
 
 /** A built lab. See the module comment. */
@@ -102,6 +122,13 @@ export interface Lab {
   readonly exit: { readonly publicKey: string; readonly endpoint: string; readonly port: number; readonly pid: number };
   /** The gateway's key pair; the private key file is 0600 root (the host manager reads it in-process). */
   readonly gateway: { readonly privateKeyFile: string; readonly publicKey: string; readonly wgName: string };
+  /** Every VPS: one, or two with `exits: 2`. */
+  readonly exits: readonly LabExit[];
+  /**
+   * With `exits: 2`: a HostSpec with both exits (`exits`), each with its own gateway interface and
+   * tunnel addresses; overrides as for {@link hostSpec}.
+   */
+  exitsSpec(overrides?: { interface?: Partial<HostSpec["interface"]>; routing?: Partial<HostSpec["routing"]>; uid?: number }): HostSpec;
   /** A HostSpec for the gateway namespace, with overrides applied per section. */
   hostSpec(overrides?: { interface?: Partial<HostSpec["interface"]>; exit?: Partial<HostSpec["exit"]>; routing?: Partial<HostSpec["routing"]>; uid?: number }): HostSpec;
   /** A runner whose commands run in `ns` (as `uid`, with CAP_NET_ADMIN if asked). `path` overrides PATH. */
@@ -151,7 +178,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const uid = opts.uid ?? DEFAULT_LAB_UID;
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces)");
   if (opts.cleanupStale ?? true) await cleanupStaleLabs(prefix);
-  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat });
+  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat, exits: opts.exits });
   const root = createRunner({ log });
   const children: ChildHandle[] = [];
   const tmp = await mkdtemp(join(tmpdir(), `${plan.id}-`));
@@ -217,6 +244,21 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     await exitRun.run(["ip", "-6", "address", "add", LAB_ADDRESSES.tunnelExit6, "dev", exitWg, "nodad"]);
     await exitRun.run(["ip", "link", "set", "dev", exitWg, "mtu", "1420", "up"]);
 
+    const exits: LabExit[] = [
+      {
+        name: "lab-exit",
+        ns: plan.ns.exit,
+        wg: exitWg,
+        publicKey: exitPub,
+        endpoint: `${LAB_ADDRESSES.exitWan4}:${plan.exitPort}`,
+        wan4: LAB_ADDRESSES.exitWan4,
+        pid: wgo.pid,
+        gatewayWg: plan.ifs.gatewayWg,
+        gatewayAddresses: [LAB_ADDRESSES.tunnelGw4, LAB_ADDRESSES.tunnelGw6],
+      },
+    ];
+    if (plan.ns.exit2) exits.push(await startSecondExit(runnerFor(plan.ns.exit2), plan, gwPub, children, root));
+
     // gw resolves the exit's name through its own hosts file (ip netns exec bind-mounts it).
     await mkdir(hostsDir, { recursive: true });
     await writeFile(join(hostsDir, "hosts"), `127.0.0.1 localhost\n${LAB_ADDRESSES.exitWan4} ${plan.exitHostName}\n`);
@@ -228,6 +270,17 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       addr: LAB_ADDRESSES,
       uid,
       exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: wgo.pid },
+      exits,
+      exitsSpec(o = {}) {
+        if (exits.length < 2) throw new Error("exitsSpec needs a lab created with exits: 2");
+        const base = lab.hostSpec({ interface: o.interface, routing: o.routing, uid: o.uid });
+        const list = exits.map((e) => ({
+          exit: { ...base.exit, name: e.name, publicKey: e.publicKey, endpoint: e.endpoint },
+          interfaceName: e.gatewayWg,
+          addresses: e.gatewayAddresses,
+        }));
+        return { ...base, interface: { ...base.interface, name: list[0]!.interfaceName, addresses: list[0]!.addresses }, exit: list[0]!.exit, exits: list };
+      },
       gateway: { privateKeyFile, publicKey: gwPub, wgName: plan.ifs.gatewayWg },
       hostSpec(o = {}) {
         return {
@@ -302,6 +355,33 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     await destroy().catch((cleanupErr: unknown) => log.error("lab cleanup failed", { error: String(cleanupErr) }));
     throw err;
   }
+}
+
+/** Starts the second VPS's WireGuard (`exits: 2`): its own key, port 51820, the gateway's second address as its peer. */
+async function startSecondExit(run: Runner, plan: LabPlan, gwPub: string, children: ChildHandle[], root: Runner): Promise<LabExit> {
+  const a = LAB_ADDRESSES;
+  const wg = plan.ifs.exit2Wg;
+  const key = (await root.run(["wg", "genkey"])).stdout.trim();
+  const pub = (await root.run(["wg", "pubkey"], { stdin: key })).stdout.trim();
+  const wgo = run.start(["wireguard-go", "-f", wg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
+  children.push(wgo);
+  await waitFor(async () => (await run.run(["wg", "show", wg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit2 wireguard-go");
+  if (wgo.exitStatus !== null) throw new Error(`exit2 wireguard-go exited: ${wgo.outputTail()}`);
+  await run.run(["wg", "set", wg, "private-key", "/dev/stdin", "listen-port", String(plan.exitPort), "peer", gwPub, "allowed-ips", `${a.tunnel2Gw4},${a.tunnel2Gw6}`], { stdin: key + "\n" });
+  await run.run(["ip", "address", "add", a.tunnel2Exit4, "dev", wg]);
+  await run.run(["ip", "-6", "address", "add", a.tunnel2Exit6, "dev", wg, "nodad"]);
+  await run.run(["ip", "link", "set", "dev", wg, "mtu", "1420", "up"]);
+  return {
+    name: "lab-exit2",
+    ns: plan.ns.exit2!,
+    wg,
+    publicKey: pub,
+    endpoint: `${a.exit2Wan4}:${plan.exitPort}`,
+    wan4: a.exit2Wan4,
+    pid: wgo.pid,
+    gatewayWg: plan.ifs.gatewayWg2,
+    gatewayAddresses: [a.tunnel2Gw4, a.tunnel2Gw6],
+  };
 }
 
 /**
