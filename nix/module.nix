@@ -1,6 +1,6 @@
 # services.egressd: the NixOS module.
 #
-# One service replaces the hand-built stack in DESIGN.md (a WireGuard interface, microsocks with nft
+# One service replaces the hand-built stack of docs/design.md (a WireGuard interface, microsocks with nft
 # rules, and the WireGuard exporter). The daemon's config is RFC 42 `settings`, written as JSON; the
 # schema in lib/config/schema.ts is the truth, and by default the generated file is checked against
 # it at build time with `egressd check-config`.
@@ -523,7 +523,7 @@ in
     # `egressd status`, `check`, `genkey` and `pubkey` for the administrator.
     environment.systemPackages = [ cfg.package ];
 
-    # DESIGN.md trap 2: the tunnel's source address must follow the fwmark reroute. Set here, so the
+    # docs/design.md, trap 2: the tunnel's source address must follow the fwmark reroute. Set here, so the
     # daemon never needs /proc/sys writable (ProtectKernelTunables=yes below).
     boot.kernel.sysctl."net.ipv4.conf.all.src_valid_mark" = 1;
     boot.kernelModules = lib.optional (impl != "userspace") "wireguard";

@@ -11,6 +11,10 @@ PACKAGES=(
   curl ncat python3-socks socat microsocks iperf3 tcpdump dnsmasq-base # test clients, bench, lab
   prometheus   # promtool, to check the /metrics exposition
   nix-bin      # nix-instantiate, to parse and evaluate the NixOS module
+  # real HTTP-proxy clients (test/proxy/http-clients/): wget, Go's net/http, Python requests,
+  # apt-ftparchive and dpkg-deb for the lab apt repository, tinyproxy as the known-good proxy
+  wget golang-go python3-requests apt-utils dpkg-dev tinyproxy
+  cloud-init   # `cloud-init schema`, to validate `egressd exit-config --format cloud-init`
 )
 
 missing=()

@@ -6,10 +6,12 @@ import { checkCommand } from "./check.ts";
 import { checkConfigCommand } from "./check-config.ts";
 import { type Command, err, Exit, out, UsageError } from "./common.ts";
 import { demoCommand } from "./demo.ts";
+import { exitConfigCommand } from "./exit-config.ts";
 import { genkeyCommand, genpskCommand, pubkeyCommand } from "./keys.ts";
 import { proxyCommand } from "./proxy.ts";
 import { reloadCommand } from "./reload.ts";
 import { runCommand } from "./run.ts";
+import { selftestCommand } from "./selftest.ts";
 import { statusCommand } from "./status.ts";
 import { versionCommand } from "./version.ts";
 
@@ -18,8 +20,10 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   status: { run: statusCommand, summary: "show the running daemon's tunnel, proxy and routing state" },
   reload: { run: reloadCommand, summary: "make the running daemon re-read its config; says why if it refuses" },
   check: { run: checkCommand, summary: "health check with nagios exit codes (0 ok, 1 warning, 2 critical)" },
+  test: { run: selftestCommand, summary: "ask a what-is-my-IP URL through the proxy and directly; pass if it sees the exit" },
   proxy: { run: proxyCommand, summary: "run only the SOCKS5 proxy, with direct egress (no tunnel)" },
   "check-config": { run: checkConfigCommand, summary: "validate a config and print it with defaults" },
+  "exit-config": { run: exitConfigCommand, summary: "render the exit's side (wg-quick, nft, cloud-init, NixOS) from the config" },
   genkey: { run: genkeyCommand, summary: "print a new WireGuard private key" },
   pubkey: { run: pubkeyCommand, summary: "print the public key of the private key on stdin" },
   genpsk: { run: genpskCommand, summary: "print a new WireGuard preshared key" },

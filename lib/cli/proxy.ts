@@ -4,11 +4,15 @@
  * No tunnel, no routing, no firewall: connections leave directly by the host's own routes, and
  * `--dns tunnel` only means "query these servers from this process". The daemon (`egressd run`)
  * is what sends the proxy's traffic through WireGuard.
+ *
+ * Defaults are the config schema's (`PROXY_DEFAULTS`), except `--dns`: standalone there is no
+ * tunnel to send queries through, so the OS resolver is the default.
  */
 import { parseDuration } from "../config/duration.ts";
+import { PROXY_DEFAULTS } from "../config/schema.ts";
+import { passwordOf, readSecretFile, SecretFileError } from "../config/secret-file.ts";
 import { createLogger, type Level, type LogFormat } from "../log/logger.ts";
 import { CidrError, HostPortError, isWildcard, parseCidr, parseHostPort, type Cidr, type HostPort } from "../net/ip.ts";
-import { readPasswordFile } from "../proxy/auth.ts";
 import { ListenError, ProxyConfigError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
 import { err, Exit, out, parseFlags, UsageError } from "./common.ts";
@@ -117,7 +121,7 @@ function cidrs(flag: string, texts: readonly string[] | undefined): Cidr[] | und
 }
 
 function listeners(texts: readonly string[] | undefined, allowWildcard: boolean): HostPort[] {
-  return (texts ?? ["127.0.0.1:1080"]).map((t) => {
+  return (texts ?? PROXY_DEFAULTS.listen).map((t) => {
     // Port 0 lets the kernel pick (tests and benchmarks read the port from the log line).
     const anyPort = t.endsWith(":0");
     let hp: HostPort;
@@ -138,6 +142,19 @@ function oneOf<T extends string>(flag: string, text: string | undefined, allowed
   return text as T;
 }
 
+/**
+ * Reads `--password-file` by the rule a config's `proxy.auth.passwordFile` follows: a regular file
+ * others cannot read. Throws {@link UsageError} naming the flag.
+ */
+function readPassword(file: string): string {
+  try {
+    return passwordOf(readSecretFile(file, { field: "--password-file", kind: "password", warn: (m) => err(`egressd proxy: warning: ${m}`) }));
+  } catch (e) {
+    if (e instanceof SecretFileError) throw new UsageError(e.message, { cause: e });
+    throw e;
+  }
+}
+
 type Flags = ReturnType<typeof parseFlags<typeof FLAGS>>["values"];
 
 /** Turns flags into server options; throws {@link UsageError}. Reads the password file. */
@@ -145,7 +162,7 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
   if ((v.user === undefined) !== (v["password-file"] === undefined)) {
     throw new UsageError("--user and --password-file go together");
   }
-  const auth = v.user !== undefined ? { username: v.user, password: await readPasswordFile(v["password-file"]!) } : null;
+  const auth = v.user !== undefined ? { username: v.user, password: readPassword(v["password-file"]!) } : null;
   const mode = oneOf("dns", v.dns, ["system", "tunnel"] as const) ?? "system";
   if (mode === "tunnel" && !v["dns-server"]?.length) throw new UsageError("--dns tunnel needs at least one --dns-server");
   const maxText = v["max-connections"];
@@ -163,7 +180,7 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
   return {
     listeners: listeners(v.listen, v["allow-wildcard-bind"] ?? false),
     allowWildcardBind: v["allow-wildcard-bind"] ?? false,
-    allowClients: cidrs("allow-client", v["allow-client"]) ?? [parseCidr("127.0.0.0/8"), parseCidr("::1/128")],
+    allowClients: cidrs("allow-client", v["allow-client"] ?? PROXY_DEFAULTS.allowClients) ?? [],
     allowDestinations: cidrs("allow-destination", v["allow-destination"]) ?? [],
     auth,
     dns: { mode, servers: v["dns-server"] ?? [], timeoutMs: duration("dns-timeout", v["dns-timeout"]) },
@@ -216,10 +233,17 @@ async function runUntilSignal(server: ProxyServer, flags: Flags, options: Omit<P
   const onHup = () => {
     // Re-read the password file so that rotating it needs no restart; live connections stay.
     if (!flags.user || !flags["password-file"]) return;
-    readPasswordFile(flags["password-file"]).then(
-      (password) => server.update({ ...options, auth: { username: flags.user!, password } }),
-      (e: unknown) => log.error("proxy: reload failed, keeping the old password", { err: e }),
-    );
+    let password: string;
+    try {
+      password = readPassword(flags["password-file"]);
+    } catch (e) {
+      log.error("proxy: reload failed, keeping the old password", { err: e });
+      return;
+    }
+    // Through a promise, so that a throw (or a rejection) is logged either way.
+    Promise.resolve()
+      .then(() => server.update({ ...options, auth: { username: flags.user!, password } }))
+      .catch((e: unknown) => log.error("proxy: reload failed, keeping the old password", { err: e }));
   };
   process.on("SIGHUP", onHup);
   let onStop: (signal: NodeJS.Signals) => void = () => {};

@@ -6,25 +6,26 @@
 import type { ReloadOutcome } from "../daemon/daemon.ts";
 import { controlRequest } from "../daemon/control.ts";
 import { type Command, err, Exit, out, parseFlags } from "./common.ts";
-import { DEFAULT_SOCKET } from "./status.ts";
+import { controlSocketPath, SOCKET_FLAGS, SOCKET_HELP } from "./socket.ts";
 
-export const HELP = `Usage: egressd reload [--socket PATH]
+export const HELP = `Usage: egressd reload [--socket PATH | --config FILE]
 
 Makes the running daemon re-read its config file and apply the difference, as SIGHUP does, and
 waits for the result. Live connections are kept. Settings that would rebuild the tunnel (interface,
 exit, routing, proxy.allowDestinations, control) are refused with their names: restart for those.
-  -s, --socket   control socket (default ${DEFAULT_SOCKET})
-Exit codes: 0 reloaded, 1 refused (the old config stays in force) or the daemon could not be reached.
+${SOCKET_HELP}
+Exit codes: 0 reloaded, 1 refused (the old config stays in force) or the daemon could not be reached,
+2 bad flags or config.
 `;
 
 /** Runs `egressd reload`. */
 export const reloadCommand: Command = async (argv) => {
   const { values } = parseFlags(argv, {
-    socket: { type: "string", short: "s" },
+    ...SOCKET_FLAGS,
     help: { type: "boolean", short: "h" },
   });
   if (values.help) return out(HELP).then(() => Exit.ok);
-  const outcome = (await controlRequest(values.socket ?? DEFAULT_SOCKET, "reload")) as ReloadOutcome;
+  const outcome = (await controlRequest(controlSocketPath(values), "reload")) as ReloadOutcome;
   if (!outcome.ok) {
     err(`egressd reload: refused, the old config stays in force: ${outcome.error ?? "no reason given"}`);
     return Exit.failure;

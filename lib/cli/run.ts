@@ -2,9 +2,10 @@
  * `egressd run --config FILE`: the daemon in the foreground, as systemd runs it. Owns the process:
  * signals, the logger, and the exit code. The daemon's own logic is in lib/daemon.
  */
-import { ConfigError } from "../config/errors.ts";
+import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { Daemon } from "../daemon/daemon.ts";
+import { SpecError, UnsafeUidError } from "../host/errors.ts";
 import { createLogger, defaultFormat, type Level, type LogFormat } from "../log/logger.ts";
 import { type Command, err, Exit, out, parseFlags, UsageError } from "./common.ts";
 import { VERSION } from "./version.ts";
@@ -20,7 +21,8 @@ state repaired. Under systemd (Type=notify-reload) it reports READY=1, STATUS=, 
   --log-level L       debug, info, warn or error (default: daemon.logLevel from the config)
 Signals: SIGHUP reloads the config without dropping connections (an invalid one is refused and the
 old one stays); SIGTERM or SIGINT drain connections and remove the host state, then exit 0.
-Exit codes: 0 stopped cleanly, 1 could not start (the log says why), 2 bad flags or config.
+Exit codes: 0 stopped cleanly, 1 could not start (the log says why), 2 bad flags or config, or run
+as root (root's own traffic cannot be marked: run as a dedicated user with CAP_NET_ADMIN).
 `;
 
 const FORMATS = ["journal", "text", "json"] as const;
@@ -48,11 +50,20 @@ export const runCommand: Command = async (argv) => {
     config = loadConfig(values.config, { warn: (m) => log0.warn(m) });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    for (const p of e.problems) err(`${e.file ?? "config"}: ${p.message}`);
+    for (const p of shownProblems(e.problems)) err(`${e.file ?? "config"}: ${p.message}`);
     return Exit.usage;
   }
   const log = createLogger({ format: format as LogFormat, level: (levelFlag as Level | undefined) ?? config.daemon.logLevel });
-  const daemon = new Daemon(values.config, config, { version: VERSION, log });
+  let daemon: Daemon;
+  try {
+    daemon = new Daemon(values.config, config, { version: VERSION, log });
+  } catch (e) {
+    // Both come from the config and the user egressd runs as, before anything is touched: a usage
+    // error (run as a dedicated user, fix the config), not a runtime failure.
+    if (!(e instanceof UnsafeUidError || e instanceof SpecError)) throw e;
+    err(`egressd run: ${e.message}`);
+    return Exit.usage;
+  }
 
   // A bug must not take the tunnel's kill switch and every live connection down with it: log and
   // keep serving. The watchdog restarts the service if the daemon is really wedged.

@@ -6,16 +6,35 @@ import { z } from "zod";
 
 /** One problem found in a config. */
 export interface ConfigProblem {
-  /** JSON path as the user writes it: `proxy.listen[0]`, or `(root)`; `(file)` for the file itself. */
+  /**
+   * JSON path as the user writes it: `proxy.listen[0]`, or `(root)`; `(file)` for the file itself,
+   * `(more)` for the line {@link shownProblems} adds.
+   */
   readonly path: string;
   /**
-   * The complete one-line message, path first (`(file)` problems leave the path out, as their
+   * The complete one-line message, path first (`(file)` and `(more)` problems leave the path out, as their
    * message follows the file name: `config.json: does not exist`). Print it after {@link ConfigError.file}.
    */
   readonly message: string;
 }
 
-/** A config that cannot be used. `problems` has one entry per field; `message` joins them. */
+/** Most problems printed for one config; a list of 10,000 bad items must not flood the terminal or the journal. */
+export const MAX_PROBLEMS_SHOWN = 20;
+
+/**
+ * The problems to print: the first `max` (default {@link MAX_PROBLEMS_SHOWN}), then, when there were
+ * more, one `(more)` entry saying how many.
+ */
+export function shownProblems(problems: readonly ConfigProblem[], max = MAX_PROBLEMS_SHOWN): ConfigProblem[] {
+  if (problems.length <= max) return [...problems];
+  const more = problems.length - max;
+  return [...problems.slice(0, max), { path: "(more)", message: `... and ${more} more problem${more === 1 ? "" : "s"} (only the first ${max} are shown)` }];
+}
+
+/**
+ * A config that cannot be used. `problems` has one entry per field; `message` joins the first
+ * {@link MAX_PROBLEMS_SHOWN} of them, as {@link shownProblems} gives them.
+ */
 export class ConfigError extends Error {
   override name = "ConfigError";
   /** Every problem found, in document order. */
@@ -24,7 +43,7 @@ export class ConfigError extends Error {
   readonly file: string | undefined;
 
   constructor(problems: readonly ConfigProblem[], opts: { file?: string; cause?: unknown } = {}) {
-    super(problems.map((p) => p.message).join("\n"), { cause: opts.cause });
+    super(shownProblems(problems).map((p) => p.message).join("\n"), { cause: opts.cause });
     this.problems = problems;
     this.file = opts.file;
   }

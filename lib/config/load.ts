@@ -4,14 +4,23 @@
  * Secret files (private key, preshared key, proxy password) are referenced by path, never inline.
  * A relative path is a systemd credential name: it is looked up in `$CREDENTIALS_DIRECTORY`
  * (LoadCredential=) when that is set, otherwise beside the config file. Like ssh, a key file that
- * others can read is refused; one the group can read is accepted with a warning.
+ * others can read is refused; one the group can read is accepted with a warning (secret-file.ts).
+ *
+ * Nothing in the file is trusted before it is bounded: only a regular file of at most
+ * {@link MAX_CONFIG_BYTES} is read, it must be UTF-8, and its nesting depth, list lengths and
+ * numbers are checked (json-limits.ts) before JSON.parse and the schema see it.
  */
-import { readFileSync, statSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { decodeKey, KeyFormatError } from "../keys/keys.ts";
 import { type ConfigProblem, ConfigError, formatPath, problemsFromZod } from "./errors.ts";
+import { jsonDepthProblem, jsonPathAt, jsonValueProblems } from "./json-limits.ts";
 import { jsonDuplicateKey, jsonErrorOffset, positionOf } from "./json-position.ts";
+import { describeFileError, FileReadError, readRegularFile } from "./read-file.ts";
 import { type Config, configSchema } from "./schema.ts";
+import { readSecretFile, SecretFileError } from "./secret-file.ts";
+import { decodeUtf8 } from "./utf8.ts";
+
+/** Largest config file read. A real one is a few KiB; this keeps a wrong path from filling memory. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 /** Options for {@link parseConfig} and {@link loadConfig}. */
 export interface LoadOptions {
@@ -57,52 +66,13 @@ function setField(c: Config, path: string, value: string): void {
   else if (path === "proxy.auth.passwordFile" && c.proxy.auth) c.proxy.auth.passwordFile = value;
 }
 
-/** Checks one secret file; returns a problem line or null. */
-function checkSecretFile(field: string, kind: "key" | "password", file: string, warn: (m: string) => void): string | null {
-  let st;
-  try {
-    st = statSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return `${field}: "${file}" does not exist`;
-    if (code === "EACCES") return `${field}: "${file}" cannot be read by uid ${process.getuid?.()} (permission denied)`;
-    throw e;
-  }
-  if (!st.isFile()) return `${field}: "${file}" is not a regular file`;
-  const mode = st.mode & 0o777;
-  const octal = mode.toString(8).padStart(4, "0");
-  if (mode & 0o007) {
-    return `${field}: "${file}" has permissions ${octal}, which others can access; run chmod 600 "${file}"`;
-  }
-  if (mode & 0o070) warn(`${field}: "${file}" has permissions ${octal}; the group can read it (chmod 600 is safer)`);
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EACCES") {
-      return `${field}: "${file}" cannot be read by uid ${process.getuid?.()} (permission denied)`;
-    }
-    throw e;
-  }
-  if (kind === "key") {
-    try {
-      decodeKey(text);
-    } catch (e) {
-      if (e instanceof KeyFormatError) return `${field}: "${file}" does not hold a WireGuard key: ${e.message}`;
-      throw e;
-    }
-  } else {
-    const bytes = Buffer.byteLength(text.replace(/\r?\n$/, ""));
-    if (bytes < 1 || bytes > 255) return `${field}: "${file}" must hold a password of 1-255 bytes (RFC 1929), has ${bytes}`;
-  }
-  return null;
-}
-
 /**
  * Validates parsed JSON against the schema and resolves (and by default checks) secret files.
  * Throws {@link ConfigError} with one problem per bad field.
  */
 export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
+  const bounds = jsonValueProblems(input);
+  if (bounds.length) throw new ConfigError(bounds);
   const result = configSchema.safeParse(input, { reportInput: true });
   if (!result.success) throw new ConfigError(problemsFromZod(result.error, input, configSchema));
   const config = result.data;
@@ -114,8 +84,12 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
     const file = resolveSecretPath(raw, opts);
     setField(config, path, file);
     if (opts.checkFiles === false) continue;
-    const problem = checkSecretFile(path, kind, file, warn);
-    if (problem) problems.push({ path, message: problem });
+    try {
+      readSecretFile(file, { field: path, kind, warn });
+    } catch (e) {
+      if (!(e instanceof SecretFileError)) throw e;
+      problems.push({ path, message: e.message });
+    }
   }
   if (problems.length) throw new ConfigError(problems);
   return config;
@@ -129,16 +103,29 @@ function jsonErrorPosition(text: string): string {
   return ` at line ${line} column ${column}`;
 }
 
+/** Reads the config file as text: a regular file, bounded, strict UTF-8. Throws {@link ConfigError}. */
+function readConfigText(file: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = readRegularFile(file, { maxBytes: MAX_CONFIG_BYTES, purpose: "a config file" }).bytes;
+  } catch (e) {
+    if (!(e instanceof FileReadError)) throw e;
+    throw new ConfigError([{ path: "(file)", message: describeFileError(e) }], { file, cause: e });
+  }
+  const decoded = decodeUtf8(bytes);
+  if ("text" in decoded) return decoded.text;
+  const bad = decoded.invalid;
+  const at = `invalid UTF-8 at byte ${bad.offset} (line ${bad.line} column ${bad.column}); save the file as UTF-8`;
+  const path = jsonPathAt(bad.lenientText, bad.textOffset);
+  const problem = path.length ? { path: formatPath(path), message: `${formatPath(path)}: ${at}` } : { path: "(file)", message: at };
+  throw new ConfigError([problem], { file });
+}
+
 /** Reads, parses and validates a config file. Throws {@link ConfigError} naming the file and field. */
 export function loadConfig(file: string, opts: LoadOptions = {}): Config {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "cannot be read (permission denied)" : `cannot be read (${code})`;
-    throw new ConfigError([{ path: "(file)", message: why }], { file, cause: e });
-  }
+  const text = readConfigText(file);
+  const deep = jsonDepthProblem(text);
+  if (deep) throw new ConfigError([deep], { file });
   let input: unknown;
   try {
     input = JSON.parse(text);

@@ -184,6 +184,12 @@ const proxySchema = z.strictObject({
   keepaliveCount: z.number().int().min(1).max(127).default(8),
 });
 
+/**
+ * The `proxy` section with every default filled in. The proxy library and `egressd proxy` take
+ * their defaults from here, so that a default is written once.
+ */
+export const PROXY_DEFAULTS: z.output<typeof proxySchema> = proxySchema.parse({});
+
 const metricsSchema = z.strictObject({
   /** Address of the Prometheus endpoint (9586 is the WireGuard exporter's port); null turns it off. */
   listen: hostPort({ names: false }).nullable().default("127.0.0.1:9586"),

@@ -6,32 +6,30 @@
  *           -> reconcile loop + watchdog -> READY=1
  * reload(): RELOADING=1 -> read and validate the config -> proxy.update -> metrics move -> READY=1.
  *           A step that fails undoes the earlier ones, so the old config stays in force whole. Live
- *           proxied connections are never touched. Host changes (tunnel, exit, routing) are refused:
- *           they need a restart. Applying them in place would take the rules, routes and nft table
- *           down and bring new ones up, and in between the proxy's packets would leave by the WAN
- *           (seen in the lab); lib/host would first need to move to a new spec without that gap.
+ *           proxied connections are never touched. Host changes are refused (specs.ts reloadRefusal).
  * stop():   STOPPING=1 -> stop accepting, drain -> metrics, control off -> host down (teardownOnStop)
  * ```
  * It does not parse argv or install signal handlers (lib/cli/run.ts does), so tests drive it directly.
+ * This file is the lifecycle only: what the daemon shows (readiness, `STATUS=`, `egressd status`) is
+ * views.ts, the metric sources and the metrics listener are metrics.ts, and the one cache of the
+ * fork-costly host reads is host-reads.ts.
  */
-import { ConfigError } from "../config/errors.ts";
+import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/schema.ts";
 import { HostManager, type HostManagerOptions } from "../host/manager.ts";
-import { validateSpec } from "../host/spec.ts";
 import { startReconcileLoop, type ReconcileLoop, type ReconcileResult } from "../host/reconcile.ts";
 import { Transaction } from "../host/transaction.ts";
-import type { WgDump } from "../host/wgdump.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
-import { createEgressdMetrics, type EgressdMetrics } from "../metrics/egressd.ts";
-import { MetricsServer } from "../metrics/server.ts";
-import type { Readiness, ReconcileObject, WgPeerSample } from "../metrics/sources.ts";
 import { ListenError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
 import { ControlServer } from "./control.ts";
+import { HostReads } from "./host-reads.ts";
+import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
-import { hostChanges, hostSpec, missingRouting, proxyOptions } from "./specs.ts";
-import { type DaemonStatus, formatAge, HANDSHAKE_WARN_S } from "./status.ts";
+import { hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
+import type { DaemonStatus, ReconcileStatus } from "./status.ts";
+import { collectStatus, type DaemonState, type DaemonView, readiness, statusLine } from "./views.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
 
 /** Options for {@link Daemon}. Every dependency is optional. */
@@ -65,41 +63,6 @@ export interface ReloadOutcome {
   changed?: string[];
 }
 
-/** Maps lib/host's components onto the `object` label of `egressd_reconcile_repairs_total`. */
-const REPAIR_OBJECT: Record<string, ReconcileObject> = {
-  interface: "interface",
-  wireguard: "interface",
-  endpoint: "interface",
-  routes: "route",
-  rules: "rule",
-  firewall: "nft",
-  sysctl: "sysctl",
-};
-
-/** How long a `wg show dump` is reused by readiness and status, ms. */
-const DUMP_MAX_AGE_MS = 1000;
-
-/**
- * Control commands that exist only with `EGRESSD_TEST_HOOKS=1` in the environment, for the tests
- * that prove the watchdog stops when the event loop is stuck: `block-event-loop {ms}` spins the
- * loop synchronously, as a runaway computation would.
- */
-function testHooks(log: Logger): Record<string, (req: Record<string, unknown>) => unknown> {
-  return {
-    "block-event-loop": (req) => {
-      const ms = Math.min(Number(req.ms ?? 0), 120_000);
-      log.warn("test hook: blocking the event loop", { ms });
-      setTimeout(() => {
-        const end = Date.now() + ms;
-        while (Date.now() < end) {
-          // spin: nothing else on the loop runs meanwhile
-        }
-      }, 0);
-      return { blockingMs: ms };
-    },
-  };
-}
-
 /** See the module comment. */
 export class Daemon {
   readonly #configPath: string;
@@ -112,16 +75,16 @@ export class Daemon {
   readonly #host: HostManager;
   #proxy: ProxyServer | null = null;
   #proxyOptions: ProxyServerOptions | null = null;
-  #metrics: EgressdMetrics | null = null;
-  #metricsServer: MetricsServer | null = null;
+  #metrics: DaemonMetrics | null = null;
   #control: ControlServer | null = null;
   #loop: ReconcileLoop | null = null;
   #watchdog: Watchdog | null = null;
-  #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
+  readonly #reads: HostReads;
+  readonly #view: DaemonView;
+  #state: DaemonState = "new";
   #lastPassAt = Date.now();
-  #lastPass: { at: number; durationMs: number; ok: boolean; error: string | null; repairs: { object: string; detail: string }[] } | null = null;
+  #lastPass: ReconcileStatus | null = null;
   #repairs: Record<string, number> = {};
-  #dump: { at: number; value: Promise<WgDump | null> } | null = null;
   #lastStatusLine = "";
   #stopped: Promise<void>;
   #resolveStopped!: () => void;
@@ -140,6 +103,8 @@ export class Daemon {
     this.#notify = opts.notifier ?? createNotifier({ env: opts.env, onError: (e) => this.#log.warn("sd_notify failed", { error: e }) });
     this.#uid = opts.uid ?? process.getuid?.() ?? 0;
     this.#host = this.#newHost(config);
+    this.#reads = new HostReads(this.#host);
+    this.#view = this.#newView();
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }
 
@@ -153,12 +118,30 @@ export class Daemon {
     return this.#config;
   }
 
+  /** The live state the read-only views (views.ts, metrics.ts) see. */
+  #newView(): DaemonView {
+    const self = this;
+    return {
+      get state() { return self.#state; },
+      get config() { return self.#config; },
+      version: this.#opts.version,
+      uid: this.#uid,
+      startedAt: this.#startedAt,
+      host: this.#host,
+      reads: this.#reads,
+      get proxy() { return self.#proxy; },
+      get lastPass() { return self.#lastPass; },
+      get repairs() { return self.#repairs; },
+      get metricsUrl() { return self.#metrics?.url ?? null; },
+    };
+  }
+
   #newHost(config: Config): HostManager {
     return new HostManager(hostSpec(config, this.#uid), {
       ...this.#opts.host,
       log: this.#log,
       onRepair: (r) => {
-        const object = REPAIR_OBJECT[r.component] ?? "interface";
+        const object = repairObject(r.component);
         this.#repairs[object] = (this.#repairs[object] ?? 0) + 1;
         this.#log.warn("repaired drift", { component: r.component, action: r.action, reason: r.reason });
       },
@@ -197,15 +180,8 @@ export class Daemon {
         setTimeout(() => void this.stop(), 0);
         return { stopping: true };
       },
-      ...(this.#opts.env ?? process.env).EGRESSD_TEST_HOOKS === "1" ? testHooks(this.#log) : {},
     }, { log: this.#log });
-    try {
-      await this.#control.start();
-    } catch (e) {
-      this.#state = "stopped";
-      this.#resolveStopped();
-      throw e;
-    }
+    await this.#control.start().catch((e: unknown) => this.#failedStart(e));
     if (this.#stopRequested) return;
     this.#notify.status("bringing up the tunnel");
     try {
@@ -216,24 +192,14 @@ export class Daemon {
       this.#proxy = new ProxyServer(this.#proxyOptions);
       await this.#startProxy(this.#proxy, this.#opts.bindRetryMs ?? 30_000);
       if (this.#stopRequested) return;
-      this.#metrics = createEgressdMetrics(this.#metricSources(), {
-        build: { version: this.#opts.version, runtime: this.#opts.runtime ?? `bun ${Bun.version}` },
-        log: this.#log,
-        latestHandshakeDelay: c.metrics.latestHandshakeDelay,
-        friendlyNames: { [c.exit.publicKey]: c.exit.name },
-      });
-      if (c.metrics.listen) {
-        this.#metricsServer = new MetricsServer({ registry: this.#metrics.registry, readiness: { ready: () => this.ready() }, log: this.#log });
-        await this.#metricsServer.listen(c.metrics.listen);
-      }
+      this.#metrics = new DaemonMetrics(this.#view, { version: this.#opts.version, runtime: this.#opts.runtime, log: this.#log });
+      await this.#metrics.listen(c.metrics.listen);
     } catch (e) {
       this.#log.error("start failed; undoing", { error: e });
       await this.#teardown({ drainMs: 0, host: true });
-      this.#state = "stopped";
-      this.#resolveStopped();
-      throw e;
+      this.#failedStart(e);
     }
-    const line = await this.#statusLine();
+    const line = await statusLine(this.#view);
     // From here on nothing waits, so a stop cannot slip in between this check and READY=1.
     if (this.#stopRequested) return;
     this.#loop = this.#startLoop(c.daemon.reconcileInterval);
@@ -245,7 +211,14 @@ export class Daemon {
     });
     this.#state = "running";
     this.#notify.ready(line);
-    this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metricsServer?.url ?? "off" });
+    this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metrics?.url ?? "off" });
+  }
+
+  /** start() gave up: the daemon is stopped, and `e` goes to start()'s caller. */
+  #failedStart(e: unknown): never {
+    this.#state = "stopped";
+    this.#resolveStopped();
+    throw e;
   }
 
   /** Starts the reconcile timer; a failed pass is logged by #pass and retried at the next tick. */
@@ -273,14 +246,9 @@ export class Daemon {
     const started = Date.now();
     try {
       const r = await this.#host.reconcile();
-      this.#lastPass = {
-        at: Date.now(),
-        durationMs: r.durationMs,
-        ok: true,
-        error: null,
-        repairs: r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` })),
-      };
-      if (r.repairs.length) this.#dump = null;
+      const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` }));
+      this.#lastPass = { at: Date.now(), durationMs: r.durationMs, ok: true, error: null, repairs };
+      this.#reads.afterPass(r);
       return r;
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
@@ -307,179 +275,23 @@ export class Daemon {
     return since > limit ? `no reconcile pass has finished for ${Math.round(since / 1000)} s` : null;
   }
 
-  /** `wg show dump`, reused for up to a second. */
-  #wgDump(): Promise<WgDump | null> {
-    const now = Date.now();
-    if (!this.#dump || now - this.#dump.at > DUMP_MAX_AGE_MS) {
-      const value = this.#host.wireguardDump().catch(() => null);
-      this.#dump = { at: now, value };
-    }
-    return this.#dump.value;
-  }
-
-  #metricSources() {
-    return {
-      wireguard: {
-        dump: async (): Promise<WgPeerSample[]> => {
-          const d = await this.#host.wireguardDump();
-          if (!d) return [];
-          return d.peers.map((p) => ({
-            interface: this.#config.interface.name,
-            publicKey: p.publicKey,
-            endpoint: p.endpoint,
-            allowedIps: p.allowedIps,
-            latestHandshake: p.latestHandshake,
-            rxBytes: p.rxBytes,
-            txBytes: p.txBytes,
-          }));
-        },
-      },
-      proxy: {
-        stats: () => {
-          const s = this.#proxy!.stats;
-          return {
-            connectionsActive: s.connectionsActive,
-            connectionsTotal: s.connectionsTotal,
-            relayedBytes: { upstream: s.bytesClientToTarget, downstream: s.bytesTargetToClient },
-            connectDuration: { bounds: s.connectDuration.bounds, counts: s.connectDuration.counts, sum: s.connectDuration.sum },
-          };
-        },
-      },
-      tunnel: {
-        state: async () => {
-          const d = await this.#wgDump();
-          const h = this.#host.status();
-          return {
-            up: Boolean(d && this.#exitPeer(d)),
-            implementation: h.implementation ?? undefined,
-            endpointReresolutions: h.endpointReresolutions,
-          };
-        },
-      },
-      reconcile: {
-        stats: () => ({ runs: this.#host.status().reconcileRuns, repairs: { ...this.#repairs } }),
-      },
-      leakGuard: {
-        counters: async () => (await this.#host.leakCounter()) ?? { packets: 0, bytes: 0 },
-      },
-    };
-  }
-
-  /**
-   * Readiness: a recent handshake, the last reconcile pass clean, every listener bound.
-   *
-   * A clean pass is one that succeeded and found nothing to repair. After a pass that repaired drift
-   * (a deleted interface, a missing rule), readiness stays 503 until the next pass finds the host as
-   * it should be, so an outage is visible for at least one reconcile interval. Without that, a
-   * deleted interface is re-created and handshakes again within milliseconds of the pass that notices
-   * it, the only not-ready window is the gap before that pass (partly hidden by the 1 s dump cache),
-   * and a probe polling every 50 ms missed the outage in 5 of 12 trials in the lab.
-   */
-  async ready(): Promise<Readiness> {
-    if (this.#state !== "running") return { ok: false, reason: `daemon is ${this.#state}` };
-    const d = await this.#wgDump();
-    if (!d) return { ok: false, reason: `interface ${this.#config.interface.name} is missing` };
-    const peer = this.#exitPeer(d);
-    if (!peer) return { ok: false, reason: "the exit peer is not configured" };
-    const age = peer.latestHandshake > 0 ? Date.now() / 1000 - peer.latestHandshake : Infinity;
-    if (age > HANDSHAKE_WARN_S) {
-      return { ok: false, reason: peer.latestHandshake ? `latest handshake ${Math.round(age)} s ago` : "no handshake with the exit yet" };
-    }
-    if (this.#lastPass && !this.#lastPass.ok) return { ok: false, reason: `last reconcile failed: ${this.#lastPass.error}` };
-    const repairs = this.#lastPass?.repairs ?? [];
-    if (repairs.length > 0) {
-      const first = `${repairs[0]!.object}: ${repairs[0]!.detail}`;
-      const more = repairs.length > 1 ? ` and ${repairs.length - 1} more` : "";
-      return { ok: false, reason: `the last reconcile pass repaired drift (${first}${more}); waiting for a clean pass` };
-    }
-    const want = this.#config.proxy.listen.length;
-    const have = this.#proxy?.listening.length ?? 0;
-    if (have < want) return { ok: false, reason: `${have} of ${want} proxy listeners bound` };
-    return { ok: true };
-  }
-
-  /** The configured exit among the interface's peers (not simply the first: a stranger may lead). */
-  #exitPeer(d: WgDump): WgDump["peers"][number] | undefined {
-    return d.peers.find((p) => p.publicKey === this.#config.exit.publicKey);
-  }
-
-  async #statusLine(): Promise<string> {
-    const d = await this.#wgDump();
-    const peer = d ? this.#exitPeer(d) : undefined;
-    // Whole minutes only: a line that changed every second would resend STATUS= on every pass.
-    const age = peer?.latestHandshake ? Math.max(0, Math.floor(Date.now() / 1000 - peer.latestHandshake)) : 0;
-    const hs = !d ? "tunnel interface missing"
-      : !peer?.latestHandshake ? "no handshake yet"
-      : age < 60 ? "handshake under a minute ago"
-      : `handshake ${formatAge(age - (age % 60))} ago`;
-    const active = this.#proxy?.stats.connectionsActive ?? 0;
-    return `${hs}; ${active} active connection${active === 1 ? "" : "s"}`;
+  /** Readiness, as `/readyz` answers it. */
+  ready() {
+    return readiness(this.#view);
   }
 
   /** Sends STATUS= when the line changed. */
   async #refreshStatusLine(): Promise<void> {
     if (this.#state !== "running") return;
-    const line = await this.#statusLine();
+    const line = await statusLine(this.#view);
     if (line === this.#lastStatusLine) return;
     this.#lastStatusLine = line;
     this.#notify.status(line);
   }
 
   /** Everything `egressd status` shows. Runs `wg`, `ip` and `nft` reads. */
-  async status(): Promise<DaemonStatus> {
-    const c = this.#config;
-    const h = this.#host.status();
-    const obs = await this.#host.observe().catch(() => null);
-    const dump = obs?.wireguard ?? null;
-    const s = this.#proxy?.stats;
-    const leak = await this.#host.leakCounter().catch(() => null);
-    // Each rule and route, not just "some": one missing rule or the kill switch's route is a hole.
-    const missing = obs ? missingRouting(validateSpec(hostSpec(c, this.#uid)), h.families, obs) : null;
-    const refusals: Record<string, number> = {};
-    for (const [k, v] of Object.entries(s?.connectionsTotal ?? {})) if (k !== "ok") refusals[k] = v;
-    return {
-      version: this.#opts.version,
-      pid: process.pid,
-      startedAt: this.#startedAt,
-      now: Date.now(),
-      tunnel: {
-        interface: c.interface.name,
-        implementation: h.implementation,
-        up: Boolean(obs?.link && obs.link.up),
-        publicKey: dump?.interface.publicKey ?? null,
-        listenPort: dump?.interface.listenPort ?? null,
-        addresses: c.interface.addresses,
-      },
-      peers: (dump?.peers ?? []).map((p) => ({
-        name: p.publicKey === c.exit.publicKey ? c.exit.name : "(unknown)",
-        isExit: p.publicKey === c.exit.publicKey,
-        publicKey: p.publicKey,
-        endpoint: p.endpoint,
-        allowedIps: [...p.allowedIps],
-        latestHandshake: p.latestHandshake,
-        rxBytes: p.rxBytes,
-        txBytes: p.txBytes,
-        persistentKeepalive: p.persistentKeepalive ?? 0,
-      })),
-      proxy: {
-        listeners: [...(this.#proxy?.listening ?? [])],
-        active: s?.connectionsActive ?? 0,
-        total: Object.values(s?.connectionsTotal ?? {}).reduce((a, b) => a + b, 0),
-        bytesUp: s?.bytesClientToTarget ?? 0,
-        bytesDown: s?.bytesTargetToClient ?? 0,
-        refusals,
-      },
-      routing: {
-        fwmark: c.routing.fwmark,
-        table: c.routing.table,
-        rulesInPlace: missing !== null && missing.length === 0 && this.#lastPass?.ok !== false,
-        missing: missing ?? [],
-        firewallInPlace: Boolean(obs?.firewall.present),
-      },
-      killSwitch: { enabled: c.routing.killSwitch, droppedPackets: leak?.packets ?? 0, droppedBytes: leak?.bytes ?? 0 },
-      reconcile: { runs: h.reconcileRuns, repairs: Object.values(this.#repairs).reduce((a, b) => a + b, 0), last: this.#lastPass },
-      metrics: { listen: this.#metricsServer?.url ?? null },
-    };
+  status(): Promise<DaemonStatus> {
+    return collectStatus(this.#view);
   }
 
   /**
@@ -501,7 +313,7 @@ export class Daemon {
     try {
       next = (this.#opts.load ?? ((p: string) => loadConfig(p, { env: this.#opts.env, warn: (m) => this.#log.warn(m) })))(this.#configPath);
     } catch (e) {
-      const error = e instanceof ConfigError ? e.problems.map((p) => p.message).join("; ") : e instanceof Error ? e.message : String(e);
+      const error = e instanceof ConfigError ? shownProblems(e.problems).map((p) => p.message).join("; ") : e instanceof Error ? e.message : String(e);
       this.#log.error("reload refused: the new config is invalid; the old one stays in force", { error });
       this.#notify.ready(`reload refused: ${error}`);
       return { ok: false, error };
@@ -510,14 +322,9 @@ export class Daemon {
     const undo = new Transaction({ log: this.#log });
     const changed: string[] = [];
     try {
-      // Refuse what cannot change in place before touching anything.
-      if (next.control.socket !== old.control.socket) throw new Error("control.socket cannot change on reload; restart egressd");
-      // Host changes too (see the module comment). A restart is safe: no proxy runs while the host
-      // state is down.
-      const hostFields = hostChanges(old, next);
-      if (hostFields.length > 0) {
-        throw new Error(`${hostFields.join(", ")} cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply ${hostFields.length === 1 ? "it" : "them"}`);
-      }
+      // Refuse what cannot change in place (see the module comment) before touching anything.
+      const refusal = reloadRefusal(old, next);
+      if (refusal !== null) throw new Error(refusal);
       const nextProxy = { ...(await proxyOptions(next)), log: this.#log };
       const oldProxy = this.#proxyOptions!;
       this.#proxy!.update(nextProxy);
@@ -528,11 +335,11 @@ export class Daemon {
       });
       changed.push("proxy");
       if (next.metrics.listen !== old.metrics.listen) {
-        await this.#moveMetrics(next.metrics.listen);
-        undo.defer("reload metrics", () => this.#moveMetrics(old.metrics.listen));
+        await this.#metrics!.listen(next.metrics.listen);
+        undo.defer("reload metrics", () => this.#metrics!.listen(old.metrics.listen));
         changed.push("metrics");
       }
-      this.#metrics?.configure({ latestHandshakeDelay: next.metrics.latestHandshakeDelay, friendlyNames: { [next.exit.publicKey]: next.exit.name } });
+      this.#metrics?.configure(next);
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       await undo.rollback();
@@ -552,20 +359,8 @@ export class Daemon {
     }
     this.#log.info("reloaded", { changed: changed.join(",") });
     this.#lastStatusLine = "";
-    this.#notify.ready(await this.#statusLine());
+    this.#notify.ready(await statusLine(this.#view));
     return { ok: true, changed };
-  }
-
-  async #moveMetrics(listen: string | null): Promise<void> {
-    if (listen === null) {
-      await this.#metricsServer?.close();
-      this.#metricsServer = null;
-      return;
-    }
-    if (!this.#metricsServer) {
-      this.#metricsServer = new MetricsServer({ registry: this.#metrics!.registry, readiness: { ready: () => this.ready() }, log: this.#log });
-    }
-    await this.#metricsServer.listen(listen);
   }
 
   /**
@@ -600,7 +395,7 @@ export class Daemon {
     this.#loop?.stop();
     const quiet = (what: string) => (e: unknown) => this.#log.error(`stopping ${what} failed`, { error: e });
     await this.#proxy?.stop({ drainMs: opts.drainMs }).catch(quiet("the proxy"));
-    await this.#metricsServer?.close().catch(quiet("metrics"));
+    await this.#metrics?.close().catch(quiet("metrics"));
     await this.#control?.stop().catch(quiet("the control socket"));
     if (opts.host) await this.#host.down().catch(quiet("the host state"));
   }

@@ -6,6 +6,7 @@
  */
 import { networkInterfaces } from "node:os";
 import type { Config } from "../config/schema.ts";
+import { passwordOf, readSecretFile } from "../config/secret-file.ts";
 import {
   describeRoute,
   desiredRoutes,
@@ -73,7 +74,7 @@ export function ownAddresses(c: Config, interfaces = networkInterfaces()): IpAdd
 
 /** Options for {@link proxyOptions}. */
 export interface ProxyOptionsDeps {
-  /** Reads a secret file. Default `Bun.file(path).text()`. */
+  /** Reads a secret file. Default: {@link readSecretFile}, which throws a `SecretFileError` naming the field. */
   readSecret?: (path: string) => Promise<string>;
   /** The gateway's addresses. Default {@link ownAddresses}. */
   own?: IpAddr[];
@@ -81,7 +82,9 @@ export interface ProxyOptionsDeps {
 
 /** The proxy side of a config. Reads the password file when auth is on. */
 export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Promise<ProxyServerOptions> {
-  const read = deps.readSecret ?? ((p: string) => Bun.file(p).text());
+  // The rule check-config applies (a regular file others cannot read), again at the moment of use:
+  // the file may have been swapped since the config was loaded, and a FIFO would hang the reload.
+  const read = deps.readSecret ?? (async (p: string) => readSecretFile(p, { field: "proxy.auth.passwordFile", kind: "password" }));
   const cidrs = (list: readonly string[]): Cidr[] => list.map((s) => parseCidr(s));
   const p = c.proxy;
   return {
@@ -90,8 +93,7 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     allowClients: cidrs(p.allowClients),
     allowDestinations: cidrs(p.allowDestinations),
     ownAddresses: deps.own ?? ownAddresses(c),
-    // A trailing newline in the file is not part of the password (`echo pw > file`).
-    auth: p.auth ? { username: p.auth.username, password: (await read(p.auth.passwordFile)).replace(/\r?\n$/, "") } : null,
+    auth: p.auth ? { username: p.auth.username, password: passwordOf(await read(p.auth.passwordFile)) } : null,
     dns: { mode: p.dns.mode, servers: p.dns.servers, timeoutMs: p.dns.timeout },
     connectTimeoutMs: p.connectTimeout,
     handshakeTimeoutMs: p.handshakeTimeout,
@@ -101,14 +103,9 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
   };
 }
 
-/** True when two configs ask for the same host state (so a reload need not touch the host). */
-export function sameHost(a: Config, b: Config): boolean {
-  return JSON.stringify(hostSpec(a, 0)) === JSON.stringify(hostSpec(b, 0));
-}
-
 /**
  * The config fields whose change alters the host state, as config paths (`exit.endpoint`,
- * `proxy.allowDestinations`, ...); empty when {@link sameHost}.
+ * `proxy.allowDestinations`, ...); empty when a reload need not touch the host.
  */
 export function hostChanges(a: Config, b: Config): string[] {
   const ha = hostSpec(a, 0);
@@ -124,6 +121,20 @@ export function hostChanges(a: Config, b: Config): string[] {
     }
   }
   return out;
+}
+
+/**
+ * Why a reload from `a` to `b` must be refused, or null when it can be applied in place. The control
+ * socket cannot move under its clients. Host changes ({@link hostChanges}: tunnel, exit, routing)
+ * would take the rules, routes and nft table down and bring new ones up, and in between the proxy's
+ * packets would leave by the WAN (seen in the lab); lib/host would first need to move to a new spec
+ * without that gap. A restart applies either safely: no proxy runs while the host state is down.
+ */
+export function reloadRefusal(a: Config, b: Config): string | null {
+  if (b.control.socket !== a.control.socket) return "control.socket cannot change on reload; restart egressd";
+  const fields = hostChanges(a, b);
+  if (fields.length === 0) return null;
+  return `${fields.join(", ")} cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply ${fields.length === 1 ? "it" : "them"}`;
 }
 
 /**

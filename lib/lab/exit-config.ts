@@ -1,56 +1,85 @@
 /**
- * The exit's side of the tunnel, rendered from the gateway's egressd config: the text `wg setconf`
- * takes on the VPS. `egressd demo` configures its exit with it, so the two ends of the demo's tunnel
- * come from one source and cannot disagree.
+ * The lab's exit, configured the way a user configures a VPS: from `egressd exit-config` output.
  *
- * It renders WireGuard's own configuration only (`[Interface]` key and port, `[Peer]` for the
- * gateway). It does not give the exit its tunnel address, forwarding or masquerade: those are the
- * exit host's business (`wg-quick`'s `Address =` and `PostUp =`, or the lab's plan).
+ * The gateway's config for the lab is written as a real egressd config and parsed by the real
+ * schema; the exit's wg-quick file and nft rules are rendered from it by lib/exit (the code behind
+ * `egressd exit-config`), written to files, and brought up with `wg-quick up` itself in the exit
+ * namespace, with wireguard-go as wg-quick's userspace implementation. wg-quick loads the nft rules
+ * from its PostUp line, so the masquerade the lab's traffic takes is the rendered one.
  */
-import type { Config } from "../config/schema.ts";
-import { formatIp, parseCidr, parseHostPort } from "../net/ip.ts";
+import { readFile, readdir, readlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { configSchema, type Config } from "../config/schema.ts";
+import type { Runner } from "../exec/runner.ts";
+import { renderNft } from "../exit/nft.ts";
+import { type ExitSpec, exitSpecsFromConfig } from "../exit/spec.ts";
+import { renderWgQuick } from "../exit/wireguard.ts";
+import { LAB_ADDRESSES } from "./topology.ts";
 
-/** What the gateway's config does not hold: key material. */
-export interface ExitKeys {
-  /** The exit's private key (base64), as `egressd genkey` prints it. */
-  exitPrivateKey: string;
-  /** The gateway's public key: `egressd pubkey < <interface.privateKeyFile>`. */
+/** What the lab knows about both ends. */
+export interface LabExitInput {
+  /** The exit's WireGuard interface name (unique per lab). */
+  interfaceName: string;
+  /** The gateway's WireGuard interface name. */
+  gatewayInterface: string;
+  /** The gateway's private key file (the config refers to it; nothing here reads it). */
+  gatewayPrivateKeyFile: string;
   gatewayPublicKey: string;
-  /** The contents of `exit.presharedKeyFile`, when the config names one. Default: none. */
-  presharedKey?: string | null;
+  exitPublicKey: string;
+  /** `host:port` of the exit as the gateway dials it. */
+  endpoint: string;
 }
 
-/**
- * Renders the exit's `wg setconf` text. Pure.
- *
- * - `ListenPort` is the port of the gateway's `exit.endpoint`.
- * - The gateway is the one peer. Its `AllowedIPs` are the gateway's tunnel addresses
- *   (`interface.addresses`) as host routes (`/32`, `/128`): those are the only source addresses the
- *   exit accepts from it, whatever prefix length the gateway's side gives them.
- * - `PresharedKey` appears when the gateway's config names a preshared key file; then the key is
- *   required.
- */
-export function renderExitConfig(config: Config, keys: ExitKeys): string {
-  const { port } = parseHostPort(config.exit.endpoint, { names: true });
-  const allowed = config.interface.addresses.map((a) => {
-    const c = parseCidr(a, { allowHostBits: true });
-    return `${formatIp(c)}/${c.family === 4 ? 32 : 128}`;
+/** The gateway's egressd config for the lab, parsed by the real schema. Pure. */
+export function labGatewayConfig(input: LabExitInput): Config {
+  return configSchema.parse({
+    interface: { name: input.gatewayInterface, privateKeyFile: input.gatewayPrivateKeyFile, addresses: [LAB_ADDRESSES.tunnelGw4, LAB_ADDRESSES.tunnelGw6], mtu: 1420 },
+    exit: { name: "lab-exit", publicKey: input.exitPublicKey, endpoint: input.endpoint },
   });
-  if (config.exit.presharedKeyFile !== null && !keys.presharedKey) {
-    throw new TypeError(`renderExitConfig: the gateway's config names exit.presharedKeyFile; pass its key as presharedKey`);
+}
+
+/** The lab exit's spec: the gateway's config plus the exit's own tunnel addresses. Pure. */
+export function labExitSpec(input: LabExitInput): ExitSpec {
+  return exitSpecsFromConfig(labGatewayConfig(input), {
+    gatewayPublicKey: input.gatewayPublicKey,
+    interfaceName: input.interfaceName,
+    addresses: [LAB_ADDRESSES.tunnelExit4, LAB_ADDRESSES.tunnelExit6],
+  })[0]!;
+}
+
+/** Environment that lets wg-quick fall back to wireguard-go on a kernel without WireGuard. */
+export const WG_QUICK_USERSPACE_ENV = {
+  WG_QUICK_USERSPACE_IMPLEMENTATION: "wireguard-go",
+  WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1",
+} as const;
+
+/**
+ * Renders the exit's files into `dir` (0600) and runs `wg-quick up` through `exitRunner` (which runs
+ * in the exit namespace). Returns the files and the pid of the wireguard-go that wg-quick started.
+ */
+export async function startLabExit(exitRunner: Runner, o: { input: LabExitInput; privateKey: string; dir: string; ns: string }): Promise<{ wgQuickFile: string; nftFile: string; pid: number }> {
+  const spec = labExitSpec(o.input);
+  const nftFile = join(o.dir, `${spec.interfaceName}.nft`);
+  const wgQuickFile = join(o.dir, `${spec.interfaceName}.conf`); // wg-quick names the interface after the file
+  await writeFile(nftFile, renderNft(spec), { mode: 0o600 });
+  await writeFile(wgQuickFile, renderWgQuick(spec, { privateKey: o.privateKey, nftFile }), { mode: 0o600 });
+  // wireguard-go daemonizes; without LOG_LEVEL its child gets /dev/null, not our pipes.
+  await exitRunner.run(["wg-quick", "up", wgQuickFile], { env: WG_QUICK_USERSPACE_ENV, timeoutMs: 20_000 });
+  const pid = await wireguardGoPid(exitRunner);
+  if (pid === null) throw new Error(`wg-quick up ${wgQuickFile} left no wireguard-go running in ${o.ns}`);
+  return { wgQuickFile, nftFile, pid };
+}
+
+/** The pid of the one wireguard-go process in the runner's namespace, or null. */
+async function wireguardGoPid(nsRunner: Runner): Promise<number | null> {
+  // `ip netns pids` needs the name; from inside, /proc's net namespace links tell: compare with ours.
+  const self = (await nsRunner.run(["readlink", "/proc/self/ns/net"])).stdout.trim();
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = await readFile(`/proc/${entry}/comm`, "utf8").catch(() => "");
+    if (comm.trim() !== "wireguard-go") continue;
+    const ns = await readlink(`/proc/${entry}/ns/net`).catch(() => "");
+    if (ns === self) return Number(entry);
   }
-  const lines = [
-    `# The exit's side of egressd's tunnel "${config.interface.name}" (exit "${config.exit.name}"), rendered from the`,
-    "# gateway's egressd config. Apply on the exit with: wg setconf <interface> <this file>",
-    "[Interface]",
-    `PrivateKey = ${keys.exitPrivateKey.trim()}`,
-    `ListenPort = ${port}`,
-    "",
-    "[Peer]",
-    `# the gateway (egressd, tunnel addresses ${config.interface.addresses.join(", ")})`,
-    `PublicKey = ${keys.gatewayPublicKey.trim()}`,
-  ];
-  if (config.exit.presharedKeyFile !== null) lines.push(`PresharedKey = ${keys.presharedKey!.trim()}`);
-  lines.push(`AllowedIPs = ${allowed.join(", ")}`, "");
-  return lines.join("\n");
+  return null;
 }

@@ -1,6 +1,6 @@
 /**
- * The network-namespace lab: builds the topology of topology.ts, runs the exit's WireGuard with
- * wireguard-go, and gives tests (and `egressd demo`) what they need to drive it: runners and commands
+ * The network-namespace lab: builds the topology of topology.ts, brings the exit up from
+ * `egressd exit-config` output (wg-quick with wireguard-go, exit-config.ts), and gives tests (and `egressd demo`) what they need to drive it: runners and commands
  * as a given uid inside a namespace, long-running children, packet captures, and guaranteed cleanup.
  *
  * Root only. Everything it starts is tracked by pid and stopped by pid; `destroy()` also stops any
@@ -25,7 +25,9 @@ import { createRunner, type ChildHandle, type Runner, type StartOptions } from "
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { runnerSysctl, type SysctlAccess } from "../host/sysctl.ts";
 import type { HostSpec } from "../host/spec.ts";
+import { startLabExit } from "./exit-config.ts";
 import { LAB_ADDRESSES, planLab, type LabNamespaces, type LabPlan } from "./topology.ts";
+import { waitUntil } from "./wait.ts";
 
 /** The uid tests run the "daemon" as: not root, not a real user. */
 export const DEFAULT_LAB_UID = 64000;
@@ -76,9 +78,11 @@ export interface LabOptions {
    */
   keys?: { exit: string; gateway: string };
   /**
-   * Configure the exit's WireGuard (private key, listen port, the gateway as its peer) with `wg set`.
-   * Default true. With false the exit's interface is up with its addresses but no key and no peer; the
-   * caller applies its own config, e.g. `wg setconf` through `lab.runner(lab.ns.exit)`.
+   * Configure the exit from `egressd exit-config` output: the wg-quick file and nft rules rendered
+   * from the gateway's config, brought up with `wg-quick up` (exit-config.ts). Default true. With
+   * false the exit's interface (wireguard-go) is up with its addresses but no key and no peer, the
+   * plan's blanket masquerade stands in for the rendered rules, and the caller applies its own
+   * config, e.g. `wg setconf` through `lab.runner(lab.ns.exit)`.
    */
   configureExit?: boolean;
   /**
@@ -178,7 +182,9 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   const uid = opts.uid ?? DEFAULT_LAB_UID;
   if (process.getuid?.() !== 0) throw new Error("the lab needs root (network namespaces)");
   if (opts.cleanupStale ?? true) await cleanupStaleLabs(prefix);
-  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat, exits: opts.exits });
+  const configureExit = opts.configureExit ?? true;
+  // A configured exit masquerades with the rules exit-config renders; a bare one keeps the plan's.
+  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat, exitMasquerade: !configureExit, exits: opts.exits });
   const root = createRunner({ log });
   const children: ChildHandle[] = [];
   const tmp = await mkdtemp(join(tmpdir(), `${plan.id}-`));
@@ -211,7 +217,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     // The kernel adds IPv6 link-local addresses (and their routes) once both ends of a veth are up,
     // asynchronously. Wait, so that the state tests snapshot is settled when createLab returns.
     for (const [ns, dev] of plan.veths) {
-      await waitFor(async () => (await root.run(["ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link"])).stdout.includes("fe80::"), 5000, `link-local address on ${ns}/${dev}`);
+      await waitUntil(async () => (await root.run(["ip", "-n", ns, "-6", "addr", "show", "dev", dev, "scope", "link"])).stdout.includes("fe80::"), 5000, `link-local address on ${ns}/${dev}`);
     }
 
     if (privateDir) {
@@ -227,22 +233,25 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     const privateKeyFile = join(tmp, "gateway.key");
     await writeFile(privateKeyFile, gwKey + "\n", { mode: 0o600 });
 
-    // The exit: wireguard-go as root in the exit namespace, one peer (the gateway).
+    // The exit. Configured: from `egressd exit-config` output, brought up by wg-quick (exit-config.ts).
+    // Not configured: a bare wireguard-go interface with its addresses, for the caller to set up.
     const exitRun = runnerFor(plan.ns.exit);
     const exitWg = plan.ifs.exitWg;
-    const wgo = exitRun.start(["wireguard-go", "-f", exitWg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
-    children.push(wgo);
-    await waitFor(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
-    if (wgo.exitStatus !== null) throw new Error(`exit wireguard-go exited: ${wgo.outputTail()}`);
-    if (opts.configureExit ?? true) {
-      await exitRun.run(
-        ["wg", "set", exitWg, "private-key", "/dev/stdin", "listen-port", String(plan.exitPort), "peer", gwPub, "allowed-ips", `${LAB_ADDRESSES.tunnelGw4},${LAB_ADDRESSES.tunnelGw6}`],
-        { stdin: exitKey + "\n" },
-      );
+    const exitEndpoint = `${LAB_ADDRESSES.exitWan4}:${plan.exitPort}`;
+    let exitPid: number;
+    if (configureExit) {
+      const input = { interfaceName: exitWg, gatewayInterface: plan.ifs.gatewayWg, gatewayPrivateKeyFile: privateKeyFile, gatewayPublicKey: gwPub, exitPublicKey: exitPub, endpoint: exitEndpoint };
+      exitPid = (await startLabExit(exitRun, { input, privateKey: exitKey, dir: tmp, ns: plan.ns.exit })).pid;
+    } else {
+      const wgo = exitRun.start(["wireguard-go", "-f", exitWg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
+      children.push(wgo);
+      await waitUntil(async () => (await exitRun.run(["wg", "show", exitWg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit wireguard-go");
+      if (wgo.exitStatus !== null) throw new Error(`exit wireguard-go exited: ${wgo.outputTail()}`);
+      await exitRun.run(["ip", "address", "add", LAB_ADDRESSES.tunnelExit4, "dev", exitWg]);
+      await exitRun.run(["ip", "-6", "address", "add", LAB_ADDRESSES.tunnelExit6, "dev", exitWg, "nodad"]);
+      await exitRun.run(["ip", "link", "set", "dev", exitWg, "mtu", "1420", "up"]);
+      exitPid = wgo.pid;
     }
-    await exitRun.run(["ip", "address", "add", LAB_ADDRESSES.tunnelExit4, "dev", exitWg]);
-    await exitRun.run(["ip", "-6", "address", "add", LAB_ADDRESSES.tunnelExit6, "dev", exitWg, "nodad"]);
-    await exitRun.run(["ip", "link", "set", "dev", exitWg, "mtu", "1420", "up"]);
 
     const exits: LabExit[] = [
       {
@@ -250,9 +259,9 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
         ns: plan.ns.exit,
         wg: exitWg,
         publicKey: exitPub,
-        endpoint: `${LAB_ADDRESSES.exitWan4}:${plan.exitPort}`,
+        endpoint: exitEndpoint,
         wan4: LAB_ADDRESSES.exitWan4,
-        pid: wgo.pid,
+        pid: exitPid,
         gatewayWg: plan.ifs.gatewayWg,
         gatewayAddresses: [LAB_ADDRESSES.tunnelGw4, LAB_ADDRESSES.tunnelGw6],
       },
@@ -263,13 +272,12 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     await mkdir(hostsDir, { recursive: true });
     await writeFile(join(hostsDir, "hosts"), `127.0.0.1 localhost\n${LAB_ADDRESSES.exitWan4} ${plan.exitHostName}\n`);
 
-    const exitEndpoint = `${LAB_ADDRESSES.exitWan4}:${plan.exitPort}`;
     const lab: Lab = {
       plan,
       ns: plan.ns,
       addr: LAB_ADDRESSES,
       uid,
-      exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: wgo.pid },
+      exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: exitPid },
       exits,
       exitsSpec(o = {}) {
         if (exits.length < 2) throw new Error("exitsSpec needs a lab created with exits: 2");
@@ -331,7 +339,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
           },
         });
         children.push(child);
-        await waitFor(async () => listening || child.exitStatus !== null, 5000, "tcpdump");
+        await waitUntil(async () => listening || child.exitStatus !== null, 5000, "tcpdump");
         if (child.exitStatus !== null) throw new Error(`tcpdump exited: ${child.outputTail()}`);
         return {
           async stop() {
@@ -344,7 +352,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       },
       async startEchoServer(port) {
         const child = lab.spawn(plan.ns.inet, ["ncat", "-l", "-k", "-p", String(port), "--sh-exec", 'echo "$NCAT_REMOTE_ADDR"']);
-        await waitFor(async () => (await execIn(prefixFor(plan.ns.inet), ["ncat", "--recv-only", "-w", "1", LAB_ADDRESSES.host4, String(port)], {})).exitCode === 0 || child.exitStatus !== null, 5000, "echo server");
+        await waitUntil(async () => (await execIn(prefixFor(plan.ns.inet), ["ncat", "--recv-only", "-w", "1", LAB_ADDRESSES.host4, String(port)], {})).exitCode === 0 || child.exitStatus !== null, 5000, "echo server");
         if (child.exitStatus !== null) throw new Error(`echo server exited: ${child.outputTail()}`);
         return child;
       },
@@ -365,7 +373,7 @@ async function startSecondExit(run: Runner, plan: LabPlan, gwPub: string, childr
   const pub = (await root.run(["wg", "pubkey"], { stdin: key })).stdout.trim();
   const wgo = run.start(["wireguard-go", "-f", wg], { env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1", LOG_LEVEL: "error" } });
   children.push(wgo);
-  await waitFor(async () => (await run.run(["wg", "show", wg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit2 wireguard-go");
+  await waitUntil(async () => (await run.run(["wg", "show", wg, "dump"]).then(() => true, () => false)) || wgo.exitStatus !== null, 5000, "exit2 wireguard-go");
   if (wgo.exitStatus !== null) throw new Error(`exit2 wireguard-go exited: ${wgo.outputTail()}`);
   await run.run(["wg", "set", wg, "private-key", "/dev/stdin", "listen-port", String(plan.exitPort), "peer", gwPub, "allowed-ips", `${a.tunnel2Gw4},${a.tunnel2Gw6}`], { stdin: key + "\n" });
   await run.run(["ip", "address", "add", a.tunnel2Exit4, "dev", wg]);
@@ -482,17 +490,9 @@ async function startMountHolder(root: Runner, ns: string, uid: number): Promise<
       if (line === "ready") ready = true;
     },
   });
-  await waitFor(async () => ready || holder.exitStatus !== null, 5000, "the lab's mount namespace");
+  await waitUntil(async () => ready || holder.exitStatus !== null, 5000, "the lab's mount namespace");
   if (holder.exitStatus !== null) throw new Error(`could not mount a private ${WIREGUARD_RUN_DIR}: ${holder.outputTail()}`);
   return holder;
-}
-
-async function waitFor(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 function pidAlive(pid: number): boolean {

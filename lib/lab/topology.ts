@@ -119,7 +119,12 @@ export interface PlanOptions {
    * internet host directly (it then shows up as the home address, 192.0.2.2). Default false.
    */
   homeNat?: boolean;
-  /** 2 adds a second VPS namespace (see the module comment). Default 1. */
+  /**
+   * Masquerade everything leaving the exit's WAN. Default true. The lab turns it off when the exit
+   * is configured from `egressd exit-config`, whose nft rules masquerade the tunnel's traffic.
+   */
+  exitMasquerade?: boolean;
+  /** 2 adds a second VPS namespace (see the module comment); it always masquerades. Default 1. */
   exits?: 1 | 2;
 }
 
@@ -193,6 +198,7 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
     steps.push({ name: `forwarding in ${n}`, argv: inNs(n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1") });
   }
   for (const n of [ns.exit, ...(ns.exit2 ? [ns.exit2] : [])]) {
+    if (n === ns.exit && !(opts.exitMasquerade ?? true)) continue;
     steps.push({
       name: n === ns.exit ? "exit masquerade" : "exit2 masquerade",
       argv: inNs(n, "nft", "-f", "-"),

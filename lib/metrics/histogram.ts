@@ -1,15 +1,10 @@
 /**
- * A histogram: observations counted into cumulative `le` buckets, plus their sum and count.
- *
- * Besides the instrument, {@link histogramSamples} renders a {@link HistogramSnapshot} that another
- * module keeps itself (the proxy's connect-duration histogram), so that module never imports this one.
+ * Histogram samples from a {@link HistogramSnapshot} that another module keeps itself (the proxy's
+ * connect-duration histogram), so that module never imports this one. egressd has no push-style
+ * instruments: every family is rendered at scrape time from a source's state.
  */
 import { InvalidMetricError } from "./errors.ts";
-import { formatValue, type Labels, type MetricFamily, type Sample } from "./exposition.ts";
-import { Instrument, type InstrumentOptions, type LabelValues } from "./instrument.ts";
-
-/** Prometheus' default buckets (client_golang `DefBuckets`), in seconds. */
-export const DEFAULT_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+import { formatValue, type Labels, type Sample } from "./exposition.ts";
 
 /**
  * A histogram's state as plain data.
@@ -24,20 +19,6 @@ export interface HistogramSnapshot {
   readonly counts: readonly number[];
   /** Sum of all observations. */
   readonly sum: number;
-}
-
-/** Options for {@link Histogram}: those of every instrument plus the buckets. */
-export interface HistogramOptions<L extends string> extends InstrumentOptions<L> {
-  /** Upper bounds, strictly increasing and finite. Default {@link DEFAULT_BUCKETS}. */
-  buckets?: readonly number[];
-}
-
-/** The handle for one label-value combination. */
-export interface HistogramChild {
-  /** Records one observation. NaN is rejected: it would poison `_sum` forever. */
-  observe(value: number): void;
-  /** The current state. */
-  snapshot(): HistogramSnapshot;
 }
 
 /** Throws {@link InvalidMetricError} unless `bounds` is strictly increasing and finite. */
@@ -68,58 +49,4 @@ export function histogramSamples(name: string, labels: Labels, snap: HistogramSn
   out.push({ name: `${name}_sum`, labels, value: snap.sum });
   out.push({ name: `${name}_count`, labels, value: cumulative });
   return out;
-}
-
-interface State {
-  counts: number[];
-  sum: number;
-}
-
-/** A histogram family. `L` is the union of its label names. */
-export class Histogram<L extends string = never> extends Instrument<L, State> {
-  readonly #bounds: readonly number[];
-
-  /** Throws {@link InvalidMetricError} on a bad name, label names or buckets. See {@link HistogramOptions}. */
-  constructor(opts: HistogramOptions<L>) {
-    const bounds = [...(opts.buckets ?? DEFAULT_BUCKETS)];
-    validateBuckets(opts.name, bounds);
-    super("histogram", opts, () => ({ counts: new Array<number>(bounds.length + 1).fill(0), sum: 0 }));
-    this.#bounds = bounds;
-  }
-
-  /** The child for `values`. */
-  labels(values: LabelValues<L>): HistogramChild {
-    const state = this.children.get(values);
-    const bounds = this.#bounds;
-    const metric = this.name;
-    return {
-      observe(value) {
-        if (Number.isNaN(value)) throw new InvalidMetricError(metric, "cannot observe NaN");
-        let i = 0;
-        while (i < bounds.length && value > bounds[i]!) i++;
-        state.counts[i]!++;
-        state.sum += value;
-      },
-      snapshot: () => ({ bounds, counts: [...state.counts], sum: state.sum }),
-    };
-  }
-
-  /** Records one observation on an unlabeled histogram. */
-  observe(value: number): void {
-    this.labels(this.unlabeled()).observe(value);
-  }
-
-  /** The state of an unlabeled histogram. */
-  snapshot(): HistogramSnapshot {
-    return this.labels(this.unlabeled()).snapshot();
-  }
-
-  /** One `histogram` family: for each child, its buckets, sum and count. */
-  collect(): MetricFamily[] {
-    const samples: Sample[] = [];
-    for (const { labels, state } of this.children.entries()) {
-      samples.push(...histogramSamples(this.name, labels, { bounds: this.#bounds, counts: state.counts, sum: state.sum }));
-    }
-    return [{ name: this.name, help: this.help, type: "histogram", samples }];
-  }
 }

@@ -1,6 +1,6 @@
 /**
  * The leak guard's families: marked packets (and their bytes) that the nftables guard dropped
- * because they were about to leave by an interface other than the tunnel (DESIGN.md, trap 3).
+ * because they were about to leave by an interface other than the tunnel (docs/design.md, trap 3).
  *
  * The values are the nft counter's own. If reconcile re-creates our table the counter restarts at
  * 0; Prometheus treats that as a counter reset, so `increase()` stays right.

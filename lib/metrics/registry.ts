@@ -10,7 +10,7 @@ import { silentLogger, type Logger } from "../log/logger.ts";
 import { CollectorError, InvalidMetricError } from "./errors.ts";
 import { renderFamilies, validateFamily, type MetricFamily } from "./exposition.ts";
 
-/** Anything that produces metric families at scrape time. Instruments are collectors too. */
+/** Anything that produces metric families at scrape time. */
 export interface Collector {
   /** Names the collector in logs and in the success gauge; unique within a registry. */
   readonly name: string;

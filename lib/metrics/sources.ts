@@ -2,9 +2,9 @@
  * What lib/metrics reads at scrape time, as narrow interfaces the daemon satisfies.
  *
  * lib/metrics imports neither lib/proxy nor lib/host: the daemon adapts their state to these
- * shapes. Every method may answer synchronously or with a promise. Sources that fork a process
- * (a `wg` dump, an `nft` counter listing) are wrapped in a one-second cache by
- * {@link createEgressdMetrics}; the others are read on every scrape and should be in-memory reads.
+ * shapes. Every method may answer synchronously or with a promise, and is read on every scrape:
+ * a source that forks a process (a `wg` dump, an `nft` counter listing) must be cached by whoever
+ * provides it (lib/daemon/host-reads.ts, with cache.ts), the others should be in-memory reads.
  */
 import type { HistogramSnapshot } from "./histogram.ts";
 
@@ -29,7 +29,7 @@ export interface WgPeerSample {
   readonly txBytes: number;
 }
 
-/** The WireGuard peers. Typically `wg show <if> dump` through the exec runner. */
+/** The WireGuard peers. Typically a cached `wg show <if> dump` through the exec runner. */
 export interface WireguardSource {
   /** All peers of the managed interface(s). Rejects if `wg` fails (the interface is gone, ...). */
   dump(): MaybePromise<readonly WgPeerSample[]>;
@@ -124,7 +124,7 @@ export interface LeakGuardCounters {
 
 /** The leak guard's counter, read from our own nft table. */
 export interface LeakGuardSource {
-  /** May fork `nft`; cached for one second by {@link createEgressdMetrics}. */
+  /** May fork `nft`; the provider caches it (the daemon for one second). */
   counters(): MaybePromise<LeakGuardCounters>;
 }
 

@@ -41,6 +41,7 @@ export class SockoptError extends Error {
 // <sys/socket.h>, <netinet/tcp.h> on Linux.
 const SOL_SOCKET = 1;
 const SO_KEEPALIVE = 9;
+const SO_MARK = 36;
 const IPPROTO_TCP = 6;
 const TCP_KEEPIDLE = 4;
 const TCP_KEEPINTVL = 5;
@@ -85,4 +86,12 @@ export function setKeepalive(fd: number, schedule: KeepaliveSchedule | null): vo
 export function socketFd(socket: object): number | null {
   const fd = (socket as { fd?: unknown }).fd;
   return typeof fd === "number" && Number.isInteger(fd) && fd >= 0 ? fd : null;
+}
+
+/**
+ * Sets SO_MARK, the fwmark every packet of the socket carries (policy routing and nftables match
+ * it). Needs CAP_NET_ADMIN; throws {@link SockoptError} (errno 1, EPERM, without it).
+ */
+export function setMark(fd: number, mark: number): void {
+  setInt(fd, SOL_SOCKET, SO_MARK, "SO_MARK", mark | 0);
 }

@@ -1,11 +1,11 @@
 /**
- * The proxy's error types, and the one place where an error becomes a SOCKS5 reply code.
+ * The proxy's error types, and the protocol-neutral failure kinds.
  *
  * OS errors arrive from `Bun.connect` with a Node-style `code` (`ECONNREFUSED`, ...). Nothing else
- * in lib/proxy inspects error codes: it asks {@link replyForError}, and derives the metrics result
- * label from the reply with {@link resultForReply}.
+ * in lib/proxy inspects error codes: it asks {@link failureForError} for a {@link FailureKind},
+ * derives the metrics result label with {@link resultForFailure}, and each protocol turns the kind
+ * into its own reply (SOCKS5: `socks5Reply` in socks5-session.ts).
  */
-import { Reply, type ReplyCode } from "./socks5.ts";
 import type { ConnectionResult } from "./stats.ts";
 
 /** A listener could not be bound. `code` is the OS error (`EADDRINUSE`, `EADDRNOTAVAIL`, `EACCES`). */
@@ -58,63 +58,90 @@ export class ConnectTimeoutError extends Error {
   }
 }
 
-function errorCode(err: unknown): string | undefined {
-  if (typeof err === "object" && err !== null && "code" in err) {
-    const code = (err as { code: unknown }).code;
-    if (typeof code === "string") return code;
-  }
-  return undefined;
+/**
+ * How a connection attempt failed, in terms every protocol can answer: SOCKS5 turns a kind into a
+ * reply code, an HTTP proxy into a status line. Protocol modules map kinds to their replies in
+ * exactly one function each; nothing else in lib/proxy looks at OS error codes.
+ */
+export const Failure = {
+  /** The target actively refused (RST to our SYN). */
+  refused: "refused",
+  /** No route to the target's network. */
+  networkUnreachable: "network_unreachable",
+  /** The name did not resolve, or no route to the host. */
+  hostUnreachable: "host_unreachable",
+  /** No answer in time: our connect timeout, or the kernel's. */
+  timeout: "timeout",
+  /** The destination policy (or a local firewall) forbids the target. */
+  denied: "denied",
+  /** The client's credentials were wrong, or it offered no usable method. */
+  authFailed: "auth_failed",
+  /** The client broke its protocol: bad bytes, an unsupported request, a handshake timeout. */
+  protocolError: "protocol_error",
+  /** The OS cannot open a socket of the target's address family. */
+  addressUnsupported: "address_unsupported",
+  /** Anything else (EMFILE, an unknown error). */
+  general: "general",
+} as const;
+
+/** One of {@link Failure}. */
+export type FailureKind = (typeof Failure)[keyof typeof Failure];
+
+/** The Node-style string `code` of an error (`ECONNREFUSED`), or undefined. */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 /**
- * Maps a failure to reach the target to the reply sent to the client (RFC 1928 §6). The single
- * place that knows OS error codes; tested with a table.
+ * Maps a failure to reach the target (a resolver or dialer error) to its {@link FailureKind}. The
+ * single place that knows OS error codes; tested with a table.
  */
-export function replyForError(err: unknown): ReplyCode {
-  if (err instanceof ResolveError) return Reply.hostUnreachable;
+export function failureForError(err: unknown): FailureKind {
+  if (err instanceof ResolveError) return Failure.hostUnreachable;
   switch (errorCode(err)) {
     case "ENOTFOUND": // resolver codes, for an injected resolver that rejects with a plain error
     case "ENODATA":
-      return Reply.hostUnreachable;
+      return Failure.hostUnreachable;
     case "ECONNREFUSED":
     case "ECONNRESET": // a RST during the handshake, e.g. from a firewall "reject with tcp reset"
-      return Reply.connectionRefused;
+      return Failure.refused;
     case "ENETUNREACH":
     case "ENETDOWN":
-      return Reply.networkUnreachable;
+      return Failure.networkUnreachable;
     case "EHOSTUNREACH":
     case "EHOSTDOWN":
-      return Reply.hostUnreachable;
+      return Failure.hostUnreachable;
     case "ETIMEDOUT":
-      return Reply.ttlExpired;
+      return Failure.timeout;
     case "EACCES": // an "ip route prohibit" route, or a local firewall denying the packet
     case "EPERM":
-      return Reply.notAllowed;
+      return Failure.denied;
     case "EAFNOSUPPORT":
     case "EPROTONOSUPPORT":
-      return Reply.addressTypeNotSupported;
+      return Failure.addressUnsupported;
     default:
-      return Reply.generalFailure;
+      return Failure.general;
   }
 }
 
-/**
- * The metrics result label for a reply sent after the dial phase. Handshake-stage outcomes
- * (`denied_client`, `auth_failed`, `protocol_error`) are decided by the server directly.
- */
-export function resultForReply(reply: number): ConnectionResult {
-  switch (reply) {
-    case Reply.succeeded:
-      return "ok";
-    case Reply.notAllowed:
-      return "denied_destination";
-    case Reply.connectionRefused:
+/** The metrics `result` label of a connection that ended with a failure of this kind. */
+export function resultForFailure(kind: FailureKind): ConnectionResult {
+  switch (kind) {
+    case Failure.refused:
       return "refused";
-    case Reply.ttlExpired:
+    case Failure.timeout:
       return "timeout";
-    case Reply.commandNotSupported:
+    case Failure.denied:
+      return "denied_destination";
+    case Failure.authFailed:
+      return "auth_failed";
+    case Failure.protocolError:
       return "protocol_error";
-    default:
+    case Failure.networkUnreachable:
+    case Failure.hostUnreachable:
+    case Failure.addressUnsupported:
+    case Failure.general:
       return "unreachable";
   }
 }

@@ -1,11 +1,11 @@
 /**
  * Who may use the proxy, and where it may connect to: pure decisions over addresses.
  *
- * Does not resolve names and does not know about sockets. The server asks twice for a domain
+ * Does not resolve names and does not know about sockets. The core (core.ts) asks twice for a domain
  * target: never for the name itself, but for every address the name resolves to, because a public
- * name can resolve to `10.0.0.1` (DESIGN.md, trap 6: pivoting).
+ * name can resolve to `10.0.0.1` (docs/design.md, trap 6: pivoting).
  */
-import { anyContains, cidrContains, parseCidr, unmapIp, type Cidr, type IpAddr } from "../net/ip.ts";
+import { anyContains, cidrContains, parseCidr, type Cidr, type IpAddr } from "../net/ip.ts";
 
 /** A range denied by default, with the name used in logs and the RFC that defines it. */
 export interface DeniedRange {
@@ -22,7 +22,7 @@ function range(cidr: string, name: string, rfc: string): DeniedRange {
 /**
  * Destinations refused unless listed in `allowDestinations`: everything that is not "the internet"
  * from the gateway's point of view. The first match names the reason, so more specific entries
- * come first. IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) match the IPv4 rows.
+ * come first. Addresses are matched unmapped: `::ffff:10.0.0.1` is checked as `10.0.0.1`.
  */
 export const DEFAULT_DENIED_DESTINATIONS: readonly DeniedRange[] = [
   range("0.0.0.0/8", "this-network", "RFC 791, RFC 1122 §3.2.1.3"),
@@ -69,8 +69,7 @@ export interface DestinationPolicy {
   readonly ownAddresses?: readonly IpAddr[];
 }
 
-function sameAddr(a: IpAddr, b: IpAddr): boolean {
-  const x = unmapIp(a), y = unmapIp(b);
+function sameAddr(x: IpAddr, y: IpAddr): boolean {
   if (x.family !== y.family) return false;
   for (let i = 0; i < x.bytes.length; i++) if (x.bytes[i] !== y.bytes[i]) return false;
   return true;
@@ -79,9 +78,12 @@ function sameAddr(a: IpAddr, b: IpAddr): boolean {
 /**
  * Returns null when the proxy may connect to `addr`, else the reason it may not (a
  * {@link DeniedRange} name, or `own-address`). `allowDestinations` wins over every deny rule.
+ *
+ * `addr` and `ownAddresses` must already be unmapped (`::ffff:10.0.0.1` as `10.0.0.1`, see
+ * `unmapIp`): the proxy unmaps every address once, where it enters (options, accept, the
+ * request, the resolver's answer), so this hot check does not do it again.
  */
-export function checkDestination(addr: IpAddr, policy: DestinationPolicy): string | null {
-  const a = unmapIp(addr);
+export function checkDestination(a: IpAddr, policy: DestinationPolicy): string | null {
   if (anyContains(policy.allowDestinations ?? [], a)) return null;
   for (const own of policy.ownAddresses ?? []) if (sameAddr(own, a)) return "own-address";
   for (const r of DEFAULT_DENIED_DESTINATIONS) if (cidrContains(r.cidr, a)) return r.name;

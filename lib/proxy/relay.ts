@@ -9,13 +9,14 @@
  * - An abortive close (reset, error) on one side resets the other, so neither peer mistakes a
  *   truncated stream for a complete one.
  *
- * Does not time anything out (the server sweeps idle relays) and never inspects the bytes.
+ * Does not time anything out (server.ts sweeps idle relays) and never inspects the bytes.
  *
  * Bun's socket events, as relied on here (Bun 1.x with `allowHalfOpen: true`): `end` is a FIN
  * received; `shutdown()` sends a FIN and keeps reading; `end()` closes the socket at once and
  * fires `close` synchronously; after we have sent a FIN, the peer's FIN arrives as `close`
  * without an error rather than as `end`.
  */
+import { concat } from "./bytes.ts";
 import type { DialStats, TargetLeg } from "./dial.ts";
 
 /** The part of a Bun socket the relay uses. */
@@ -40,11 +41,18 @@ export interface RelayOwner {
   relayClosed(relay: Relay, error: Error | undefined): void;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
+/** Options for {@link Relay}. */
+export interface RelayOptions {
+  /** The client leg. */
+  readonly client: RelaySocket;
+  /** The target leg. */
+  readonly target: RelaySocket;
+  /** Byte counters to add to. */
+  readonly stats: RelayStats;
+  /** Told once both sides have closed. */
+  readonly owner: RelayOwner;
+  /** For idle timeouts; null (the default) skips the bookkeeping. */
+  readonly clock?: (() => number) | null;
 }
 
 /** One client-target pair. Its methods are called from the socket handlers of both sides. */
@@ -67,15 +75,20 @@ export class Relay implements TargetLeg {
   #reported = false;
   #error: Error | undefined;
 
-  constructor(
-    readonly client: RelaySocket,
-    readonly target: RelaySocket,
-    readonly stats: RelayStats,
-    readonly owner: RelayOwner,
-    /** For idle timeouts; null (the default) skips the bookkeeping. */
-    readonly clock: (() => number) | null = null,
-  ) {
-    if (clock) this.lastActivity = clock();
+  readonly client: RelaySocket;
+  readonly target: RelaySocket;
+  readonly stats: RelayStats;
+  readonly owner: RelayOwner;
+  /** For idle timeouts; null skips the bookkeeping. */
+  readonly clock: (() => number) | null;
+
+  constructor(options: RelayOptions) {
+    this.client = options.client;
+    this.target = options.target;
+    this.stats = options.stats;
+    this.owner = options.owner;
+    this.clock = options.clock ?? null;
+    if (this.clock) this.lastActivity = this.clock();
   }
 
   /** True once both sides have closed. */

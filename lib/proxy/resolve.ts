@@ -5,15 +5,16 @@
  *   leave however the host's own DNS traffic leaves, i.e. by the home connection.
  * - `tunnel`: the daemon itself sends A and AAAA queries to the configured servers (c-ares through
  *   `node:dns`). Those packets belong to the daemon's uid, so nftables marks them into the tunnel
- *   like every other outbound packet of the proxy (DESIGN.md, trap 5). /etc/hosts is not consulted.
+ *   like every other outbound packet of the proxy (docs/design.md, trap 5). /etc/hosts is not consulted.
  *
- * Does not apply the destination policy (the server checks every returned address) and does not
+ * Does not apply the destination policy (the core checks every returned address) and does not
  * cache: c-ares and nscd/systemd-resolved do that better, and a stale answer is worse than a query.
  */
 import { lookup } from "node:dns/promises";
 import { Resolver } from "node:dns/promises";
+import { PROXY_DEFAULTS } from "../config/schema.ts";
 import { formatHostPort, parseHostPort, parseIp, type IpAddr } from "../net/ip.ts";
-import { ProxyConfigError, ResolveError } from "./errors.ts";
+import { errorCode, ProxyConfigError, ResolveError } from "./errors.ts";
 
 /** Resolves a DNS name to addresses, or rejects with {@link ResolveError}. */
 export type Resolve = (hostname: string) => Promise<IpAddr[]>;
@@ -40,8 +41,8 @@ export interface DnsOptions {
  */
 export const RESOLUTION_DELAY_MS = 50;
 
-/** Default for {@link DnsOptions.timeoutMs}. */
-export const DEFAULT_DNS_TIMEOUT_MS = 5000;
+/** Default for {@link DnsOptions.timeoutMs}: the config schema's `proxy.dns.timeout`. */
+export const DEFAULT_DNS_TIMEOUT_MS: number = PROXY_DEFAULTS.dns.timeout;
 
 /** Validates tunnel-mode servers and returns them in the form `Resolver.setServers` takes. */
 export function normalizeDnsServers(servers: readonly string[]): string[] {
@@ -72,9 +73,9 @@ export function createResolver(options: DnsOptions = {}): Resolve {
   return (name) => withDeadline(name, timeoutMs, tunnelLookup(resolver, name));
 }
 
-function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === "string" ? code : "EFAIL";
+/** The resolver's error code, or `EFAIL` for an error without one. */
+function resolverCode(err: unknown): string {
+  return errorCode(err) ?? "EFAIL";
 }
 
 async function systemLookup(name: string): Promise<IpAddr[]> {
@@ -82,7 +83,7 @@ async function systemLookup(name: string): Promise<IpAddr[]> {
   try {
     answers = await lookup(name, { all: true, order: "verbatim" });
   } catch (err) {
-    throw new ResolveError(name, errorCode(err), { cause: err });
+    throw new ResolveError(name, resolverCode(err), { cause: err });
   }
   const out = parseAll(answers.map((a) => a.address));
   if (out.length === 0) throw new ResolveError(name, "ENODATA");
@@ -117,7 +118,7 @@ function tunnelLookup(resolver: Resolver, name: string): Promise<IpAddr[]> {
       const all = [...(got[6] ?? []), ...(got[4] ?? [])];
       if (all.length > 0) return resolve(all);
       // Prefer the more telling error: "no such name" or a timeout over "no records of this type".
-      const codes = errors.map(errorCode);
+      const codes = errors.map(resolverCode);
       const code = codes.find((c) => c !== "ENODATA") ?? codes[0] ?? "ENODATA";
       reject(new ResolveError(name, code, { cause: errors[0] }));
     };

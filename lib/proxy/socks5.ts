@@ -4,7 +4,7 @@
  *
  * What this module does NOT do: it never touches a socket, resolves a name, applies a policy, or
  * decides which method or command the server supports. It only turns bytes into typed messages and
- * back. The server (`server.ts`) reads bytes, calls these parsers, and decides; tests and the bench
+ * back. The session (`socks5-session.ts`) reads bytes, calls these parsers, and decides; tests and the bench
  * use the encoders to play the client.
  *
  * Every parser takes the bytes received so far and returns one of:

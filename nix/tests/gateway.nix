@@ -1,4 +1,4 @@
-# NixOS VM test: the setup of DESIGN.md, with VMs for a pod, the gateway, the exit (vps) and a web server.
+# NixOS VM test: the gateway of docs/design.md, with VMs for a pod, the gateway, the exit (vps) and a web server.
 #
 #   pod (10.1.0.2) --vlan 2--> gateway: egressd, SOCKS5 on 10.1.0.1:1080, metrics on 10.1.0.1:9586
 #                                  | wg-egress 10.100.0.2 ==== WireGuard over vlan 1 ====> vps: wg0

@@ -3,11 +3,12 @@
  * subcommand, the key commands' output and file modes, and version.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { decodeKey, isKey } from "../../lib/keys/keys.ts";
+import { makeConfigDir, minimalConfig } from "../config/fixtures.ts";
 import { BUN, have, ROOT, run, runCli, wgPubkey } from "./spawn.ts";
 
 const KEY = /^[A-Za-z0-9+/]{43}=\n$/;
@@ -87,6 +88,23 @@ describe("help and exit codes", () => {
   });
 });
 
+describe("egressd run", () => {
+  // Regression (issue 16): root's uid cannot be marked (every root process would go into the
+  // tunnel); that is a usage error, fixed by running as another user, so it exits 2, not 1.
+  test.skipIf(process.getuid?.() !== 0)("as root it refuses to mark uid 0 with exit 2, touching nothing", async () => {
+    const d = makeConfigDir({ ...minimalConfig(), control: { socket: join(tmp, "root-run.sock") } });
+    try {
+      const ran = await runCli(["run", "--config", d.configFile, "--log-format", "text"]);
+      expect({ code: ran.code, stdout: ran.stdout }).toEqual({ code: 2, stdout: "" });
+      expect(ran.stderr).toStartWith("egressd run: refusing to mark uid 0: ");
+      expect(ran.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(existsSync(join(tmp, "root-run.sock"))).toBe(false);
+    } finally {
+      d.remove();
+    }
+  });
+});
+
 describe("egressd proxy: a bad flag value names the flag, exit 2", () => {
   // Regression: option checks in the proxy named its internal fields ("keepalive.intervalMs") and
   // spoke in milliseconds, although the user typed a flag and a duration.
@@ -137,11 +155,24 @@ describe("genkey, genpsk, pubkey", () => {
     expect(readFileSync(file, "utf8")).toMatch(KEY);
   });
 
-  test("--output tightens a file that already exists with mode 0644, and replaces its content", async () => {
+  // Regression (issue 16): --output replaced an existing key silently, and a gateway lost its identity.
+  test.each(["genkey", "genpsk"])("%s --output refuses to overwrite an existing file without --force (exit 2)", async (command) => {
+    const file = join(tmp, `${command}-keep`);
+    writeFileSync(file, "the gateway's key\n", { mode: 0o600 });
+    const ran = await runCli([command, "--output", file]);
+    expect(ran).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `egressd ${command}: --output: "${file}" already exists; pass --force to replace it (a replaced private key is a new identity the exit does not know)\n`,
+    });
+    expect(readFileSync(file, "utf8")).toBe("the gateway's key\n");
+  });
+
+  test("--output --force tightens a file that already exists with mode 0644, and replaces its content", async () => {
     const file = join(tmp, "genkey-existing");
     writeFileSync(file, "old content that is longer than a key, so truncation shows ".repeat(3));
     chmodSync(file, 0o644);
-    expect((await runCli(["genkey", "-o", file])).code).toBe(0);
+    expect((await runCli(["genkey", "-o", file, "--force"])).code).toBe(0);
     expect(mode(file)).toBe(0o600);
     expect(readFileSync(file, "utf8")).toMatch(KEY);
   });

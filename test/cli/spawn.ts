@@ -72,3 +72,29 @@ export function wgGen(what: "genkey" | "genpsk"): string {
 export function have(name: string): boolean {
   return Bun.which(name) !== null;
 }
+
+/** What a bounded run left behind: {@link Ran}, and whether the deadline killed it. */
+export interface BoundedRan extends Ran {
+  /** True when the process was still running at the deadline and was killed. */
+  readonly killed: boolean;
+}
+
+/**
+ * Runs `egressd <args>` from source with a deadline and an address-space limit, so that a hang or
+ * an unbounded read fails the test instead of stalling the suite or exhausting the machine.
+ * Defaults: killed after 10 s, at most 2 GiB of address space.
+ */
+export async function runCliBounded(args: string[], opts: RunOptions & { timeoutMs?: number; addressSpaceBytes?: number } = {}): Promise<BoundedRan> {
+  const limit = opts.addressSpaceBytes ?? 2 * 1024 ** 3;
+  const proc = Bun.spawn(["prlimit", `--as=${limit}`, "--", BUN, join(ROOT, "main.ts"), ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: opts.env ?? (process.env as Record<string, string | undefined>),
+    stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: opts.timeoutMs ?? 10_000,
+    killSignal: "SIGKILL",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr, killed: proc.signalCode === "SIGKILL" };
+}

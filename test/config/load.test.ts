@@ -131,7 +131,7 @@ describe("secret files", () => {
     const d = configDir();
     rmSync(d.keyFile);
     mkdirSync(d.keyFile, { mode: 0o700 });
-    expect(problemsOf(d.configFile)).toEqual([`interface.privateKeyFile: "${d.keyFile}" is not a regular file`]);
+    expect(problemsOf(d.configFile)).toEqual([`interface.privateKeyFile: "${d.keyFile}" is a directory, not a regular file`]);
   });
 
   test("a world-readable preshared key file names exit.presharedKeyFile", () => {
@@ -247,7 +247,7 @@ describe("the config file itself", () => {
 
   test("a config file that is a directory", () => {
     const dir = tempDir();
-    expect(problemsOf(dir)).toEqual(["cannot be read (EISDIR)"]);
+    expect(problemsOf(dir)).toEqual(["is a directory, not a regular file"]);
   });
 
   // Regression: Bun's JSON.parse does not say where the error is, so no position was ever given.

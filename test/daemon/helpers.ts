@@ -202,7 +202,7 @@ export interface LabDaemonOptions {
   dir?: string;
   /** Edits the config before it is written. */
   config?: (c: Record<string, any>) => void;
-  /** Extra environment (WATCHDOG_USEC, EGRESSD_TEST_HOOKS, ...). */
+  /** Extra environment (WATCHDOG_USEC, ...). */
   env?: Record<string, string>;
   /** Wait for READY=1 (default true; throws with the log if it never comes). */
   waitReady?: boolean;

@@ -1,9 +1,11 @@
 /** The config -> HostSpec / ProxyServerOptions mapping, and which config changes touch the host. */
 import { describe, expect, test } from "bun:test";
-import type { NetworkInterfaceInfo } from "node:os";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type NetworkInterfaceInfo, tmpdir } from "node:os";
+import { join } from "node:path";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
-import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, sameHost } from "../../lib/daemon/specs.ts";
+import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, reloadRefusal } from "../../lib/daemon/specs.ts";
 import { parseRoutes, parseRules } from "../../lib/host/routing.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
@@ -92,6 +94,41 @@ describe("proxyOptions", () => {
     expect(o.auth!.password).toBe(password);
   });
 
+  // Regression (issue 19): the daemon read the password with Bun.file().text(), so a file swapped
+  // for a FIFO after check-config hung start and reload, and a world-readable one was used.
+  test.each([
+    ["a FIFO with no writer", (file: string) => void Bun.spawnSync(["mkfifo", file]), "is a FIFO (named pipe), not a regular file"],
+    [
+      "a world-readable file",
+      (file: string) => (writeFileSync(file, "pw\n"), chmodSync(file, 0o644)),
+      `has permissions 0644, which others can access; run chmod 600 "@FILE"`,
+    ],
+  ])("the password file by default is read by check-config's rule: %s is refused", async (_name, make, problem) => {
+    const dir = mkdtempSync(join(tmpdir(), "egressd-specs-"));
+    try {
+      const file = join(dir, "proxy-password");
+      make(file);
+      const c = full();
+      c.proxy.auth.passwordFile = file;
+      await expect(proxyOptions(parse(c), { own: [] })).rejects.toThrow(`proxy.auth.passwordFile: "${file}" ${problem.replace("@FILE", file)}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the password file by default: one trailing newline is not part of the password", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "egressd-specs-"));
+    try {
+      const file = join(dir, "proxy-password");
+      writeFileSync(file, "pw\n\n", { mode: 0o600 });
+      const c = full();
+      c.proxy.auth.passwordFile = file;
+      expect((await proxyOptions(parse(c), { own: [] })).auth).toEqual({ username: "pod", password: "pw\n" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("without auth no secret is read", async () => {
     const c = full();
     c.proxy.auth = null;
@@ -109,7 +146,7 @@ describe("proxyOptions", () => {
   });
 });
 
-describe("sameHost and hostChanges", () => {
+describe("hostChanges", () => {
   test.each([
     ["proxy.listen", (c: any) => c.proxy.listen.push("10.1.0.1:1082")],
     ["proxy.allowClients", (c: any) => (c.proxy.allowClients = ["10.1.0.0/16"])],
@@ -120,7 +157,6 @@ describe("sameHost and hostChanges", () => {
   ])("a change to %s leaves the host alone", (_f, change) => {
     const b = full();
     change(b);
-    expect(sameHost(parse(full()), parse(b))).toBe(true);
     expect(hostChanges(parse(full()), parse(b))).toEqual([]);
   });
 
@@ -135,8 +171,25 @@ describe("sameHost and hostChanges", () => {
   ])("a change to %s changes the host, and is named so", (field, change) => {
     const b = full();
     change(b);
-    expect(sameHost(parse(full()), parse(b))).toBe(false);
     expect(hostChanges(parse(full()), parse(b))).toEqual([field]);
+  });
+
+  test("reloadRefusal: none for proxy-only changes; the socket, one or several host fields refused by name", () => {
+    const b = full();
+    b.proxy.maxConnections = 5;
+    expect(reloadRefusal(parse(full()), parse(b))).toBeNull();
+    const sock = full();
+    sock.control.socket = "/run/egressd/other.sock";
+    expect(reloadRefusal(parse(full()), parse(sock))).toBe("control.socket cannot change on reload; restart egressd");
+    const one = full();
+    one.exit.endpoint = "vps2.example.net:443";
+    expect(reloadRefusal(parse(full()), parse(one))).toBe(
+      "exit.endpoint cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply it",
+    );
+    one.routing.table = 778;
+    expect(reloadRefusal(parse(full()), parse(one))).toBe(
+      "exit.endpoint, routing.table cannot change on reload without taking the tunnel's rules and kill switch down; restart egressd to apply them",
+    );
   });
 
   test("several changes are named in config order", () => {

@@ -10,8 +10,8 @@ import { dirname, join } from "node:path";
 const DIR = join(import.meta.dir, "golden");
 
 /** Asserts that `text` equals the golden file `name` (or rewrites it with UPDATE_GOLDEN=1). */
-export function expectGolden(name: string, text: string): void {
-  const path = join(DIR, name);
+export function expectGolden(name: string, text: string, opts: { dir?: string } = {}): void {
+  const path = join(opts.dir ?? DIR, name);
   if (process.env.UPDATE_GOLDEN === "1") {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, text);

@@ -16,6 +16,7 @@ export { cleanupStaleLabs, createLab, DEFAULT_LAB_UID, nsPrefix } from "../../li
 export type { AsUser, Capture, ExecOptions, ExecResult, Lab, LabOptions } from "../../lib/lab/lab.ts";
 export { LAB_ADDRESSES, planLab } from "../../lib/lab/topology.ts";
 export type { LabNamespaces, LabPlan, LabStep } from "../../lib/lab/topology.ts";
+export { waitUntil } from "../../lib/lab/wait.ts";
 
 const TOOLS = ["ip", "nft", "wg", "wireguard-go", "setpriv", "tcpdump", "ncat", "sysctl"];
 
@@ -25,14 +26,4 @@ export function labUnsupported(): string | null {
   for (const t of TOOLS) if (!Bun.which(t)) return `namespace tests need ${t}`;
   if (!existsSync("/dev/net/tun")) return "namespace tests need /dev/net/tun";
   return null;
-}
-
-/** Polls `check` every 20 ms until it returns true; throws after `ms`. Returns the elapsed time. */
-export async function waitUntil(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<number> {
-  const start = performance.now();
-  while (!(await check())) {
-    if (performance.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-  return performance.now() - start;
 }

@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { Counter } from "../../lib/metrics/counter.ts";
 import { InvalidMetricError } from "../../lib/metrics/errors.ts";
 import type { MetricFamily } from "../../lib/metrics/exposition.ts";
 import { Registry, type Collector } from "../../lib/metrics/registry.ts";
@@ -17,9 +16,10 @@ describe("Registry", () => {
     expect(await r.render()).toBe("# HELP b h\n# TYPE b gauge\nb 2\n# HELP a h\n# TYPE a gauge\na 1\n");
   });
 
-  test("instruments are collectors", async () => {
+  test("register returns the collector it was given", async () => {
     const r = new Registry();
-    r.register(new Counter({ name: "c_total", help: "h" })).inc(7);
+    const c: Collector = { name: "c", collect: () => [gauge("c_total", 7)] };
+    expect(r.register(c)).toBe(c);
     expect(await r.render()).toContain("c_total 7\n");
   });
 

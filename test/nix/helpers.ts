@@ -174,7 +174,7 @@ export function nixosConfig(egressd: Record<string, unknown>, extra: Record<stri
 /** A throwaway public key in WireGuard's format (the exit's, in these tests). */
 export const EXIT_PUBLIC_KEY = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
 
-/** DESIGN.md's gateway: pods -> 10.1.0.1:1080 -> wg tunnel -> VPS; metrics on the LAN at 10.0.0.1:9586. */
+/** The design gateway (docs/design.md): pods -> 10.1.0.1:1080 -> wg tunnel -> VPS; metrics on the LAN at 10.0.0.1:9586. */
 export const GATEWAY = {
   privateKeyFile: "/run/secrets/egressd/private-key",
   openFirewall: true,

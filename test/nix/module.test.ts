@@ -97,7 +97,7 @@ function checkConfig(json: string, creds: string): { code: number; stdout: strin
 }
 
 describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
-  describe("DESIGN.md's gateway (pods -> 10.1.0.1:1080 -> tunnel -> VPS, metrics on 10.0.0.1:9586)", () => {
+  describe("the design gateway (pods -> 10.1.0.1:1080 -> tunnel -> VPS, metrics on 10.0.0.1:9586)", () => {
     const gatewayOut = once(() => evalModule(gateway()));
     let out: any;
     beforeEach(() => {

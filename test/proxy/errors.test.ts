@@ -1,55 +1,105 @@
-// Layer 1: the one mapping from failures to SOCKS5 replies, and from replies to result labels.
+// Layer 1: the one mapping from errors to failure kinds, and from kinds to SOCKS5 replies and result labels.
 import { describe, expect, test } from "bun:test";
-import { ConnectTimeoutError, ListenError, ResolveError, replyForError, resultForReply } from "../../lib/proxy/errors.ts";
+import {
+  ConnectTimeoutError,
+  Failure,
+  ListenError,
+  ResolveError,
+  errorCode,
+  failureForError,
+  resultForFailure,
+  type FailureKind,
+} from "../../lib/proxy/errors.ts";
+import { socks5Reply } from "../../lib/proxy/socks5-session.ts";
 import { Reply } from "../../lib/proxy/socks5.ts";
+import { CONNECTION_RESULTS } from "../../lib/proxy/stats.ts";
 
 function osError(code: string): Error {
   return Object.assign(new Error(`Failed to connect`), { code });
 }
 
-describe("replyForError", () => {
-  test.each([
-    ["ECONNREFUSED", Reply.connectionRefused],
-    ["ECONNRESET", Reply.connectionRefused],
-    ["ENETUNREACH", Reply.networkUnreachable],
-    ["ENETDOWN", Reply.networkUnreachable],
-    ["EHOSTUNREACH", Reply.hostUnreachable],
-    ["EHOSTDOWN", Reply.hostUnreachable],
-    ["ETIMEDOUT", Reply.ttlExpired],
-    ["EACCES", Reply.notAllowed],
-    ["EPERM", Reply.notAllowed],
-    ["EAFNOSUPPORT", Reply.addressTypeNotSupported],
-    ["EPROTONOSUPPORT", Reply.addressTypeNotSupported],
-    ["ENOTFOUND", Reply.hostUnreachable],
-    ["ENODATA", Reply.hostUnreachable],
-    ["EMFILE", Reply.generalFailure],
-    ["EADDRNOTAVAIL", Reply.generalFailure],
-    ["ESOMETHINGNEW", Reply.generalFailure],
-  ])("%s -> %d", (code, reply) => expect(replyForError(osError(code))).toBe(reply));
+// Every OS error, as the client sees it: the kind, the SOCKS5 reply for that kind, and the result label.
+const OS_ERRORS: [string, FailureKind, number, string][] = [
+  ["ECONNREFUSED", Failure.refused, Reply.connectionRefused, "refused"],
+  ["ECONNRESET", Failure.refused, Reply.connectionRefused, "refused"],
+  ["ENETUNREACH", Failure.networkUnreachable, Reply.networkUnreachable, "unreachable"],
+  ["ENETDOWN", Failure.networkUnreachable, Reply.networkUnreachable, "unreachable"],
+  ["EHOSTUNREACH", Failure.hostUnreachable, Reply.hostUnreachable, "unreachable"],
+  ["EHOSTDOWN", Failure.hostUnreachable, Reply.hostUnreachable, "unreachable"],
+  ["ETIMEDOUT", Failure.timeout, Reply.ttlExpired, "timeout"],
+  ["EACCES", Failure.denied, Reply.notAllowed, "denied_destination"],
+  ["EPERM", Failure.denied, Reply.notAllowed, "denied_destination"],
+  ["EAFNOSUPPORT", Failure.addressUnsupported, Reply.addressTypeNotSupported, "unreachable"],
+  ["EPROTONOSUPPORT", Failure.addressUnsupported, Reply.addressTypeNotSupported, "unreachable"],
+  ["ENOTFOUND", Failure.hostUnreachable, Reply.hostUnreachable, "unreachable"],
+  ["ENODATA", Failure.hostUnreachable, Reply.hostUnreachable, "unreachable"],
+  ["EMFILE", Failure.general, Reply.generalFailure, "unreachable"],
+  ["EADDRNOTAVAIL", Failure.general, Reply.generalFailure, "unreachable"],
+  ["ESOMETHINGNEW", Failure.general, Reply.generalFailure, "unreachable"],
+];
 
-  test.each([
-    ["our connect timeout", new ConnectTimeoutError("192.0.2.1:80", 10000), Reply.ttlExpired],
-    ["NXDOMAIN", new ResolveError("nope.example", "ENOTFOUND"), Reply.hostUnreachable],
-    ["DNS timeout", new ResolveError("slow.example", "ETIMEOUT"), Reply.hostUnreachable],
-    ["no code", new Error("weird"), Reply.generalFailure],
-    ["not an Error", "a string", Reply.generalFailure],
-    ["null", null, Reply.generalFailure],
-    ["numeric code", Object.assign(new Error("x"), { code: 111 }), Reply.generalFailure],
-  ])("%s -> %d", (_name, e, reply) => expect(replyForError(e)).toBe(reply));
+describe("failureForError: OS errors", () => {
+  test.each(OS_ERRORS)("%s -> %s", (code, kind) => expect(failureForError(osError(code))).toBe(kind));
+  test.each(OS_ERRORS)("%s reaches the client as reply %d, result %s", (code, _kind, reply, result) => {
+    const kind = failureForError(osError(code));
+    expect(socks5Reply(kind) as number).toBe(reply);
+    expect(resultForFailure(kind) as string).toBe(result);
+  });
 });
 
-describe("resultForReply", () => {
+describe("failureForError: errors that are not plain OS errors", () => {
   test.each([
-    [Reply.succeeded, "ok"],
-    [Reply.generalFailure, "unreachable"],
-    [Reply.notAllowed, "denied_destination"],
-    [Reply.networkUnreachable, "unreachable"],
-    [Reply.hostUnreachable, "unreachable"],
-    [Reply.connectionRefused, "refused"],
-    [Reply.ttlExpired, "timeout"],
-    [Reply.commandNotSupported, "protocol_error"],
-    [Reply.addressTypeNotSupported, "unreachable"],
-  ])("%d -> %s", (reply, result) => expect(resultForReply(reply) as string).toBe(result));
+    ["our connect timeout", new ConnectTimeoutError("192.0.2.1:80", 10000), Failure.timeout, Reply.ttlExpired],
+    ["NXDOMAIN", new ResolveError("nope.example", "ENOTFOUND"), Failure.hostUnreachable, Reply.hostUnreachable],
+    ["DNS timeout", new ResolveError("slow.example", "ETIMEOUT"), Failure.hostUnreachable, Reply.hostUnreachable],
+    ["a resolver error with a dial code", new ResolveError("x.example", "ECONNREFUSED"), Failure.hostUnreachable, Reply.hostUnreachable],
+    ["no code", new Error("weird"), Failure.general, Reply.generalFailure],
+    ["not an Error", "a string", Failure.general, Reply.generalFailure],
+    ["null", null, Failure.general, Reply.generalFailure],
+    ["undefined", undefined, Failure.general, Reply.generalFailure],
+    ["numeric code", Object.assign(new Error("x"), { code: 111 }), Failure.general, Reply.generalFailure],
+  ])("%s -> %s", (_name, e, kind, reply) => {
+    expect(failureForError(e)).toBe(kind);
+    expect(socks5Reply(failureForError(e)) as number).toBe(reply);
+  });
+});
+
+describe("errorCode", () => {
+  test.each([
+    ["a Node-style error", osError("ECONNREFUSED"), "ECONNREFUSED"],
+    ["a numeric code", Object.assign(new Error("x"), { code: 111 }), undefined],
+    ["no code", new Error("x"), undefined],
+    ["a plain object", { code: "EPIPE" }, "EPIPE"],
+    ["a string", "ECONNREFUSED", undefined],
+    ["null", null, undefined],
+    ["undefined", undefined, undefined],
+  ])("%s -> %p", (_name, e, want) => expect(errorCode(e)).toBe(want));
+});
+
+describe("socks5Reply and resultForFailure: every kind", () => {
+  // [kind, RFC 1928 §6 reply, metrics result]
+  const KINDS: [FailureKind, number, string][] = [
+    [Failure.refused, Reply.connectionRefused, "refused"],
+    [Failure.networkUnreachable, Reply.networkUnreachable, "unreachable"],
+    [Failure.hostUnreachable, Reply.hostUnreachable, "unreachable"],
+    [Failure.timeout, Reply.ttlExpired, "timeout"],
+    [Failure.denied, Reply.notAllowed, "denied_destination"],
+    [Failure.authFailed, Reply.notAllowed, "auth_failed"],
+    [Failure.protocolError, Reply.generalFailure, "protocol_error"],
+    [Failure.addressUnsupported, Reply.addressTypeNotSupported, "unreachable"],
+    [Failure.general, Reply.generalFailure, "unreachable"],
+  ];
+  test.each(KINDS)("%s -> reply %d, result %s", (kind, reply, result) => {
+    expect(socks5Reply(kind) as number).toBe(reply);
+    expect(resultForFailure(kind) as string).toBe(result);
+  });
+  test("the table covers every kind, and every result label is a known one", () => {
+    expect(KINDS.map(([k]) => k).sort()).toEqual(Object.values(Failure).sort());
+    for (const [kind] of KINDS) expect(CONNECTION_RESULTS).toContain(resultForFailure(kind));
+  });
+  test("no kind maps to success", () => {
+    for (const kind of Object.values(Failure)) expect(socks5Reply(kind) as number).not.toBe(Reply.succeeded);
+  });
 });
 
 test("ListenError names the address and the OS error, and keeps the cause", () => {

@@ -9,6 +9,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { AuthMethod, Command, encodeGreeting, encodeRequest } from "../../lib/proxy/socks5.ts";
+import { prng } from "./prng.ts";
 import { cleanup, dnsServer, echoServer, host, httpServer, socksConnect, spawnProxy } from "./helpers.ts";
 
 afterAll(cleanup);
@@ -16,18 +17,6 @@ afterAll(cleanup);
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1928);
 const CASES = Number(process.env.FUZZ_CASES ?? 20_000);
 const CONCURRENCY = 200;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed exactly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const rand = prng(SEED);
 const int = (n: number) => Math.floor(rand() * n);

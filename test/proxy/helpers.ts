@@ -428,6 +428,11 @@ export async function dnsServer(records: Record<string, string[] | "drop">, opts
     if (delay > 0) setTimeout(send, delay);
     else send();
   });
+  sock.on("error", (err: NodeJS.ErrnoException) => {
+    // An answer sent to a resolver that had already given up comes back as ICMP port unreachable,
+    // which Linux reports on this socket's next recvmsg; that is the client's business, not ours.
+    if (err.code !== "ECONNREFUSED") throw err;
+  });
   const address = opts.address ?? "127.0.0.1";
   await new Promise<void>((resolve) => sock.bind(0, address, resolve));
   const stop = () => {
@@ -437,4 +442,13 @@ export async function dnsServer(records: Record<string, string[] | "drop">, opts
   };
   onCleanup(stop);
   return { address, port: sock.address().port, queries, stop };
+}
+
+/** Waits until `cond()` holds, polling every 5 ms; throws after `ms`. */
+export async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await Bun.sleep(5);
+  }
 }

@@ -20,7 +20,7 @@ import {
   parseMethodSelection,
   parseReply,
 } from "../../lib/proxy/socks5.ts";
-import { PYTHON, RawConn, blackhole, cleanup, closedPort, echoServer, host, onCleanup, socksConnect } from "./helpers.ts";
+import { PYTHON, RawConn, blackhole, cleanup, closedPort, echoServer, host, onCleanup, socksConnect, until } from "./helpers.ts";
 
 afterEach(cleanup);
 
@@ -37,14 +37,6 @@ function start(opts: Partial<ProxyServerOptions> = {}): { server: ProxyServer; p
   onCleanup(() => server.stop());
   const port = Number(/:(\d+)$/.exec(server.listening[0]!)![1]);
   return { server, port };
-}
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await Bun.sleep(5);
-  }
 }
 
 describe("CONNECT", () => {

@@ -1,6 +1,6 @@
 /** `egressd demo`'s prerequisite judgement as a table. The demo itself runs in test/e2e/demo.test.ts. */
 import { describe, expect, test } from "bun:test";
-import { DEMO_TOOLS, type HostFacts, missingPrerequisites } from "../../lib/cli/demo.ts";
+import { DEMO_TOOLS, type HostFacts, missingPrerequisites } from "../../lib/lab/prerequisites.ts";
 
 const all = Object.fromEntries(Object.keys(DEMO_TOOLS).map((t) => [t, true]));
 const facts = (patch: Partial<HostFacts> = {}): HostFacts => ({ platform: "linux", uid: 0, tools: all, tun: true, ...patch });

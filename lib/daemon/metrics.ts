@@ -1,0 +1,147 @@
+/**
+ * The daemon's metrics: lib/metrics' registry over sources adapted from the daemon's view, and the
+ * one place the metrics HTTP listener is built, moved on reload and closed.
+ *
+ * lib/metrics imports neither lib/host nor lib/proxy; the adapters here are where their state takes
+ * the shapes of lib/metrics/sources.ts. The fork-costly reads go through the view's
+ * {@link HostReads}, the same cache readiness and `STATUS=` read.
+ */
+import type { Config } from "../config/schema.ts";
+import { type Logger, silentLogger } from "../log/logger.ts";
+import { createEgressdMetrics, type EgressdMetrics, type EgressdSources } from "../metrics/egressd.ts";
+import { MetricsServer } from "../metrics/server.ts";
+import { defaultRuntime, type ReconcileObject, type WgPeerSample } from "../metrics/sources.ts";
+import { type DaemonView, exitPeer, readiness } from "./views.ts";
+
+/** Maps lib/host's components onto the `object` label of `egressd_reconcile_repairs_total`. */
+const REPAIR_OBJECT: Record<string, ReconcileObject> = {
+  interface: "interface",
+  wireguard: "interface",
+  endpoint: "interface",
+  routes: "route",
+  rules: "rule",
+  firewall: "nft",
+  sysctl: "sysctl",
+};
+
+/** The `object` label for a repair of lib/host's `component`; an unknown one counts as the interface. */
+export function repairObject(component: string): ReconcileObject {
+  return REPAIR_OBJECT[component] ?? "interface";
+}
+
+/** lib/metrics' sources over the daemon's view. The proxy source needs a started proxy. */
+export function metricSources(view: DaemonView): Required<EgressdSources> {
+  return {
+    wireguard: {
+      dump: async (): Promise<WgPeerSample[]> => {
+        const d = await view.reads.dump();
+        if (!d) return [];
+        return d.peers.map((p) => ({
+          interface: view.config.interface.name,
+          publicKey: p.publicKey,
+          endpoint: p.endpoint,
+          allowedIps: p.allowedIps,
+          latestHandshake: p.latestHandshake,
+          rxBytes: p.rxBytes,
+          txBytes: p.txBytes,
+        }));
+      },
+    },
+    proxy: {
+      stats: () => {
+        const s = view.proxy!.stats;
+        return {
+          connectionsActive: s.connectionsActive,
+          connectionsTotal: s.connectionsTotal,
+          relayedBytes: { upstream: s.bytesClientToTarget, downstream: s.bytesTargetToClient },
+          connectDuration: { bounds: s.connectDuration.bounds, counts: s.connectDuration.counts, sum: s.connectDuration.sum },
+        };
+      },
+    },
+    tunnel: {
+      state: async () => {
+        const d = await view.reads.dump().catch(() => null);
+        const h = view.host.status();
+        return {
+          up: Boolean(d && exitPeer(view, d)),
+          implementation: h.implementation ?? undefined,
+          endpointReresolutions: h.endpointReresolutions,
+        };
+      },
+    },
+    reconcile: {
+      stats: () => ({ runs: view.host.status().reconcileRuns, repairs: { ...view.repairs } }),
+    },
+    leakGuard: {
+      counters: async () => (await view.reads.leakCounter()) ?? { packets: 0, bytes: 0 },
+    },
+  };
+}
+
+/** Options for {@link DaemonMetrics}. */
+export interface DaemonMetricsOptions {
+  /** egressd's version, for `egressd_build_info`. */
+  version: string;
+  /** Runtime label for `egressd_build_info`. Default {@link defaultRuntime}. */
+  runtime?: string;
+  /** Default {@link silentLogger}. */
+  log?: Logger;
+  /** `process_*` source; false leaves it out. Default `/proc/self`. */
+  process?: false;
+}
+
+/** The registry and its listener. `/readyz` answers {@link readiness} of the same view. */
+export class DaemonMetrics {
+  readonly #metrics: EgressdMetrics;
+  readonly #view: DaemonView;
+  readonly #log: Logger;
+  #server: MetricsServer | null = null;
+
+  /** Builds the registry from `view.config`; binds nothing until {@link listen}. */
+  constructor(view: DaemonView, opts: DaemonMetricsOptions) {
+    this.#view = view;
+    this.#log = opts.log ?? silentLogger;
+    this.#metrics = createEgressdMetrics(metricSources(view), {
+      build: { version: opts.version, runtime: opts.runtime ?? defaultRuntime() },
+      log: this.#log,
+      process: opts.process,
+      ...renderOptions(view.config),
+    });
+  }
+
+  /** What `/metrics` renders. */
+  get registry(): EgressdMetrics["registry"] {
+    return this.#metrics.registry;
+  }
+
+  /** `http://host:port` of the listener, or null when off. */
+  get url(): string | null {
+    return this.#server?.url ?? null;
+  }
+
+  /**
+   * Listens on `address`, moving there when already listening elsewhere (a failed move keeps the old
+   * listener); null closes it. Rejects with lib/metrics' `ListenError`.
+   */
+  async listen(address: string | null): Promise<void> {
+    if (address === null) return this.close();
+    this.#server ??= new MetricsServer({ registry: this.#metrics.registry, readiness: { ready: () => readiness(this.#view) }, log: this.#log });
+    await this.#server.listen(address);
+  }
+
+  /** Applies a reloaded config's rendering options (handshake delay, the exit's name). */
+  configure(config: Config): void {
+    this.#metrics.configure(renderOptions(config));
+  }
+
+  /** Stops listening. Closing twice is fine. */
+  async close(): Promise<void> {
+    const s = this.#server;
+    this.#server = null;
+    await s?.close();
+  }
+}
+
+function renderOptions(c: Config) {
+  return { latestHandshakeDelay: c.metrics.latestHandshakeDelay, friendlyNames: { [c.exit.publicKey]: c.exit.name } };
+}

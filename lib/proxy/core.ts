@@ -1,0 +1,263 @@
+/**
+ * The protocol-free core: connect a client to a destination under the policy, then relay.
+ *
+ * A protocol handler calls {@link ProxyCore.connect} with the target the client asked for; the
+ * core then
+ *
+ *   port 0, a name that is no DNS name ───────────────────────────────── protocol_error, unreachable
+ *   domain? resolve (resolve.ts) per the DNS mode
+ *   unmap every address once, check each against the policy (policy.ts) ─ denied_destination
+ *   dial (dial.ts: Happy Eyeballs, connect timeout) ───────────────────── refused, unreachable, timeout
+ *   protocol.connected(): the protocol's success reply ────────────────── ok
+ *   relay (relay.ts) until both sides close; one info line per connection
+ *
+ * and answers a failure with `protocol.failed(kind)`, so every protocol gets the same policy,
+ * counters and log line. Bytes the client sends while the core connects are held (up to
+ * {@link MAX_EARLY_DATA}) and forwarded first.
+ *
+ * Does not accept connections or enforce admission and deadlines (server.ts), and does not parse
+ * any protocol (socks5-session.ts).
+ */
+import type { Logger } from "../log/logger.ts";
+import { formatHostPort, formatIp, isDnsName, parseIp, unmapIp, type IpAddr } from "../net/ip.ts";
+import type { CredentialChecker } from "./auth.ts";
+import { concat } from "./bytes.ts";
+import { dial, interleaveFamilies, type TargetSocket } from "./dial.ts";
+import { errorCode, Failure, failureForError, resultForFailure, type FailureKind } from "./errors.ts";
+import type { Keepalive } from "./keepalive.ts";
+import type { Settings } from "./options.ts";
+import { checkDestination } from "./policy.ts";
+import { formatTarget, Stage, type ClientConn, type ConnOwner, type ProtocolCore, type Target } from "./protocol.ts";
+import { Relay } from "./relay.ts";
+import { observe, type ConnectionResult, type ProxyStats } from "./stats.ts";
+
+/** Bytes a client may send after its request, before the target is connected, before we stop reading. */
+export const MAX_EARLY_DATA = 64 * 1024;
+
+/** The listener's side of a connection's life, as the core reports it. */
+export interface ConnTracker {
+  /** The handshake is over (the request is in): the handshake deadline no longer applies. */
+  handshakeDone(conn: ClientConn): void;
+  /** The connection has closed and been logged. */
+  closed(conn: ClientConn): void;
+}
+
+/** Options for {@link ProxyCore}. */
+export interface ProxyCoreOptions {
+  readonly settings: Settings;
+  readonly stats: ProxyStats;
+  readonly log: Logger;
+  /** Monotonic milliseconds. */
+  readonly clock: () => number;
+  /** Sets keepalive on the target leg. */
+  readonly keepalive: Keepalive;
+  readonly tracker: ConnTracker;
+}
+
+/** One per server: the connection path every protocol shares. */
+export class ProxyCore implements ProtocolCore, ConnOwner {
+  /** The settings in force; the server replaces them on update. */
+  settings: Settings;
+  log: Logger;
+  readonly stats: ProxyStats;
+  readonly clock: () => number;
+  readonly #keepalive: Keepalive;
+  readonly #tracker: ConnTracker;
+
+  constructor(options: ProxyCoreOptions) {
+    this.settings = options.settings;
+    this.log = options.log;
+    this.stats = options.stats;
+    this.clock = options.clock;
+    this.#keepalive = options.keepalive;
+    this.#tracker = options.tracker;
+  }
+
+  /** The credentials in force. */
+  get auth(): CredentialChecker | null {
+    return this.settings.auth;
+  }
+
+  /**
+   * Connects `conn` to `host:port` under the policy and starts the relay; on failure answers with
+   * `conn.protocol.failed(kind)` and closes. `early` is what the client sent after its request
+   * (may be empty); it reaches the target first. Ends the handshake stage.
+   */
+  connect(conn: ClientConn, host: Target, port: number, early: Uint8Array): void {
+    this.#tracker.handshakeDone(conn);
+    conn.stage = Stage.connecting;
+    // Keep reading while connecting, so that a client that resets is noticed and its dial
+    // abandoned; what it sends meanwhile is held (up to MAX_EARLY_DATA, then the kernel holds it).
+    if (early.length > 0) conn.early = early;
+    if (early.length >= MAX_EARLY_DATA) {
+      conn.paused = true;
+      conn.socket.pause();
+    }
+    conn.target = formatTarget(host, port);
+    if (this.log.debugEnabled) this.log.debug("proxy request", { client: conn.client, protocol: conn.protocol?.name, target: conn.target, user: conn.user });
+    if (port === 0) return this.#refuse(conn, Failure.protocolError, "port 0");
+    conn.dialStart = this.clock();
+    const literal = host.type === "ip" ? host.ip : parseIp(host.name);
+    if (literal) return this.#dialAddresses(conn, [literal], port);
+    const name = (host as { name: string }).name;
+    if (!isDnsName(name)) return this.#refuse(conn, Failure.hostUnreachable, "not a valid domain name");
+    this.settings.resolve(name).then(
+      (addrs) => {
+        if (conn.stage !== Stage.connecting) return; // the client went away meanwhile
+        if (this.log.debugEnabled) this.log.debug("proxy resolved", { client: conn.client, name, addresses: addrs.map(formatIp).join(",") });
+        this.#dialAddresses(conn, addrs, port);
+      },
+      (err: unknown) => {
+        if (conn.stage !== Stage.connecting) return;
+        this.#refuse(conn, failureForError(err), err instanceof Error ? err.message : String(err));
+      },
+    );
+  }
+
+  /** Bytes from the client while connecting: held for the target; reading pauses when too many. */
+  early(conn: ClientConn, d: Uint8Array): void {
+    conn.early = conn.early ? concat(conn.early, d) : d;
+    if (conn.early.length >= MAX_EARLY_DATA && !conn.paused) {
+      conn.paused = true;
+      conn.socket.pause();
+    }
+  }
+
+  /**
+   * Ends a connection that never reached the relay, without a reply: a protocol that has one
+   * writes it first. The result label follows from `kind`; the first reason given is logged.
+   */
+  fail(conn: ClientConn, kind: FailureKind, reason: string): void {
+    if (conn.stage === Stage.closed) return;
+    this.#setResult(conn, resultForFailure(kind));
+    conn.reason ??= reason;
+    conn.socket.end(); // fires close → clientGone → finish
+  }
+
+  /** The client sent a FIN before the relay started. */
+  clientEof(conn: ClientConn): void {
+    if (conn.stage === Stage.connecting) {
+      conn.clientEof = true; // forwarded as a FIN once the relay starts
+      return;
+    }
+    this.fail(conn, Failure.protocolError, "client closed during handshake");
+  }
+
+  /** The client socket closed before the relay started. */
+  clientGone(conn: ClientConn, err: Error | undefined): void {
+    if (conn.stage === Stage.closed) return;
+    if (conn.stage === Stage.connecting && conn.result === null) {
+      // The client gave up waiting for the target (its own connect timeout, usually).
+      conn.race?.cancel();
+      conn.race = null;
+      this.#setResult(conn, "timeout");
+      conn.reason ??= "client closed while connecting";
+    } else {
+      this.#setResult(conn, "protocol_error");
+      conn.reason ??= err ? `client error: ${err.message}` : "client closed during handshake";
+    }
+    this.finish(conn, err);
+  }
+
+  /** Resets a connection now, at any stage (shutdown deadline). */
+  abort(conn: ClientConn, reason: string): void {
+    conn.reason ??= reason;
+    if (conn.relay) {
+      conn.relay.abort();
+      return;
+    }
+    conn.race?.cancel();
+    conn.race = null;
+    this.#setResult(conn, "protocol_error");
+    conn.socket.terminate();
+    this.finish(conn, undefined);
+  }
+
+  /** @internal The connection has closed: count it, log its one line, tell the listener. */
+  finish(conn: ClientConn, err: Error | undefined): void {
+    if (conn.stage === Stage.closed) return;
+    conn.stage = Stage.closed;
+    conn.buf = null;
+    conn.early = null;
+    this.stats.connectionsActive--;
+    const relay = conn.relay;
+    this.log.info("proxy connection closed", {
+      client: conn.client,
+      target: conn.target,
+      address: conn.address,
+      user: conn.user,
+      result: conn.result ?? "protocol_error",
+      reason: conn.reason ?? (err ? err.message : undefined),
+      up: relay?.bytesClientToTarget ?? 0,
+      down: relay?.bytesTargetToClient ?? 0,
+      duration: ((this.clock() - conn.startedAt) / 1000).toFixed(3),
+    });
+    this.#tracker.closed(conn);
+  }
+
+  /** Answers with the protocol's reply for `kind`, then ends the connection. */
+  #refuse(conn: ClientConn, kind: FailureKind, reason: string): void {
+    if (conn.stage === Stage.closed) return;
+    conn.protocol?.failed(conn, kind);
+    this.fail(conn, kind, reason);
+  }
+
+  #dialAddresses(conn: ClientConn, addrs: readonly IpAddr[], port: number): void {
+    const settings = this.settings;
+    const allowed: IpAddr[] = [];
+    let denial: string | null = null;
+    for (const given of addrs) {
+      // The edge for destinations: `::ffff:10.0.0.1` is 10.0.0.1 for the policy and the dial.
+      const a = unmapIp(given);
+      const why = checkDestination(a, settings.policy);
+      if (why === null) allowed.push(a);
+      else denial ??= `${why} (${formatIp(given)})`;
+    }
+    if (allowed.length === 0) {
+      if (denial) return this.#refuse(conn, Failure.denied, `destination denied: ${denial}`);
+      return this.#refuse(conn, Failure.hostUnreachable, "name has no addresses");
+    }
+    conn.race = dial(interleaveFamilies(allowed), {
+      port,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      connect: settings.dial,
+      stats: this.stats,
+      onDone: (r) => {
+        conn.race = null;
+        if ("error" in r) {
+          const code = errorCode(r.error);
+          return this.#refuse(conn, failureForError(r.error), code && !r.error.message.includes(code) ? `${code}: ${r.error.message}` : r.error.message);
+        }
+        this.#connected(conn, r.socket, r.address, port);
+      },
+    });
+  }
+
+  #connected(conn: ClientConn, target: TargetSocket, address: IpAddr, port: number): void {
+    const settings = this.settings;
+    if (!settings.noDelay) target.setNoDelay(false);
+    this.#keepalive.socket(target);
+    const now = this.clock();
+    observe(this.stats.connectDuration, (now - conn.dialStart) / 1000);
+    conn.address = formatHostPort({ host: formatIp(address), port });
+    const local = parseIp(target.localAddress);
+    const relay = new Relay({ client: conn.socket, target, stats: this.stats, owner: conn, clock: settings.idleTimeoutMs > 0 ? this.clock : null });
+    target.data.leg = relay;
+    conn.relay = relay;
+    conn.stage = Stage.relaying;
+    this.#setResult(conn, "ok");
+    conn.protocol?.connected(conn, local ? unmapIp(local) : null, target.localPort);
+    if (this.log.debugEnabled) this.log.debug("proxy connected", { client: conn.client, target: conn.target, address: conn.address, bound: `${target.localAddress}:${target.localPort}`, ms: Math.round(now - conn.dialStart) });
+    const early = conn.early;
+    conn.early = null;
+    if (early) relay.fromClient(early);
+    if (conn.clientEof) relay.clientEnded();
+    if (conn.paused) conn.socket.resume();
+  }
+
+  #setResult(conn: ClientConn, result: ConnectionResult): void {
+    if (conn.result !== null) return;
+    conn.result = result;
+    this.stats.connectionsTotal[result]++;
+  }
+}

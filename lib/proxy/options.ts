@@ -1,0 +1,196 @@
+/**
+ * The proxy's options, and their normalisation into the settings the server runs with.
+ *
+ * Does not read config files or flags: lib/config validates a config file and lib/cli/proxy.ts the
+ * standalone flags, and both hand over plain values. Defaults come from the config schema
+ * (`PROXY_DEFAULTS`), never from a copy here. What is checked here is what the proxy's own
+ * mechanisms cannot run with (a listener that is not an IP literal, a timer longer than 2^31 ms,
+ * a keepalive schedule the kernel refuses), so that an embedder gets a {@link ProxyConfigError}
+ * naming the field instead of a socket that misbehaves later.
+ */
+import { PROXY_DEFAULTS } from "../config/schema.ts";
+import type { Logger } from "../log/logger.ts";
+import { formatHostPort, formatIp, isWildcard, parseIp, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
+import { KEEPALIVE_LIMITS, type KeepaliveSchedule } from "../net/sockopt.ts";
+import { CredentialChecker, type Credentials } from "./auth.ts";
+import type { Connect } from "./dial.ts";
+import { ProxyConfigError } from "./errors.ts";
+import type { DestinationPolicy } from "./policy.ts";
+import type { ProtocolFactory } from "./protocol.ts";
+import { createResolver, type DnsOptions, type Resolve } from "./resolve.ts";
+
+/**
+ * TCP keepalive on both legs of every connection. With the defaults a peer that stops answering
+ * is found after 60 + 8 x 15 = 180 s, and an idle connection outlives any outage of the path
+ * (a tunnel re-handshake, an exit reboot) shorter than two minutes.
+ */
+export interface KeepaliveOptions {
+  /** Default true. */
+  readonly enabled?: boolean;
+  /** Idle time before the first probe, in milliseconds (whole seconds, 1 s..32767 s). Default 60000. */
+  readonly idleMs?: number;
+  /** Time between unanswered probes, in milliseconds (whole seconds, 1 s..32767 s). Default 15000. */
+  readonly intervalMs?: number;
+  /** Unanswered probes before the connection is reset, 1..127. Default 8. */
+  readonly count?: number;
+}
+
+/** Options for `ProxyServer`; `update()` takes the same. */
+export interface ProxyServerOptions {
+  /** Addresses to listen on: IP literals with a port (port 0 picks a free one, for tests). */
+  readonly listeners: readonly HostPort[];
+  /** Allow `0.0.0.0` / `::` listeners. Default false: a wildcard would expose the proxy to the WAN. */
+  readonly allowWildcardBind?: boolean;
+  /** Clients allowed to connect; everyone else is closed before a byte is read. Required. */
+  readonly allowClients: readonly Cidr[];
+  /** Destinations allowed although a default deny rule or `ownAddresses` covers them. Default []. */
+  readonly allowDestinations?: readonly Cidr[];
+  /**
+   * The gateway's own addresses, denied as destinations. Default []. The listener addresses are
+   * always added.
+   */
+  readonly ownAddresses?: readonly IpAddr[];
+  /** Require RFC 1929 username/password. Default null: no authentication. */
+  readonly auth?: Credentials | null;
+  /** How domain targets are resolved. Default `{ mode: "system", timeoutMs: 5000 }`. */
+  readonly dns?: DnsOptions;
+  /** Give up connecting to a target after this long, in ms; the client gets TTL expired. Default 10000. */
+  readonly connectTimeoutMs?: number;
+  /** Close clients that have not sent a complete request after this long, in ms. Default 10000. */
+  readonly handshakeTimeoutMs?: number;
+  /** Close relays with no byte either way for this long, in ms. Default 0: never. */
+  readonly idleTimeoutMs?: number;
+  /** Open client connections at most; the excess is closed at accept. Default 20000. */
+  readonly maxConnections?: number;
+  /** TCP keepalive on both legs. Default enabled: 60 s idle, then a probe every 15 s, 8 at most. */
+  readonly keepalive?: KeepaliveOptions;
+  /** Set TCP_NODELAY on both legs (relayed bytes are never held back). Default true. */
+  readonly noDelay?: boolean;
+  /**
+   * The protocols the listeners speak, each claiming first bytes; a byte nobody claims goes to the
+   * first. Default: SOCKS5 alone. Fixed at construction (`update()` ignores it).
+   */
+  readonly protocols?: readonly ProtocolFactory[];
+  /** Opens outbound connections. Default `Bun.connect`. */
+  readonly dial?: Connect;
+  /** Resolves domain targets. Default: {@link createResolver} over `dns`. */
+  readonly resolve?: Resolve;
+  /** Default: silent. */
+  readonly log?: Logger;
+  /** Monotonic milliseconds, for durations and deadlines. Default `performance.now()`. */
+  readonly clock?: () => number;
+}
+
+/** The defaults of the config schema's `proxy` section, in the units the options take. */
+const DEFAULTS = {
+  connectTimeoutMs: PROXY_DEFAULTS.connectTimeout,
+  handshakeTimeoutMs: PROXY_DEFAULTS.handshakeTimeout,
+  idleTimeoutMs: PROXY_DEFAULTS.idleTimeout,
+  maxConnections: PROXY_DEFAULTS.maxConnections,
+  keepaliveIdleMs: PROXY_DEFAULTS.keepaliveIdle,
+  keepaliveIntervalMs: PROXY_DEFAULTS.keepaliveInterval,
+  keepaliveCount: PROXY_DEFAULTS.keepaliveCount,
+} as const;
+
+/** One address to listen on, normalised. */
+export interface ListenSpec {
+  /** `host:port` with the host unmapped and canonical: the identity of a listener across updates. */
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/** {@link ProxyServerOptions} checked, defaulted and unmapped: what the server runs with. */
+export interface Settings {
+  readonly listeners: readonly ListenSpec[];
+  readonly allowClients: readonly Cidr[];
+  /** `ownAddresses` (plus the listeners) unmapped, as `checkDestination` expects. */
+  readonly policy: DestinationPolicy;
+  readonly auth: CredentialChecker | null;
+  readonly resolve: Resolve;
+  /** For logs: `system`, `tunnel` or `injected`. */
+  readonly dnsMode: string;
+  readonly dial: Connect | undefined;
+  readonly connectTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Null: keepalive off. */
+  readonly keepalive: KeepaliveSchedule | null;
+  readonly noDelay: boolean;
+}
+
+/** Timers hold a signed 32-bit millisecond count; a longer delay would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `1500ms`, `10s`: a millisecond count as a user writes durations. */
+function ms(n: number): string {
+  return Number.isSafeInteger(n) && n % 1000 === 0 && n !== 0 ? `${n / 1000}s` : `${n}ms`;
+}
+
+/** Like {@link positiveInt}, for a duration in milliseconds; the message speaks in durations. */
+function durationMs(field: string, v: number | undefined, dflt: number, min = 1, max = MAX_TIMER_MS): number {
+  const x = v ?? dflt;
+  if (!Number.isSafeInteger(x) || x < min || x > max) throw new ProxyConfigError(field, `must be from ${ms(min)} to ${ms(max)}, not ${ms(x)}`);
+  return x;
+}
+
+function positiveInt(field: string, v: number | undefined, dflt: number, min = 1, max = MAX_TIMER_MS): number {
+  const x = v ?? dflt;
+  if (!Number.isSafeInteger(x) || x < min || x > max) throw new ProxyConfigError(field, `must be an integer in ${min}..${max}, not ${x}`);
+  return x;
+}
+
+/** A keepalive duration in whole seconds, as the kernel takes it. */
+function seconds(field: string, value: number | undefined, dflt: number, max: number): number {
+  const v = durationMs(field, value, dflt, 1000, max * 1000);
+  if (v % 1000 !== 0) throw new ProxyConfigError(field, `must be whole seconds, not ${ms(v)}`);
+  return v / 1000;
+}
+
+function keepaliveSchedule(k: KeepaliveOptions): KeepaliveSchedule | null {
+  if (k.enabled === false) return null;
+  return {
+    idleS: seconds("keepalive.idleMs", k.idleMs, DEFAULTS.keepaliveIdleMs, KEEPALIVE_LIMITS.idleS),
+    intervalS: seconds("keepalive.intervalMs", k.intervalMs, DEFAULTS.keepaliveIntervalMs, KEEPALIVE_LIMITS.intervalS),
+    count: positiveInt("keepalive.count", k.count, DEFAULTS.keepaliveCount, 1, KEEPALIVE_LIMITS.count),
+  };
+}
+
+/** Checks and defaults `o`; throws {@link ProxyConfigError} naming the first bad field. */
+export function normalizeOptions(o: ProxyServerOptions): Settings {
+  if (o.listeners.length === 0) throw new ProxyConfigError("listeners", "at least one listen address is required");
+  const listeners: ListenSpec[] = [];
+  const own: IpAddr[] = (o.ownAddresses ?? []).map(unmapIp);
+  o.listeners.forEach((l, i) => {
+    const parsed = parseIp(l.host);
+    if (!parsed) throw new ProxyConfigError(`listeners[${i}]`, `"${l.host}" is not an IP address`);
+    const ip = unmapIp(parsed); // ::ffff:10.1.0.1 is 10.1.0.1; a v6-only socket could not bind it
+    if (!Number.isInteger(l.port) || l.port < 0 || l.port > 65535) throw new ProxyConfigError(`listeners[${i}]`, `port ${l.port} is out of range`);
+    if (isWildcard(l.host)) {
+      if (!o.allowWildcardBind) throw new ProxyConfigError(`listeners[${i}]`, `${formatHostPort(l)} listens on every interface; set allowWildcardBind to allow it`);
+    } else {
+      own.push(ip);
+    }
+    const host = formatIp(ip);
+    const key = formatHostPort({ host, port: l.port });
+    if (!listeners.some((x) => x.key === key)) listeners.push({ key, host, port: l.port, family: ip.family });
+  });
+  const keepalive = keepaliveSchedule(o.keepalive ?? {});
+  return {
+    listeners,
+    allowClients: o.allowClients,
+    policy: { allowDestinations: o.allowDestinations ?? [], ownAddresses: own },
+    auth: o.auth ? new CredentialChecker(o.auth) : null,
+    resolve: o.resolve ?? createResolver(o.dns),
+    dnsMode: o.resolve ? "injected" : (o.dns?.mode ?? "system"),
+    dial: o.dial,
+    connectTimeoutMs: durationMs("connectTimeoutMs", o.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
+    handshakeTimeoutMs: durationMs("handshakeTimeoutMs", o.handshakeTimeoutMs, DEFAULTS.handshakeTimeoutMs),
+    idleTimeoutMs: durationMs("idleTimeoutMs", o.idleTimeoutMs, DEFAULTS.idleTimeoutMs, 0),
+    maxConnections: positiveInt("maxConnections", o.maxConnections, DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
+    keepalive,
+    noDelay: o.noDelay ?? true,
+  };
+}

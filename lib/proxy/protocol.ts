@@ -1,0 +1,174 @@
+/**
+ * The contract between the listener, the protocol modules and the connection core: the
+ * per-connection record {@link ClientConn} and the {@link ProtocolHandler} interface.
+ *
+ * A connection goes listener (server.ts: accept, admission, deadlines) → protocol handler (the
+ * first bytes decide which; socks5-session.ts today) → core (core.ts: policy, resolve, dial,
+ * relay, the log line). A protocol module imports this file (and pure helpers such as the wire
+ * format), never core.ts and never another protocol module: it reaches the core through
+ * {@link ProtocolCore}. Nothing here does I/O.
+ */
+import type { Socket } from "bun";
+import type { Logger } from "../log/logger.ts";
+import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
+import type { CredentialChecker } from "./auth.ts";
+import type { DialRace } from "./dial.ts";
+import type { FailureKind } from "./errors.ts";
+import type { Relay, RelayOwner } from "./relay.ts";
+import type { ConnectionResult, ProxyStats } from "./stats.ts";
+
+/** Where a client wants to go: an IP literal or a DNS name (not yet validated), as SOCKS5 and HTTP give it. */
+export type Target =
+  | { readonly type: "ip"; readonly ip: IpAddr }
+  | { readonly type: "domain"; readonly name: string };
+
+/** The stages of a {@link ClientConn}, in order. Numbers: compared on every read. */
+export const Stage = {
+  /** The protocol handler owns the bytes (greeting, auth, request). */
+  handshake: 0,
+  /** The core resolves and dials; bytes the client sends are held for the target. */
+  connecting: 1,
+  /** The relay owns both sockets. */
+  relaying: 2,
+  closed: 3,
+} as const;
+
+/** One of {@link Stage}. */
+export type StageValue = (typeof Stage)[keyof typeof Stage];
+
+/** A client socket; its `data` is the connection record (undefined until accepted). */
+export type ClientSocket = Socket<ClientConn | undefined>;
+
+/**
+ * One protocol the proxy speaks (SOCKS5 now; HTTP CONNECT / forward proxying and SOCKS5 UDP
+ * ASSOCIATE next). One handler object serves every connection of a server, as Bun's socket
+ * handlers do: per-connection state lives in the {@link ClientConn} (`step`, `buf`, `protocolData`),
+ * so speaking a protocol costs no allocation of its own.
+ *
+ * The listener gives a connection to the handler whose {@link claims} accepts its first byte (the
+ * first handler if none does, so that its parser names the error). From then until the handler
+ * calls the core's `connect()` (or `fail()`), every byte the client sends goes to {@link data}.
+ */
+export interface ProtocolHandler {
+  /** Bounded label for logs and metrics: `socks5`, `http`. */
+  readonly name: string;
+  /** True when a connection whose first byte is `firstByte` speaks this protocol (SOCKS5: 0x05). */
+  claims(firstByte: number): boolean;
+  /**
+   * Bytes from the client during the handshake; the first call carries the first bytes read. The
+   * handler parses what it can, keeps the rest in `conn.buf`, writes its own handshake replies,
+   * and ends by calling the core: `connect(conn, target, port, rest)` or `fail(conn, kind, why)`.
+   */
+  data(conn: ClientConn, bytes: Uint8Array): void;
+  /**
+   * The target is connected and the relay is about to start: write the success reply. `local` is
+   * the outbound socket's own address, unmapped (null if the OS did not report one).
+   */
+  connected(conn: ClientConn, local: IpAddr | null, localPort: number): void;
+  /** Connecting failed (policy, DNS, dial): write this protocol's reply for `kind`, if it has one. */
+  failed(conn: ClientConn, kind: FailureKind): void;
+}
+
+/**
+ * What a protocol handler may ask of the core (core.ts implements it). The core's API is the same
+ * for every protocol: an HTTP CONNECT handler calls `connect()` exactly as SOCKS5 does.
+ */
+export interface ProtocolCore {
+  /** The credentials in force (they change on reload), or null when no authentication is required. */
+  readonly auth: CredentialChecker | null;
+  readonly stats: ProxyStats;
+  readonly log: Logger;
+  /**
+   * Connects `conn` to `host:port` under the destination policy (resolving a name per the DNS
+   * mode, checking every address), then relays; the outcome comes back through the handler's
+   * `connected()` or `failed(kind)`. `early` is what the client sent after its request (may be
+   * empty): it reaches the target first. Ends the handshake deadline.
+   */
+  connect(conn: ClientConn, host: Target, port: number, early: Uint8Array): void;
+  /**
+   * Ends a connection before the relay, without a reply (a handler writes its own first). The
+   * metrics result follows from `kind`; the first reason given is logged.
+   */
+  fail(conn: ClientConn, kind: FailureKind, reason: string): void;
+}
+
+/** Builds a protocol's handler for one server; `ProxyServerOptions.protocols` takes a list. */
+export type ProtocolFactory = (core: ProtocolCore) => ProtocolHandler;
+
+/**
+ * Client-supplied text made safe for a log line: control and non-ASCII characters are escaped
+ * (`\u001b`), so a crafted domain name cannot inject terminal escapes or fake fields.
+ */
+export function printable(text: string): string {
+  return /^[\x21-\x7e]*$/.test(text) ? text : JSON.stringify(text).slice(1, -1).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** `host:port` of a requested target, for logs (a name made {@link printable}). */
+export function formatTarget(host: Target, port: number): string {
+  return host.type === "domain" ? `${printable(host.name)}:${port}` : formatHostPort({ host: formatIp(host.ip), port });
+}
+
+/** Told when a connection is over; implemented by the core. */
+export interface ConnOwner {
+  /** Called once per connection, when it has closed. */
+  finish(conn: ClientConn, error: Error | undefined): void;
+}
+
+/** Options for {@link ClientConn}. */
+export interface ClientConnOptions {
+  readonly socket: ClientSocket;
+  /** `ip:port` of the client, unmapped, for logs. */
+  readonly client: string;
+  /** `clock()` at accept. */
+  readonly startedAt: number;
+  /** `clock()` by which the handshake must be complete. */
+  readonly deadline: number;
+  readonly owner: ConnOwner;
+}
+
+/** One client connection, from accept to close: the `data` of its socket. */
+export class ClientConn implements RelayOwner {
+  readonly socket: ClientSocket;
+  readonly client: string;
+  readonly startedAt: number;
+  readonly deadline: number;
+  readonly owner: ConnOwner;
+  stage: StageValue = Stage.handshake;
+  /** The protocol speaking on this connection; null until its first byte. */
+  protocol: ProtocolHandler | null = null;
+  /** The protocol's own sub-stage (SOCKS5: greeting, auth, request). */
+  step = 0;
+  /** Handshake bytes the protocol has not parsed yet. */
+  buf: Uint8Array | null = null;
+  /** Whatever else a protocol keeps per connection (none for SOCKS5). */
+  protocolData: unknown = null;
+  /** Bytes the client sent after its request, for the target. */
+  early: Uint8Array | null = null;
+  clientEof = false;
+  /** Reading is paused because `early` is full. */
+  paused = false;
+  relay: Relay | null = null;
+  race: DialRace | null = null;
+  result: ConnectionResult | null = null;
+  reason: string | undefined;
+  /** The requested target, `host:port`, for logs. */
+  target: string | undefined;
+  /** The address actually connected to, `ip:port`. */
+  address: string | undefined;
+  /** The authenticated user, for logs. */
+  user: string | undefined;
+  dialStart = 0;
+
+  constructor(options: ClientConnOptions) {
+    this.socket = options.socket;
+    this.client = options.client;
+    this.startedAt = options.startedAt;
+    this.deadline = options.deadline;
+    this.owner = options.owner;
+  }
+
+  /** @internal The relay is over: both sockets have closed. */
+  relayClosed(_relay: Relay, error: Error | undefined): void {
+    this.owner.finish(this, error);
+  }
+}
