@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { isKey } from "../keys/keys.ts";
-import { CidrError, formatCidr, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import { cidrContains, CidrError, formatCidr, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
 import { MAX_DURATION_MS, parseDuration } from "./duration.ts";
 
 /** Route tables the kernel reserves: 253 default, 254 main, 255 local (and 0 unspec). */
@@ -92,8 +92,8 @@ const interfaceSchema = z.strictObject({
   name: ifName.default("wg-egress"),
   /** Private key file. A relative path is looked up in $CREDENTIALS_DIRECTORY, else beside the config. */
   privateKeyFile: z.string().min(1).default("private-key"),
-  /** Tunnel addresses of this gateway, as the exit's peer entry allows them. */
-  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }),
+  /** Tunnel addresses of this gateway, as the exit's peer entry allows them. With `exits`, each exit has its own instead. */
+  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).optional(),
   mtu: z.number().int().min(1280).max(9000).default(1420),
   /** `auto` tries the kernel module, then wireguard-go. */
   implementation: z.enum(["auto", "kernel", "userspace"]).default("auto"),
@@ -111,6 +111,44 @@ const exitSchema = z.strictObject({
   /** Seconds between keepalives; 0 turns them off. 25 keeps NAT state alive. */
   persistentKeepalive: z.number().int().min(0).max(65535).default(25),
   allowedIps: z.array(cidr()).min(1).default(["0.0.0.0/0", "::/0"]),
+});
+
+/** What a failover probe connects to: a TCP port that listens, or a DNS server that answers. */
+const probeTargetSchema = z.discriminatedUnion("kind", [
+  z.strictObject({ kind: z.literal("tcp"), host: ipAddress, port }),
+  z.strictObject({ kind: z.literal("dns"), server: ipAddress, port: port.default(53), name: z.string().min(1).max(253).default("example.com") }),
+]);
+
+/** One exit of several: a peer with its own interface and tunnel addresses. */
+const exitsEntrySchema = exitSchema.extend({
+  name: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, { message: "must be letters, digits, _ . - (it is a metric label and a log field)" }),
+  /** This exit's tunnel addresses, as its VPS's peer entry allows them. */
+  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }),
+  /** This exit's WireGuard interface. Default: `interface.name` + "-" + its index (wg-egress-0, ...). */
+  interface: ifName.optional(),
+  /** What this exit's probe connects to. Default: `failover.probe.target`. */
+  probe: probeTargetSchema.optional(),
+});
+
+const failoverSchema = z.strictObject({
+  probe: z
+    .strictObject({
+      /** Time between two probes of one exit. */
+      interval: positiveDuration.default(3000),
+      /** A probe without an answer within this long is a miss. */
+      timeout: positiveDuration.default(2000),
+      /** Default target of every exit's probe. Default: a DNS query to 9.9.9.9. */
+      target: probeTargetSchema.default({ kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" }),
+    })
+    .default({ interval: 3000, timeout: 2000, target: { kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" } }),
+  /** Consecutive misses that take an exit down. */
+  downAfter: z.number().int().min(1).max(100).default(3),
+  /** Consecutive successes that bring it back up. */
+  upAfter: z.number().int().min(1).max(100).default(3),
+  /** A handshake older than this is a miss whatever the probe says (WireGuard rejects keys after 180 s). */
+  staleHandshake: positiveDuration.default(300_000),
+  /** When a higher-priority exit is healthy again: return to it (`preempt`), or stay where traffic is. */
+  failback: z.enum(["preempt", "stay"]).default("preempt"),
 });
 
 const routingSchema = z.strictObject({
@@ -159,6 +197,11 @@ const proxySchema = z.strictObject({
   /** Client prefixes allowed to connect; others are closed before any byte is read. */
   allowClients: z.array(cidr()).default(["127.0.0.0/8", "::1/128"]),
   auth: authSchema.nullable().default(null),
+  /**
+   * With `exits`: listeners whose connections leave only by one exit, as `{ "<proxy.listen entry>":
+   * "<exit name>" }`. Their connections fail while that exit is down; they never use another exit.
+   */
+  pinnedListeners: z.record(z.string(), z.string()).optional(),
   /** Prefixes exempt from the private/loopback/link-local deny list (and from the leak guard). */
   allowDestinations: z.array(cidr()).default([]),
   dns: dnsSchema.default({ mode: "tunnel", servers: ["9.9.9.9", "149.112.112.112"], timeout: 5000 }),
@@ -217,11 +260,16 @@ const daemonSchema = z.strictObject({
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
-/** The whole config file. */
-export const configSchema = z
+/** The whole config file, as written: `exit` or `exits`, checked by its refinements. */
+const configObject = z
   .strictObject({
     interface: interfaceSchema,
-    exit: exitSchema,
+    /** The one exit. Several: {@link exitsEntrySchema} in `exits` instead. */
+    exit: exitSchema.optional(),
+    /** Two or more exits, in priority order: new connections leave by the first healthy one. */
+    exits: z.array(exitsEntrySchema).max(16).optional(),
+    /** Health probing and failover between `exits`. */
+    failover: failoverSchema.optional(),
     routing: routingSchema.default(() => routingSchema.parse({})),
     proxy: proxySchema.default(() => proxySchema.parse({})),
     metrics: metricsSchema.default(() => metricsSchema.parse({})),
@@ -279,6 +327,7 @@ export const configSchema = z
         message: "must differ from routing.fwmark, or WireGuard's own UDP would be routed into its tunnel",
       });
     }
+    exitFormProblems(c, ctx);
     if (c.proxy.dns.mode === "tunnel" && c.proxy.dns.servers.length === 0) {
       ctx.addIssue({
         code: "custom",
@@ -290,6 +339,85 @@ export const configSchema = z
   });
 
 /** The config as written (before defaults). */
-export type ConfigInput = z.input<typeof configSchema>;
-/** The validated config, with defaults filled in and values normalised. */
-export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configObject>;
+type Parsed = z.output<typeof configObject>;
+/** One entry of `exits`. */
+export type ExitsEntry = z.output<typeof exitsEntrySchema>;
+/** The `failover` section, defaults filled in. */
+export type FailoverConfig = z.output<typeof failoverSchema>;
+/**
+ * The validated config, with defaults filled in and values normalised. `exit` is always there: with
+ * `exits` it is the first of them (the primary), so code that knows one exit keeps working; the
+ * tunnel addresses likewise. {@link finishConfig} makes a schema result one.
+ */
+export type Config = Omit<Parsed, "exit" | "interface"> & {
+  exit: z.output<typeof exitSchema>;
+  interface: Omit<Parsed["interface"], "addresses"> & { addresses: string[] };
+};
+
+/** The `failover` section's defaults. */
+export const FAILOVER_DEFAULTS: FailoverConfig = failoverSchema.parse({});
+
+/** The interface name of exit `index` of `exits` (its own, or `interface.name` + "-" + index). */
+export function exitInterfaceName(c: { interface: { name: string } }, entry: { interface?: string }, index: number): string {
+  return entry.interface ?? `${c.interface.name}-${index}`;
+}
+
+/** Turns a schema result (checked by its refinements) into a {@link Config}: `exit` and the addresses from `exits[0]`. */
+export function finishConfig(p: Parsed): Config {
+  if (p.exit && p.interface.addresses) return p as Config;
+  const first = p.exits![0]!;
+  const { addresses, interface: _if, probe: _probe, ...exit } = first;
+  return { ...p, exit, interface: { ...p.interface, addresses: p.interface.addresses ?? [...addresses] } };
+}
+
+/**
+ * The whole config file. Its output is a {@link Config}: with `exits`, `exit` and
+ * `interface.addresses` are filled in from the first exit ({@link finishConfig}). `.in.shape` is the
+ * object schema, for walking known keys.
+ */
+export const configSchema = configObject.transform((p): Config => finishConfig(p));
+
+/** The one-exit form (`exit` + `interface.addresses`) or the several-exit form (`exits`), never a mix. */
+function exitFormProblems(c: Parsed, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], input: unknown, message: string) => ctx.addIssue({ code: "custom", path, input, message });
+  if (c.exits === undefined) {
+    if (c.exit === undefined) issue(["exit"], undefined, "is required (object)"); // as zod words it: the one-exit form stays as it was
+    else if (c.interface.addresses === undefined) issue(["interface", "addresses"], undefined, "is missing; the tunnel needs at least one address");
+    if (c.failover !== undefined) issue(["failover"], c.failover, "needs \"exits\" (two or more); with one exit there is nothing to fail over to");
+    return;
+  }
+  if (c.exits.length < 2) issue(["exits"], c.exits, "needs two or more exits; one exit is written as \"exit\"");
+  if (c.exit !== undefined) issue(["exit"], c.exit, "is not allowed together with \"exits\"; move it into the list");
+  if (c.interface.addresses !== undefined) issue(["interface", "addresses"], c.interface.addresses, "is not allowed with \"exits\"; each exit has its own \"addresses\"");
+  if (c.interface.listenPort !== null) issue(["interface", "listenPort"], c.interface.listenPort, "must be null with \"exits\": each exit's interface needs a port of its own");
+  const names = new Map<string, number>();
+  const ifs = new Map<string, number>();
+  const addrs: { cidr: ReturnType<typeof parseCidr>; text: string; at: number }[] = [];
+  c.exits.forEach((e, i) => {
+    const n = names.get(e.name);
+    if (n !== undefined) issue(["exits", i, "name"], e.name, `is already the name of exits[${n}]`);
+    else names.set(e.name, i);
+    const ifname = exitInterfaceName(c, e, i);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(ifname)) {
+      issue(["exits", i, "interface"], ifname, `is longer than 15 characters (interface.name + "-${i}"); set exits[${i}].interface or a shorter interface.name`);
+    }
+    const f = ifs.get(ifname);
+    if (f !== undefined) issue(["exits", i, "interface"], ifname, `is already the interface of exits[${f}]`);
+    else ifs.set(ifname, i);
+    for (const [j, text] of e.addresses.entries()) {
+      const cidr = parseCidr(text, { allowHostBits: true });
+      const other = addrs.find((a) => a.at !== i && (cidrContains(a.cidr, cidr) || cidrContains(cidr, a.cidr)));
+      if (other) issue(["exits", i, "addresses", j], text, `must not overlap ${other.text} of exits[${other.at}]: each exit needs tunnel addresses of its own`);
+      addrs.push({ cidr, text, at: i });
+    }
+  });
+  const tables = c.exits.map((_, i) => c.routing.table + 1 + i);
+  const bad = tables.find((t) => t > 0xffffffff || (RESERVED_TABLES as readonly number[]).includes(t));
+  if (bad !== undefined) issue(["routing", "table"], c.routing.table, `leaves no room for the exits' own tables (${c.routing.table + 1}..${c.routing.table + c.exits.length}): ${bad} is reserved or out of range`);
+  if (c.routing.rulePriority + 6 >= 32766) issue(["routing", "rulePriority"], c.routing.rulePriority, `must be at most 32759 with "exits": the 7 rules must come before main (32766)`);
+  for (const [listen, exit] of Object.entries(c.proxy.pinnedListeners ?? {})) {
+    if (!c.proxy.listen.includes(listen)) issue(["proxy", "pinnedListeners", listen], exit, `is pinned to an address that is not in proxy.listen (${c.proxy.listen.join(", ")})`);
+    if (!names.has(exit)) issue(["proxy", "pinnedListeners", listen], exit, `is not the name of an exit (${[...names.keys()].join(", ")})`);
+  }
+}

@@ -5,7 +5,7 @@
  * {@link missingRouting} judges observed host state against a spec, for `egressd status` and `check`.
  */
 import { networkInterfaces } from "node:os";
-import type { Config } from "../config/schema.ts";
+import { exitInterfaceName, type Config } from "../config/schema.ts";
 import { passwordOf, readSecretFile } from "../config/secret-file.ts";
 import {
   describeRoute,
@@ -22,8 +22,19 @@ import type { HostSpec, NormalizedSpec } from "../host/spec.ts";
 import { type Cidr, type IpAddr, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
 import type { ProxyServerOptions } from "../proxy/server.ts";
 
-/** The host side of a config, for a daemon running as `uid`. */
+/** The host side of a config, for a daemon running as `uid`. With `exits`, each exit with its own interface and addresses. */
 export function hostSpec(c: Config, uid: number): HostSpec {
+  const exits = c.exits?.map((e, i) => ({
+    exit: { name: e.name, publicKey: e.publicKey, endpoint: e.endpoint, presharedKeyFile: e.presharedKeyFile, persistentKeepalive: e.persistentKeepalive, allowedIps: e.allowedIps },
+    interfaceName: exitInterfaceName(c, e, i),
+    addresses: e.addresses,
+  }));
+  const one = oneExitSpec(c, uid);
+  if (!exits) return one;
+  return { ...one, interface: { ...one.interface, name: exits[0]!.interfaceName, addresses: exits[0]!.addresses }, exit: exits[0]!.exit, exits };
+}
+
+function oneExitSpec(c: Config, uid: number): HostSpec {
   return {
     interface: {
       name: c.interface.name,
@@ -111,6 +122,8 @@ export function hostChanges(a: Config, b: Config): string[] {
   const ha = hostSpec(a, 0);
   const hb = hostSpec(b, 0);
   const out: string[] = [];
+  // Exits are all or nothing for now: adding or removing one changes the rule block and the tables.
+  if (JSON.stringify(ha.exits ?? null) !== JSON.stringify(hb.exits ?? null)) out.push("exits");
   for (const section of ["interface", "exit", "routing"] as const) {
     const sa: Record<string, unknown> = { ...ha[section] };
     const sb: Record<string, unknown> = { ...hb[section] };
