@@ -20,6 +20,7 @@ import {
 } from "../host/routing.ts";
 import type { HostSpec, NormalizedSpec } from "../host/spec.ts";
 import { type Cidr, type IpAddr, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import type { SourceAddresses } from "../proxy/dial.ts";
 import type { ProxyServerOptions } from "../proxy/server.ts";
 
 /** The host side of a config, for a daemon running as `uid`. With `exits`, each exit with its own interface and addresses. */
@@ -76,7 +77,7 @@ export function ownAddresses(c: Config, interfaces = networkInterfaces()): IpAdd
       if (ip) out.push(ip);
     }
   }
-  for (const cidr of c.interface.addresses) {
+  for (const cidr of [...c.interface.addresses, ...(c.exits ?? []).flatMap((e) => e.addresses)]) {
     const ip = parseIp(cidr.split("/")[0]!);
     if (ip) out.push(ip);
   }
@@ -111,7 +112,24 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     idleTimeoutMs: p.idleTimeout,
     maxConnections: p.maxConnections,
     keepalive: p.keepaliveIdle === 0 ? { enabled: false } : { enabled: true, idleMs: p.keepaliveIdle, intervalMs: p.keepaliveInterval, count: p.keepaliveCount },
+    ...(p.pinnedListeners ? { pinned: new Map(Object.entries(p.pinnedListeners).map(([listen, exit]) => [listen, exitSources(c).get(exit)!])) } : {}),
   };
+}
+
+/**
+ * Each exit's tunnel addresses by family, without prefix length: what a socket pinned to the exit
+ * binds (the first of each family), by exit name. With one exit, that exit's.
+ */
+export function exitSources(c: Config): Map<string, SourceAddresses> {
+  const list = c.exits ?? [{ name: c.exit.name, addresses: c.interface.addresses }];
+  return new Map(
+    list.map((e) => {
+      const hosts = e.addresses.map((a) => a.split("/")[0]!);
+      const v4 = hosts.find((h) => parseIp(h)?.family === 4);
+      const v6 = hosts.find((h) => parseIp(h)?.family === 6);
+      return [e.name, { ...(v4 ? { 4: v4 } : {}), ...(v6 ? { 6: v6 } : {}) }];
+    }),
+  );
 }
 
 /**
