@@ -582,10 +582,13 @@ in
         StartLimitBurst = 10;
       };
       serviceConfig = {
-        # READY=1 once the tunnel, rules and listeners are up; SIGHUP reloads in place.
-        Type = "notify-reload";
+        # READY=1 once the tunnel, rules and listeners are up. `systemctl reload` (and a settings
+        # change, through reloadTriggers) asks the daemon over its control socket and fails when
+        # the daemon refuses the new config, keeping the old one.
+        Type = "notify";
         NotifyAccess = "main";
         ExecStart = "${lib.getExe cfg.package} run --config ${configPath}";
+        ExecReload = "${lib.getExe cfg.package} reload --socket ${controlSocket}";
         WatchdogSec = "30s";
         Restart = "on-failure";
         RestartSec = "2s";

@@ -36,6 +36,7 @@ let
     "package.json"
     "bun.lock"
     "tsconfig.json"
+    "scripts/build.sh"
   ];
 
   node_modules = stdenvNoCC.mkDerivation {
@@ -90,7 +91,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
   buildPhase = ''
     runHook preBuild
     export HOME="$TMPDIR"
-    bun build --compile --minify-syntax --sourcemap=none main.ts --outfile dist/egressd
+    bash scripts/build.sh
     runHook postBuild
   '';
   installPhase = ''

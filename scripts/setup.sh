@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Installs what egressd needs to build, test and run its demo lab on Debian 12 (run as root):
-# the Debian tools, npm dependencies (which include the bun runtime itself), and, when the host's
-# systemd is older than 253, a private copy of systemd-analyze that understands Type=notify-reload.
+# Installs what egressd needs to build, test, package and run its demo lab on Debian 12 (run as
+# root): the Debian tools and the npm dependencies (which include the bun runtime itself).
 # Safe to run again; it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +14,7 @@ PACKAGES=(
   # apt-ftparchive and dpkg-deb for the lab apt repository, tinyproxy as the known-good proxy
   wget golang-go python3-requests apt-utils dpkg-dev tinyproxy
   cloud-init   # `cloud-init schema`, to validate `egressd exit-config --format cloud-init`
+  man-db groff-base lintian zsh fish   # the man pages, the .deb and the completions (test/docs, test/deb)
 )
 
 missing=()
@@ -27,21 +27,6 @@ if ((${#missing[@]})); then
   apt-get update -qq
   # No recommends: wireguard-tools would otherwise pull in a kernel image.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
-# systemd 252 (Debian 12) does not know Type=notify-reload; the unit tests verify with 254 from
-# bookworm-backports, unpacked under .cache/ and never installed over the host's systemd.
-sd_version=$(systemd-analyze --version 2>/dev/null | awk 'NR==1 {print $2}')
-if [[ "${sd_version:-0}" -lt 253 && ! -x .cache/systemd/usr/bin/systemd-analyze ]]; then
-  echo "setup: unpacking systemd-analyze 254 from bookworm-backports into .cache/systemd"
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  echo "deb http://deb.debian.org/debian bookworm-backports main" > "$tmp/bpo.list"
-  apt_bpo=(-o "Dir::Etc::sourcelist=$tmp/bpo.list" -o "Dir::Etc::sourceparts=-" -o "APT::Get::List-Cleanup=0")
-  apt-get "${apt_bpo[@]}" update -qq
-  (cd "$tmp" && apt-get "${apt_bpo[@]}" download -qq systemd/bookworm-backports libsystemd-shared/bookworm-backports 2>/dev/null)
-  mkdir -p .cache/systemd
-  for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" .cache/systemd; done
 fi
 
 npm ci --no-audit --no-fund --loglevel=error

@@ -14,7 +14,7 @@ export const HELP = `Usage: egressd run --config FILE [--log-format journal|text
 
 Runs the daemon in the foreground: brings up the WireGuard interface, policy routing and the nft
 table, starts the SOCKS5 listeners, the metrics endpoint and the control socket, then keeps the host
-state repaired. Under systemd (Type=notify-reload) it reports READY=1, STATUS=, WATCHDOG=1.
+state repaired. Under systemd (Type=notify) it reports READY=1, STATUS=, WATCHDOG=1.
   -c, --config FILE   the config file (JSON); see \`egressd check-config\`
   --log-format F      journal (<6> priority prefixes; the default under systemd), text (the default
                       on a terminal), or json (one object per line)

@@ -18,7 +18,7 @@ export const RESERVED_TABLES = [0, 253, 254, 255] as const;
 const NOT_A_DURATION = `is not a duration; expected e.g. "10s", "500ms", "2m" or 0`;
 
 /** A duration (`"10s"`, `"500ms"`, `0`, or a number of seconds), parsed to milliseconds. */
-const duration = z.union([z.string(), z.number()], { error: NOT_A_DURATION }).transform((v, ctx) => {
+const duration = z.union([z.string(), z.number()], { error: NOT_A_DURATION }).meta({ kind: "duration" }).transform((v, ctx) => {
   const ms = parseDuration(v);
   if (ms === null) {
     ctx.addIssue({ code: "custom", message: NOT_A_DURATION });
@@ -37,7 +37,7 @@ const positiveDuration = duration.refine((ms) => ms > 0, { message: "must be abo
 /** A packet mark: a number or `"0xca6c"`; never 0, which means "unmarked" to the kernel and nft. */
 const NOT_A_FWMARK = `is not a 32-bit fwmark; expected e.g. "0xca6c"`;
 
-const fwmark = z.union([z.string(), z.number()], { error: NOT_A_FWMARK }).transform((v, ctx) => {
+const fwmark = z.union([z.string(), z.number()], { error: NOT_A_FWMARK }).meta({ kind: "fwmark" }).transform((v, ctx) => {
   const n = typeof v === "number" ? v : /^(0x[0-9a-fA-F]{1,8}|\d{1,10})$/.test(v) ? Number(v) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
     ctx.addIssue({ code: "custom", message: NOT_A_FWMARK });
@@ -51,7 +51,7 @@ const fwmark = z.union([z.string(), z.number()], { error: NOT_A_FWMARK }).transf
 });
 
 function cidr(opts: { allowHostBits?: boolean } = {}) {
-  return z.string().transform((v, ctx) => {
+  return z.string().meta({ kind: "CIDR" }).transform((v, ctx) => {
     try {
       const c = parseCidr(v, opts);
       return opts.allowHostBits ? `${formatIp(c)}/${c.prefix}` : formatCidr(c);
@@ -64,7 +64,7 @@ function cidr(opts: { allowHostBits?: boolean } = {}) {
 }
 
 function hostPort(opts: { names: boolean }) {
-  return z.string().superRefine((v, ctx) => {
+  return z.string().meta({ kind: opts.names ? "host:port" : "ip:port" }).superRefine((v, ctx) => {
     try {
       parseHostPort(v, opts);
     } catch (e) {
@@ -74,88 +74,85 @@ function hostPort(opts: { names: boolean }) {
   });
 }
 
-const ipAddress = z.string().refine((v) => parseIp(v) !== null, { message: "is not an IP address" });
+const ipAddress = z.string().meta({ kind: "IP address" }).refine((v) => parseIp(v) !== null, { message: "is not an IP address" });
 
-const wgKey = z.string().refine(isKey, {
+const wgKey = z.string().meta({ kind: "WireGuard key" }).refine(isKey, {
   message: "is not a WireGuard key: expected 44 characters of base64 ending in \"=\" (as `wg pubkey` prints)",
 });
 
 const port = z.number().int().min(1).max(65535);
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no `/`, whitespace or `:`. */
-const ifName = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, {
+const ifName = z.string().meta({ kind: "interface name" }).regex(/^[A-Za-z0-9_.-]{1,15}$/, {
   message: "is not an interface name: 1-15 characters of letters, digits, _ . -",
 });
 
 const interfaceSchema = z.strictObject({
-  /** The WireGuard interface egressd owns. */
-  name: ifName.default("wg-egress"),
-  /** Private key file. A relative path is looked up in $CREDENTIALS_DIRECTORY, else beside the config. */
-  privateKeyFile: z.string().min(1).default("private-key"),
-  /** Tunnel addresses of this gateway, as the exit's peer entry allows them. With `exits`, each exit has its own instead. */
-  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).optional(),
-  mtu: z.number().int().min(1280).max(9000).default(1420),
-  /** `auto` tries the kernel module, then wireguard-go. */
-  implementation: z.enum(["auto", "kernel", "userspace"]).default("auto"),
-  /** UDP port of the WireGuard socket; null lets the kernel pick one. */
-  listenPort: port.nullable().default(null),
+  name: ifName.default("wg-egress").describe("The WireGuard interface egressd creates and owns (1-15 characters)."),
+  privateKeyFile: z.string().min(1).default("private-key").describe("The gateway's private key file. A relative path is a systemd credential name, looked up in $CREDENTIALS_DIRECTORY, else beside the config file."),
+  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).optional().describe("The gateway's tunnel addresses, as the exit's peer entry allows them. Required with `exit`; with `exits`, each exit has its own instead."),
+  mtu: z.number().int().min(1280).max(9000).default(1420).describe("MTU of the WireGuard interface."),
+  implementation: z.enum(["auto", "kernel", "userspace"]).default("auto").describe("`kernel`, `userspace` (wireguard-go), or `auto`: the kernel module first, then wireguard-go."),
+  listenPort: port.nullable().default(null).describe("UDP port of the WireGuard socket; null lets the kernel choose one."),
 });
 
 const exitSchema = z.strictObject({
-  /** Friendly name, shown in status and as the `friendly_name` metric label. */
-  name: z.string().min(1).max(64).default("exit"),
-  publicKey: wgKey,
-  /** `host:port` of the exit; a DNS name is re-resolved when handshakes go stale. */
-  endpoint: hostPort({ names: true }),
-  presharedKeyFile: z.string().min(1).nullable().default(null),
-  /** Seconds between keepalives; 0 turns them off. 25 keeps NAT state alive. */
-  persistentKeepalive: z.number().int().min(0).max(65535).default(25),
-  allowedIps: z.array(cidr()).min(1).default(["0.0.0.0/0", "::/0"]),
+  name: z.string().min(1).max(64).default("exit").describe("Friendly name of the exit, shown in status and as the `friendly_name` metric label."),
+  publicKey: wgKey.describe("The exit's public key (`wg pubkey` on the VPS)."),
+  endpoint: hostPort({ names: true }).describe("`host:port` of the exit. A DNS name is resolved again when handshakes go stale (135 s), as the daemon's user: use a resolver on the gateway itself, since a dead tunnel cannot carry the query."),
+  presharedKeyFile: z.string().min(1).nullable().default(null).describe("Optional preshared key file; a relative path is a credential name, as for interface.privateKeyFile."),
+  persistentKeepalive: z.number().int().min(0).max(65535).default(25).describe("Seconds between keepalives, which keep the NAT mapping of an idle tunnel alive; 0 turns them off."),
+  allowedIps: z.array(cidr()).min(1).default(["0.0.0.0/0", "::/0"]).describe("Destination prefixes routed to the exit."),
 });
 
 /** What a failover probe connects to: a TCP port that listens, or a DNS server that answers. */
 const probeTargetSchema = z.discriminatedUnion("kind", [
-  z.strictObject({ kind: z.literal("tcp"), host: ipAddress, port }),
-  z.strictObject({ kind: z.literal("dns"), server: ipAddress, port: port.default(53), name: z.string().min(1).max(253).default("example.com") }),
+  z.strictObject({
+    kind: z.literal("tcp").describe("Connect to a TCP port beyond the exit."),
+    host: ipAddress.describe("The target's IP address (not a name: the probe must not depend on DNS)."),
+    port: port.describe("A port that accepts connections."),
+  }),
+  z.strictObject({
+    kind: z.literal("dns").describe("Send a DNS query to a server beyond the exit; any answer counts."),
+    server: ipAddress.describe("The DNS server's IP address."),
+    port: port.default(53).describe("The DNS server's UDP port."),
+    name: z.string().min(1).max(253).default("example.com").describe("The name asked for (NXDOMAIN counts as an answer)."),
+  }),
 ]);
 
 /** One exit of several: a peer with its own interface and tunnel addresses. */
 const exitsEntrySchema = exitSchema.extend({
-  name: z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, { message: "must be letters, digits, _ . - (it is a metric label and a log field)" }),
-  /** This exit's tunnel addresses, as its VPS's peer entry allows them. */
-  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }),
-  /** This exit's WireGuard interface. Default: `interface.name` + "-" + its index (wg-egress-0, ...). */
-  interface: ifName.optional(),
-  /** What this exit's probe connects to. Default: `failover.probe.target`. */
-  probe: probeTargetSchema.optional(),
+  name: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_.-]+$/, { message: "must be letters, digits, _ . - (it is a metric label and a log field)" })
+    .describe("The exit's name: in logs, status, the `exit` and `friendly_name` metric labels, and proxy.pinnedListeners."),
+  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).describe("The gateway's tunnel addresses for this exit, as its VPS's peer entry allows them; distinct from every other exit's."),
+  interface: ifName.optional().describe("This exit's WireGuard interface. Default: interface.name + \"-\" + the exit's index (wg-egress-0, wg-egress-1, ...)."),
+  probe: probeTargetSchema.optional().describe("What this exit's health probe connects to. Default: failover.probe.target."),
 });
 
 const failoverSchema = z.strictObject({
   probe: z
     .strictObject({
-      /** Time between two probes of one exit. */
-      interval: positiveDuration.default(3000),
-      /** A probe without an answer within this long is a miss. */
-      timeout: positiveDuration.default(2000),
-      /** Default target of every exit's probe. Default: a DNS query to 9.9.9.9. */
-      target: probeTargetSchema.default({ kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" }),
+      interval: positiveDuration.default(3000).describe("Time between two probes of one exit."),
+      timeout: positiveDuration.default(2000).describe("A probe without an answer within this long is a miss."),
+      target: probeTargetSchema
+        .default({ kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" })
+        .describe("What every exit's probe connects to, through that exit's tunnel. Default: a DNS query to 9.9.9.9."),
     })
-    .default({ interval: 3000, timeout: 2000, target: { kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" } }),
-  /** Consecutive misses that take an exit down. */
-  downAfter: z.number().int().min(1).max(100).default(3),
-  /** Consecutive successes that bring it back up. */
-  upAfter: z.number().int().min(1).max(100).default(3),
-  /** A handshake older than this is a miss whatever the probe says (WireGuard rejects keys after 180 s). */
-  staleHandshake: positiveDuration.default(300_000),
-  /** When a higher-priority exit is healthy again: return to it (`preempt`), or stay where traffic is. */
-  failback: z.enum(["preempt", "stay"]).default("preempt"),
+    .default({ interval: 3000, timeout: 2000, target: { kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" } })
+    .describe("The active health probe sent through each exit's tunnel."),
+  downAfter: z.number().int().min(1).max(100).default(3).describe("Consecutive misses that take an exit down (defaults: down within about 11 s)."),
+  upAfter: z.number().int().min(1).max(100).default(3).describe("Consecutive successes that bring an exit back up."),
+  staleHandshake: positiveDuration.default(300_000).describe("A handshake older than this is a miss, whatever the probe says."),
+  failback: z.enum(["preempt", "stay"]).default("preempt").describe("When a higher-priority exit is healthy again: return to it (`preempt`), or stay on the current one while it is up (`stay`)."),
 });
 
 const routingSchema = z.strictObject({
-  /** Mark put on this daemon's own packets; selects the tunnel table. */
-  fwmark: fwmark.default(0xca6c),
-  /** Mark on the WireGuard socket's own UDP, so it is never routed into its own tunnel. */
-  wireguardFwmark: fwmark.default(0xca6d),
+  fwmark: fwmark.default(0xca6c).describe("The mark on egressd's own packets; it selects the tunnel's route table."),
+  wireguardFwmark: fwmark.default(0xca6d).describe("The mark on the WireGuard socket's own UDP, so that it never enters its own tunnel; must differ from routing.fwmark."),
   table: z
     .number()
     .int()
@@ -164,11 +161,10 @@ const routingSchema = z.strictObject({
     .refine((t) => !(RESERVED_TABLES as readonly number[]).includes(t), {
       message: "is reserved by the kernel (253 default, 254 main, 255 local); use e.g. 51820",
     })
-    .default(51820),
-  /** Priority of the first of our two ip rules (suppress, then lookup at +1). */
-  rulePriority: z.number().int().min(1).max(32764).default(5000),
-  /** Keep `unreachable default` in the table and the nft leak guard, so a dead tunnel fails closed. */
-  killSwitch: z.boolean().default(true),
+    .default(51820)
+    .describe("The route table with the tunnel route and the kill switch (not 0 or 253-255)."),
+  rulePriority: z.number().int().min(1).max(32764).default(5000).describe("Priority of the first of egressd's two ip rules (suppress, then lookup at this priority + 1)."),
+  killSwitch: z.boolean().default(true).describe("Keep `unreachable default` in the table and the nftables leak guard, so that a dead tunnel fails closed."),
 });
 
 /**
@@ -178,53 +174,38 @@ const routingSchema = z.strictObject({
 export const ROUTING_DEFAULTS: Readonly<z.output<typeof routingSchema>> = Object.freeze(routingSchema.parse({}));
 
 const authSchema = z.strictObject({
-  username: z.string().min(1).max(255),
-  /** File holding the password (RFC 1929 allows 1-255 bytes). Relative: $CREDENTIALS_DIRECTORY. */
-  passwordFile: z.string().min(1),
+  username: z.string().min(1).max(255).describe("The RFC 1929 username clients must send."),
+  passwordFile: z.string().min(1).describe("File holding the password (1-255 bytes); a relative path is a credential name."),
 });
 
 const dnsSchema = z.strictObject({
-  /** `tunnel`: the daemon queries `servers` itself, so the queries are marked into the tunnel. */
-  mode: z.enum(["tunnel", "system"]).default("tunnel"),
-  servers: z.array(ipAddress).default(["9.9.9.9", "149.112.112.112"]),
-  timeout: duration.default(5000),
+  mode: z.enum(["tunnel", "system"]).default("tunnel").describe("`tunnel`: the daemon asks `servers` itself, so the queries go through the tunnel; `system`: the host's resolver."),
+  servers: z.array(ipAddress).default(["9.9.9.9", "149.112.112.112"]).describe("Resolvers for tunnel mode."),
+  timeout: duration.default(5000).describe("How long to wait for an answer to a name."),
 });
 
 const proxySchema = z.strictObject({
-  listen: z.array(hostPort({ names: false })).min(1).default(["127.0.0.1:1080"]),
-  /** Allow `0.0.0.0`/`::` in `listen`. Off: a wildcard bind would expose the proxy on the WAN. */
-  allowWildcardBind: z.boolean().default(false),
-  /** Client prefixes allowed to connect; others are closed before any byte is read. */
-  allowClients: z.array(cidr()).default(["127.0.0.0/8", "::1/128"]),
-  auth: authSchema.nullable().default(null),
-  /**
-   * With `exits`: listeners whose connections leave only by one exit, as `{ "<proxy.listen entry>":
-   * "<exit name>" }`. Their connections fail while that exit is down; they never use another exit.
-   */
-  pinnedListeners: z.record(z.string(), z.string()).optional(),
-  /** Prefixes exempt from the private/loopback/link-local deny list (and from the leak guard). */
-  allowDestinations: z.array(cidr()).default([]),
-  dns: dnsSchema.default({ mode: "tunnel", servers: ["9.9.9.9", "149.112.112.112"], timeout: 5000 }),
-  /** 0: never close an idle connection (the IRC-bot case). */
-  idleTimeout: duration.default(0),
-  connectTimeout: positiveDuration.default(10_000),
-  /** Deadline for the SOCKS greeting and request, against slowloris. */
-  handshakeTimeout: positiveDuration.default(10_000),
-  maxConnections: z.number().int().min(1).max(1_000_000).default(20_000),
-  /**
-   * TCP keepalive on both legs: idle time before the first probe; 0 turns keepalive off. With the
-   * interval and count below, a silent peer is found after idle + interval x count, and an idle
-   * connection survives any outage of the path shorter than interval x count.
-   */
+  listen: z.array(hostPort({ names: false })).min(1).default(["127.0.0.1:1080"]).describe("SOCKS5 listen addresses (`ip:port`); a wildcard needs proxy.allowWildcardBind."),
+  allowWildcardBind: z.boolean().default(false).describe("Allow 0.0.0.0 or :: in proxy.listen. Off by default: a wildcard bind would expose the proxy on the WAN."),
+  allowClients: z.array(cidr()).default(["127.0.0.0/8", "::1/128"]).describe("Client prefixes allowed to connect; others are closed before a byte is read."),
+  auth: authSchema.nullable().default(null).describe("Require username/password authentication (RFC 1929): `{ \"username\": ..., \"passwordFile\": ... }`."),
+  pinnedListeners: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe("With `exits`: listeners whose connections leave only by one exit, `{ \"<proxy.listen entry>\": \"<exit name>\" }`. They fail while that exit is down, and never use another exit."),
+  allowDestinations: z.array(cidr()).default([]).describe("Prefixes exempt from the private, loopback and link-local deny list and from the leak guard."),
+  dns: dnsSchema.default({ mode: "tunnel", servers: ["9.9.9.9", "149.112.112.112"], timeout: 5000 }).describe("How names sent by clients (`socks5h://`) are resolved."),
+  idleTimeout: duration.default(0).describe("Close a connection idle this long; 0 never closes an idle connection."),
+  connectTimeout: positiveDuration.default(10_000).describe("Deadline per CONNECT, across all addresses tried (Happy Eyeballs, RFC 8305)."),
+  handshakeTimeout: positiveDuration.default(10_000).describe("Deadline for the SOCKS greeting and request, against slowloris."),
+  maxConnections: z.number().int().min(1).max(1_000_000).default(20_000).describe("Open connections at most; the excess is closed at accept and counted."),
   keepaliveIdle: duration
     .refine((ms) => ms === 0 || (ms >= 1000 && ms <= 32_767_000 && ms % 1000 === 0), { message: "must be 0 (off) or whole seconds, 1s to 32767s" })
-    .default(60_000),
-  /** Time between unanswered keepalive probes (TCP_KEEPINTVL). */
+    .default(60_000).describe("TCP keepalive on both legs after this much idle time (whole seconds, 1s to 32767s); 0 turns keepalive off."),
   keepaliveInterval: duration
     .refine((ms) => ms >= 1000 && ms <= 32_767_000 && ms % 1000 === 0, { message: "must be whole seconds, 1s to 32767s" })
-    .default(15_000),
-  /** Unanswered keepalive probes before the connection is reset (TCP_KEEPCNT). */
-  keepaliveCount: z.number().int().min(1).max(127).default(8),
+    .default(15_000).describe("Time between unanswered keepalive probes (TCP_KEEPINTVL)."),
+  keepaliveCount: z.number().int().min(1).max(127).default(8).describe("Unanswered probes before the connection is reset (TCP_KEEPCNT). A dead peer is found after idle + interval x count, and an idle connection outlives any path outage shorter than interval x count."),
 });
 
 /**
@@ -234,47 +215,39 @@ const proxySchema = z.strictObject({
 export const PROXY_DEFAULTS: z.output<typeof proxySchema> = proxySchema.parse({});
 
 const metricsSchema = z.strictObject({
-  /** Address of the Prometheus endpoint (9586 is the WireGuard exporter's port); null turns it off. */
-  listen: hostPort({ names: false }).nullable().default("127.0.0.1:9586"),
-  allowWildcardBind: z.boolean().default(false),
-  /** Export `wireguard_latest_handshake_delay_seconds`, as the exporter's `-d` flag does. */
-  latestHandshakeDelay: z.boolean().default(true),
+  listen: hostPort({ names: false }).nullable().default("127.0.0.1:9586").describe("Address of the Prometheus endpoint (/metrics, /healthz, /readyz); null turns it off."),
+  allowWildcardBind: z.boolean().default(false).describe("Allow 0.0.0.0 or :: in metrics.listen."),
+  latestHandshakeDelay: z.boolean().default(true).describe("Export `wireguard_latest_handshake_delay_seconds`, as the WireGuard exporter's -d flag does."),
 });
 
 const controlSchema = z.strictObject({
   socket: z
     .string()
     .refine((p) => p.startsWith("/"), { message: "must be an absolute path, e.g. \"/run/egressd/control.sock\"" })
-    .default("/run/egressd/control.sock"),
+    .default("/run/egressd/control.sock").describe("The control socket for `egressd status`, `check` and `reload` (mode 0660)."),
 });
 
 const daemonSchema = z.strictObject({
-  /** How often observed host state is compared with the desired state. */
   reconcileInterval: duration
     .refine((ms) => ms >= 100, { message: "must be at least 100ms; 0 would run reconcile passes back to back" })
-    .default(2000),
-  /** On SIGTERM, remove the interface, rules, routes and nft table. */
-  teardownOnStop: z.boolean().default(true),
-  /** How long live connections may finish after SIGTERM before they are closed. */
-  drainTimeout: duration.default(10_000),
-  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info"),
+    .default(2000).describe("How often the host is compared with the desired state and repaired."),
+  teardownOnStop: z.boolean().default(true).describe("Remove the interface, rules, routes and nft table on SIGTERM."),
+  drainTimeout: duration.default(10_000).describe("How long live connections may finish after SIGTERM before they are closed."),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).default("info").describe("`debug` adds one line per connection step and every host command."),
 });
 
 /** The whole config file, as written: `exit` or `exits`, checked by its refinements. */
 const configObject = z
   .strictObject({
-    interface: interfaceSchema,
-    /** The one exit. Several: {@link exitsEntrySchema} in `exits` instead. */
-    exit: exitSchema.optional(),
-    /** Two or more exits, in priority order: new connections leave by the first healthy one. */
-    exits: z.array(exitsEntrySchema).max(16).optional(),
-    /** Health probing and failover between `exits`. */
-    failover: failoverSchema.optional(),
-    routing: routingSchema.default(() => routingSchema.parse({})),
-    proxy: proxySchema.default(() => proxySchema.parse({})),
-    metrics: metricsSchema.default(() => metricsSchema.parse({})),
-    control: controlSchema.default(() => controlSchema.parse({})),
-    daemon: daemonSchema.default(() => daemonSchema.parse({})),
+    interface: interfaceSchema.describe("The WireGuard interface on the gateway."),
+    exit: exitSchema.optional().describe("The exit host: the WireGuard peer whose address the proxied traffic leaves by. Several: `exits` instead."),
+    exits: z.array(exitsEntrySchema).max(16).optional().describe("Two or more exits, in priority order, each with its own tunnel addresses: new connections leave by the first healthy one (failover)."),
+    failover: failoverSchema.optional().describe("Health probing and failover between `exits`."),
+    routing: routingSchema.default(() => routingSchema.parse({})).describe("Policy routing for the daemon's own uid, and the kill switch."),
+    proxy: proxySchema.default(() => proxySchema.parse({})).describe("The SOCKS5 proxy."),
+    metrics: metricsSchema.default(() => metricsSchema.parse({})).describe("The Prometheus endpoint."),
+    control: controlSchema.default(() => controlSchema.parse({})).describe("The local control socket."),
+    daemon: daemonSchema.default(() => daemonSchema.parse({})).describe("The daemon's own behaviour."),
   })
   .superRefine((c, ctx) => {
     const bound: { key: string; where: string; addr: string; family: 4 | 6; port: number; wildcard: boolean }[] = [];

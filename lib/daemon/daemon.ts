@@ -25,6 +25,7 @@ import { ListenError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
 import { ControlServer } from "./control.ts";
 import { HostReads } from "./host-reads.ts";
+import { explainListenFailure } from "./listen-failure.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
 import { exitSources, hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
@@ -87,6 +88,7 @@ export class Daemon {
   #state: DaemonState = "new";
   #lastPassAt = Date.now();
   #lastPass: ReconcileStatus | null = null;
+  #passRunning = false;
   #repairs: Record<string, number> = {};
   #lastStatusLine = "";
   #stopped: Promise<void>;
@@ -134,6 +136,8 @@ export class Daemon {
       reads: this.#reads,
       get proxy() { return self.#proxy; },
       get lastPass() { return self.#lastPass; },
+      get passRunning() { return self.#passRunning; },
+      lastReadiness: null,
       get repairs() { return self.#repairs; },
       get metricsUrl() { return self.#metrics?.url ?? null; },
       get failover() { return self.#failover; },
@@ -200,7 +204,9 @@ export class Daemon {
       this.#metrics = new DaemonMetrics(this.#view, { version: this.#opts.version, runtime: this.#opts.runtime, log: this.#log });
       await this.#metrics.listen(c.metrics.listen);
       this.#failover?.start();
-    } catch (e) {
+    } catch (caught) {
+      // A busy or missing listen address is named by its config field, and its holder if known.
+      const e = explainListenFailure(caught, c);
       this.#log.error("start failed; undoing", { error: e });
       await this.#teardown({ drainMs: 0, host: true });
       this.#failedStart(e);
@@ -272,6 +278,7 @@ export class Daemon {
   /** One reconcile pass, timed and recorded for status, watchdog and metrics. */
   async #pass(): Promise<ReconcileResult> {
     const started = Date.now();
+    this.#passRunning = true;
     try {
       const r = await this.#host.reconcile();
       const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` }));
@@ -284,6 +291,7 @@ export class Daemon {
       this.#log.error("reconcile failed", { error });
       throw e;
     } finally {
+      this.#passRunning = false;
       this.#lastPassAt = Date.now();
       void this.#refreshStatusLine();
     }
@@ -368,7 +376,8 @@ export class Daemon {
         changed.push("metrics");
       }
       this.#metrics?.configure(next);
-    } catch (e) {
+    } catch (caught) {
+      const e = explainListenFailure(caught, next);
       const error = e instanceof Error ? e.message : String(e);
       await undo.rollback();
       this.#log.error("reload failed; the old config stays in force", { error });

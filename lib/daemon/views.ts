@@ -36,6 +36,10 @@ export interface DaemonView {
   readonly proxy: Pick<ProxyServer, "stats" | "listening"> | null;
   /** The last reconcile pass, or null before the first. */
   readonly lastPass: ReconcileStatus | null;
+  /** Whether a reconcile pass is running now (the host may be half-repaired). */
+  readonly passRunning: boolean;
+  /** The last answer {@link readiness} gave, held while a pass runs. */
+  lastReadiness: Readiness | null;
   /** Repairs since start, by the `object` label of `egressd_reconcile_repairs_total`. */
   readonly repairs: Readonly<Record<string, number>>;
   /** `http://host:port` of the metrics listener, or null when off. */
@@ -60,6 +64,16 @@ export function exitPeer(view: DaemonView, dump: WgDump): WgDump["peers"][number
  * and a probe polling every 50 ms missed the outage in 5 of 12 trials in the lab.
  */
 export async function readiness(view: DaemonView): Promise<Readiness> {
+  // While a pass repairs the host, a read can see it half-repaired: a re-created interface that has
+  // handshaked, before the pass has finished and recorded its repairs. That read said "ready" in the
+  // middle of an outage; the answer from before the pass stands until the pass is done.
+  if (view.passRunning && view.lastReadiness !== null) return view.lastReadiness;
+  const r = await currentReadiness(view);
+  view.lastReadiness = r;
+  return r;
+}
+
+async function currentReadiness(view: DaemonView): Promise<Readiness> {
   if (view.state !== "running") return { ok: false, reason: `daemon is ${view.state}` };
   // Several exits: ready while the active one carries traffic; with none active, new connections fail.
   const active = view.failover ? view.host.status().active : null;

@@ -4,7 +4,7 @@
  * it or above it, and run from there with a PATH that has no bun on it.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
@@ -25,8 +25,8 @@ function egressd(args: string[], opts: { stdin?: string } = {}): Promise<Ran> {
 
 beforeAll(async () => {
   buildDir = mkdtempSync(join(tmpdir(), "egressd-build-"));
-  // The same flags as `npm run build` (package.json), into a dir of our own.
-  const built = await run([BUN, "build", "--compile", "--minify-syntax", "--sourcemap=none", "main.ts", "--outfile", join(buildDir, "egressd")]);
+  // `npm run build`'s script, into a dir of our own.
+  const built = await run(["bash", "scripts/build.sh", join(buildDir, "egressd")], { env: { ...process.env, BUN } });
   if (built.code !== 0) throw new Error(`bun build failed (${built.code}): ${built.stderr}`);
   runDir = mkdtempSync(join(tmpdir(), "egressd-bin-"));
   binary = join(runDir, "egressd");
@@ -51,10 +51,28 @@ describe("the copied binary runs alone", () => {
     expect(Bun.which("bun", { PATH })).toBeNull();
   });
 
-  test("version", async () => {
+  test("version shows the commit scripts/build.sh embedded", async () => {
+    const head = (await run(["git", "rev-parse", "--short=12", "HEAD"])).stdout.trim();
+    expect(head).toMatch(/^[0-9a-f]{12}$/);
     const ran = await egressd(["version"]);
-    expect(ran).toEqual({ code: 0, stdout: expect.stringMatching(new RegExp(`^egressd ${pkg.version.replaceAll(".", "\\.")} \\(bun \\d`)), stderr: "" });
+    const version = pkg.version.replaceAll(".", "\\.");
+    expect(ran).toEqual({ code: 0, stdout: expect.stringMatching(new RegExp(`^egressd ${version} \\(commit ${head}(-dirty)?, bun \\d`)), stderr: "" });
+    expect(JSON.parse((await egressd(["version", "--json"])).stdout).commit).toMatch(new RegExp(`^${head}(-dirty)?$`));
   });
+
+  test("built outside a git checkout (a release tarball), the commit is unknown", async () => {
+    const src = mkdtempSync(join(tmpdir(), "egressd-tarball-"));
+    try {
+      for (const f of ["main.ts", "lib", "package.json", "tsconfig.json", "scripts/build.sh"]) cpSync(join(ROOT, f), join(src, f), { recursive: true });
+      symlinkSync(join(ROOT, "node_modules"), join(src, "node_modules"));
+      const built = await run(["bash", "scripts/build.sh", join(src, "egressd")], { cwd: src, env: { ...process.env, BUN } });
+      expect(built.code).toBe(0);
+      const ran = await run([join(src, "egressd"), "version", "--json"], { cwd: src, env: { PATH } });
+      expect(JSON.parse(ran.stdout)).toEqual({ version: pkg.version, commit: "unknown", runtime: expect.stringMatching(/^bun /) });
+    } finally {
+      rmSync(src, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test.skipIf(!have("wg"))("genkey | pubkey equals wg pubkey (5 keys)", async () => {
     for (let i = 0; i < 5; i++) {

@@ -231,15 +231,16 @@ describe("genkey, genpsk, pubkey", () => {
 });
 
 describe("version", () => {
-  const expected = `egressd ${pkg.version} (bun ${Bun.version}, ${process.platform}/${process.arch})\n`;
+  // From source nothing embeds the commit (scripts/build.sh does; test/binary checks that).
+  const expected = `egressd ${pkg.version} (commit unknown, bun ${Bun.version}, ${process.platform}/${process.arch})\n`;
 
-  test.each([[["version"]], [["--version"]], [["-V"]]])("%j prints the version and runtime", async (args) => {
+  test.each([[["version"]], [["--version"]], [["-V"]]])("%j prints the version, commit and runtime", async (args) => {
     expect(await runCli(args)).toEqual({ code: 0, stdout: expected, stderr: "" });
   });
 
   test("version --json", async () => {
     const ran = await runCli(["version", "--json"]);
     expect(ran.code).toBe(0);
-    expect(JSON.parse(ran.stdout)).toEqual({ version: pkg.version, runtime: `bun ${Bun.version}` });
+    expect(JSON.parse(ran.stdout)).toEqual({ version: pkg.version, commit: "unknown", runtime: `bun ${Bun.version}` });
   });
 });

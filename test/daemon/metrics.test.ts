@@ -59,7 +59,7 @@ function setup(opts: { realClock?: boolean } = {}) {
   const clock = manualClock();
   const reads = new HostReads(host, opts.realClock ? {} : { now: clock.now });
   const cfg = config();
-  const view: DaemonView = {
+  const view: DaemonView & { passRunning: boolean } = {
     state: "running",
     config: cfg,
     version: "0.1.0",
@@ -78,6 +78,8 @@ function setup(opts: { realClock?: boolean } = {}) {
       } as unknown as NonNullable<DaemonView["proxy"]>["stats"],
     },
     lastPass: null,
+    passRunning: false,
+    lastReadiness: null,
     repairs: {},
     metricsUrl: null,
   };
@@ -133,6 +135,21 @@ describe("the daemon's one cache of wg and nft reads", () => {
     expect(await readiness(view)).toEqual({ ok: true });
     expect(await statusLine(view)).toBe("handshake under a minute ago; 1 active connection");
     expect(host.calls.wg).toBe(2);
+  });
+
+  test("regression: readiness said ready in the middle of a repairing pass, once the new interface handshaked", async () => {
+    const { host, reads, view } = setup();
+    host.dump = null;
+    expect(await readiness(view)).toEqual({ ok: false, reason: "interface wg-egress is missing" });
+    // The pass has re-created the interface and it has handshaked, but the pass is not done: the
+    // answer from before the pass stands.
+    const live = view as { passRunning: boolean };
+    live.passRunning = true;
+    host.dump = parseWgDump(dumpText(1));
+    reads.afterPass({ repairs: [{ component: "interface" }] });
+    expect(await readiness(view)).toEqual({ ok: false, reason: "interface wg-egress is missing" });
+    live.passRunning = false;
+    expect(await readiness(view)).toEqual({ ok: true });
   });
 
   test("a pass that repaired nothing keeps the cache", async () => {

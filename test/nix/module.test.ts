@@ -130,10 +130,11 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
       expect(effective.routing.fwmark).toBe("0xca6c");
     });
 
-    test("the unit: notify-reload, own user, ambient CAP_NET_ADMIN, credential, /etc config", () => {
+    test("the unit: notify with egressd reload, own user, ambient CAP_NET_ADMIN, credential, /etc config", () => {
       const s = out.service.serviceConfig;
       expect(s.ExecStart).toBe(`${ctx.stub.root}/pkgs/egressd/bin/egressd run --config /etc/egressd/config.json`);
-      expect(s.Type).toBe("notify-reload");
+      expect(s.Type).toBe("notify");
+      expect(s.ExecReload).toBe(`${ctx.stub.root}/pkgs/egressd/bin/egressd reload --socket /run/egressd/control.sock`);
       expect(s.NotifyAccess).toBe("main");
       expect(s.WatchdogSec).toBe("30s");
       expect(s.Restart).toBe("on-failure");
@@ -292,6 +293,7 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
       // Keys whose values differ on purpose, each with the reason, checked separately below.
       const differ: Record<string, string> = {
         ExecStart: "store path instead of /usr/local/bin",
+        ExecReload: "store path, and --socket from settings.control.socket",
         ExecStartPre: "src_valid_mark is set by boot.kernel.sysctl instead",
         LoadCredential: "the host path comes from services.egressd.privateKeyFile",
         Environment: "PATH is built from the service's path",
@@ -323,6 +325,7 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
       // The listed differences, as intended:
       const ns = nixos.get("Service")!;
       expect(ns.get("ExecStart")![0]!.endsWith(generic.get("Service")!.get("ExecStart")![0]!.replace(/^\S+/, ""))).toBe(true);
+      expect(ns.get("ExecReload")![0]!).toStartWith(`${ns.get("ExecStart")![0]!.split(" ")[0]} ${generic.get("Service")!.get("ExecReload")![0]!.replace(/^\S+ /, "")}`);
       expect(ns.get("LoadCredential")![0]!.startsWith("private-key:")).toBe(true);
       expect(generic.get("Service")!.get("LoadCredential")![0]!.startsWith("private-key:")).toBe(true);
       expect(out.sysctl["net.ipv4.conf.all.src_valid_mark"]).toBe(1);

@@ -122,7 +122,7 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("flake.nix"), () => {
       // 2. The binary, from the sources the package's filter keeps.
       const src = join(root, "src");
       mkdirSync(src);
-      for (const file of ["main.ts", "lib", "package.json", "bun.lock", "tsconfig.json"]) {
+      for (const file of ["main.ts", "lib", "package.json", "bun.lock", "tsconfig.json", "scripts/build.sh"]) {
         cpSync(join(ROOT, file), join(src, file), { recursive: true });
       }
       const out = join(root, "build/egressd");

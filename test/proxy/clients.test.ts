@@ -146,7 +146,7 @@ async function expectLog(p: ProxyProcess, text: string | RegExp, ms = 3000): Pro
 
 const tmp = mkdtempSync(join(tmpdir(), "egressd-clients-"));
 const CREDS: Creds = { username: "pod", password: "correct horse" };
-writeFileSync(join(tmp, "password"), CREDS.password + "\n");
+writeFileSync(join(tmp, "password"), CREDS.password + "\n", { mode: 0o600 }); // secret files must not be readable by others
 
 let open: ProxyProcess; // system DNS, loopback destinations allowed
 let strict: ProxyProcess; // the default destination policy
