@@ -151,7 +151,7 @@ export class Daemon {
       onRepair: (r) => {
         const object = repairObject(r.component);
         this.#repairs[object] = (this.#repairs[object] ?? 0) + 1;
-        this.#log.warn("repaired drift", { component: r.component, action: r.action, reason: r.reason });
+        this.#log.warn("repaired drift", { component: r.component, action: r.action, reason: r.reason, ...(r.exit !== undefined ? { exit: r.exit } : {}) });
       },
     });
   }
@@ -281,7 +281,7 @@ export class Daemon {
     this.#passRunning = true;
     try {
       const r = await this.#host.reconcile();
-      const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` }));
+      const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.exit !== undefined ? `exit ${x.exit}: ` : ""}${x.action} (${x.reason})` }));
       this.#lastPass = { at: Date.now(), durationMs: r.durationMs, ok: true, error: null, repairs };
       this.#reads.afterPass(r);
       return r;

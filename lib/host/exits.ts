@@ -14,13 +14,14 @@
  * P+0  fwmark <wireguardFwmark> lookup main
  * P+1  fwmark <fwmark> lookup main suppress_prefixlength 0
  * P+2  uidrange <uid>-<uid> lookup main suppress_prefixlength 0
- * P+3  from <address of exit i> uidrange <uid>-<uid> lookup <table + 1 + i>     one per exit address
+ * P+3  from <address of exit i> lookup <table + 1 + i>                          one per exit address
  * P+4  from <address of exit i> fwmark <fwmark> lookup <table + 1 + i>          one per exit address
  * P+5  fwmark <fwmark> lookup <table>
  * P+6  uidrange <uid>-<uid> lookup <table>
  * ```
  * A socket bound to exit i's address (a pinned listener or user) always takes exit i's table, whichever
- * exit is active, and fails when exit i is down. A connection opened through the active exit has that
+ * exit is active, and fails when exit i is down; so does any packet with that source, the kernel's
+ * own (a TIME_WAIT ACK or RST of a closed socket has neither the uid nor the mark). A connection opened through the active exit has that
  * exit's source address, so after a failover it stays on the exit it started on instead of leaving by
  * another tunnel with the wrong source. Everything else takes the shared table, i.e. the active exit.
  *

@@ -26,17 +26,20 @@ import { silentLogger, type Logger } from "../log/logger.ts";
 import type { Repair } from "./change.ts";
 import { HostNotUpError, HostSetupError, TeardownError, type StepFailure } from "./errors.ts";
 import type { Resolver } from "./endpoint.ts";
-import { FirewallPart } from "./firewall.ts";
-import { InterfacePart, type ActiveImplementation, type InterfaceOptions, type LinkState } from "./interface.ts";
-import type { FirewallObservation, LeakCounter } from "./nftables.ts";
+import type { LeakCounter } from "./nftables.ts";
 import { tagExit, type Drift, type HostContext, type HostPart } from "./part.ts";
-import { ActiveRoutesPart, RoutesPart, RulesPart, observeRoutes, observeRules } from "./policy.ts";
+import { observeRoutes, observeRules } from "./policy.ts";
 import { checkExit, checkHost, detectFamilies } from "./preflight.ts";
-import { FAILOVER_RULE_COUNT, validateExits, type ExitLayout } from "./exits.ts";
+import { buildParts, type HostParts } from "./parts.ts";
+import { validateExits, type ExitLayout } from "./exits.ts";
 import { runPass, type ReconcileResult } from "./reconcile.ts";
 import type { Family, ObservedRoute, ObservedRule } from "./routing.ts";
+
+export { buildParts, type BuildPartsOptions, type ExitParts, type HostParts } from "./parts.ts";
+export type { ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
+import type { ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
 import type { HostSpec, NormalizedSpec } from "./spec.ts";
-import { SysctlPart, procSysctl, type SysctlAccess } from "./sysctl.ts";
+import { procSysctl, type SysctlAccess } from "./sysctl.ts";
 import { Transaction } from "./transaction.ts";
 import type { WgDump } from "./wgdump.ts";
 
@@ -64,149 +67,6 @@ export interface HostManagerOptions {
   parentDeathSignal?: boolean;
   /** How many recent repairs {@link HostManager.recentRepairs} keeps. Default 100. */
   repairHistory?: number;
-}
-
-/** What `up()` reports. */
-export interface UpResult {
-  /** Which WireGuard implementation is in use. */
-  readonly implementation: ActiveImplementation;
-  /** wireguard-go's pid, or null for the kernel implementation. */
-  readonly pid: number | null;
-  /** Address families managed. */
-  readonly families: readonly Family[];
-  /** Every change up() made, in order (on a stale host this includes the cleanup). */
-  readonly changes: readonly Repair[];
-}
-
-/** A snapshot for `egressd status`, metrics and readiness. Cheap: no commands run. */
-export interface HostStatus {
-  readonly state: "down" | "up";
-  readonly implementation: ActiveImplementation | null;
-  readonly pid: number | null;
-  readonly families: readonly Family[];
-  readonly resolvedEndpoints: readonly string[];
-  readonly resolveError: string | null;
-  /** Times the exit's DNS name was re-resolved because the handshake was stale. */
-  readonly endpointReresolutions: number;
-  /** Reconcile passes completed successfully. */
-  readonly reconcileRuns: number;
-  /** End of the last successful reconcile pass (ms epoch), or null. */
-  readonly lastReconcileAt: number | null;
-  /** Why the last reconcile pass failed, or null if it succeeded. */
-  readonly lastReconcileError: string | null;
-  /** Repairs applied since construction, by component. */
-  readonly repairsByComponent: Readonly<Record<string, number>>;
-  /** Every exit, in priority order (one with the one-exit form). The top-level fields above are the first exit's, except the re-resolution count, which sums them. */
-  readonly exits: readonly ExitStatus[];
-  /** The exit the shared table routes through; null when none is (every exit down: fail closed). */
-  readonly active: string | null;
-}
-
-/** One exit's part of {@link HostStatus}. */
-export interface ExitStatus {
-  readonly name: string;
-  readonly interface: string;
-  /** Its route table: the shared one with one exit, its own with several. */
-  readonly table: number;
-  /** Its tunnel addresses, without prefix length (what a pinned socket binds). */
-  readonly addresses: readonly string[];
-  readonly implementation: ActiveImplementation | null;
-  readonly pid: number | null;
-  readonly resolvedEndpoints: readonly string[];
-  readonly resolveError: string | null;
-  readonly endpointReresolutions: number;
-}
-
-/** Everything the manager can read about the host, in machine form. */
-export interface HostObservation {
-  /** The first exit's link and WireGuard state (the one exit's, with one). */
-  readonly link: LinkState | null;
-  readonly wireguard: WgDump | null;
-  /** Our rules at every one of our priorities. */
-  readonly rules: readonly ObservedRule[];
-  /** The shared table's routes. */
-  readonly routes: readonly ObservedRoute[];
-  /** Each exit's link, WireGuard state and (with several exits) own table, in priority order. */
-  readonly exits: readonly ExitObservation[];
-  readonly firewall: FirewallObservation;
-  readonly srcValidMark: string | null;
-}
-
-/** One exit's part of {@link HostObservation}. */
-export interface ExitObservation {
-  readonly name: string;
-  readonly interface: string;
-  readonly table: number;
-  readonly link: LinkState | null;
-  readonly wireguard: WgDump | null;
-  /** Its own table's routes (the shared table's, with one exit). */
-  readonly routes: readonly ObservedRoute[];
-}
-
-/** The parts of one exit: its interface and its route table. */
-export interface ExitParts {
-  /** The exit's name (`exit.name`). */
-  readonly name: string;
-  /** The exit's own spec: its interface name, addresses and table. */
-  readonly spec: NormalizedSpec;
-  readonly interface: InterfacePart;
-  readonly routes: RoutesPart;
-}
-
-/** The host-wide parts and the per-exit ones, and the one ordered list built from them. */
-export interface HostParts {
-  readonly sysctl: SysctlPart;
-  readonly exits: readonly ExitParts[];
-  /** With several exits: the shared table that follows the active exit; null with one. */
-  readonly active: ActiveRoutesPart | null;
-  readonly rules: RulesPart;
-  readonly firewall: FirewallPart;
-  /** Build order: sysctl, each exit's interface and routes, the shared table, the rules, the firewall. Down is the reverse. */
-  readonly ordered: readonly HostPart[];
-}
-
-/** What {@link buildParts} needs besides the exits. */
-export interface BuildPartsOptions {
-  /** Shared by every part: runner, log, clock, families. */
-  ctx: HostContext;
-  /** Sysctl access for the host-wide sysctl part. */
-  sysctl: SysctlAccess;
-  /** Knobs every exit's interface part gets. Default: none. */
-  interface?: InterfaceOptions;
-  /** With several exits: the shared spec (exits.ts; the shared table, rules). Required then. */
-  shared?: NormalizedSpec;
-  /** With several exits: the exit whose routes the shared table holds now, or null. Default: the first. */
-  active?: () => NormalizedSpec | null;
-}
-
-/**
- * Builds the one ordered list of parts. Each exit's parts are instances built from that exit's spec
- * (exits.ts), named after the exit when there are several (`interface:hetzner`, `routes:hetzner`);
- * the sysctl, shared-table, rules and firewall parts are host-wide (one rule block, one nft table).
- */
-export function buildParts(exits: readonly NormalizedSpec[], opts: BuildPartsOptions): HostParts {
-  if (exits.length === 0) throw new TypeError("buildParts: at least one exit is needed");
-  const { ctx } = opts;
-  const several = exits.length > 1;
-  if (several && !opts.shared) throw new TypeError("buildParts: several exits need the shared spec (validateExits)");
-  const label = (part: string, n: NormalizedSpec) => (several ? `${part}:${n.spec.exit.name}` : part);
-  const perExit = exits.map(
-    (n): ExitParts => ({
-      name: n.spec.exit.name,
-      spec: n,
-      interface: new InterfacePart(n, ctx, { ...opts.interface, name: label("interface", n), ...(several ? { exit: n.spec.exit.name } : {}) }),
-      routes: new RoutesPart(n, ctx, { name: label("routes", n), ...(several ? { exit: n.spec.exit.name } : {}) }),
-    }),
-  );
-  const shared = opts.shared ?? exits[0]!;
-  const sysctl = new SysctlPart(opts.sysctl);
-  const active = several ? new ActiveRoutesPart(shared, ctx, { active: opts.active ?? (() => exits[0]!) }) : null;
-  const rules = several ? new RulesPart(shared, ctx, { exits, ruleCount: FAILOVER_RULE_COUNT }) : new RulesPart(shared, ctx);
-  const firewall = new FirewallPart(shared, ctx, { exits });
-  const ordered: HostPart[] = several
-    ? [sysctl, ...perExit.flatMap((e) => [e.interface, e.routes]), active!, rules, firewall]
-    : [sysctl, perExit[0]!.interface, perExit[0]!.routes, rules, firewall];
-  return { sysctl, exits: perExit, active, rules, firewall, ordered };
 }
 
 /** See the module comment. */

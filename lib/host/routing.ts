@@ -129,7 +129,10 @@ export function desiredRules(n: NormalizedSpec, families: readonly Family[], exi
         { family, priority: p, fwmark: r.wireguardFwmark, uid: null, table: 254, suppressPrefixlength: null },
         { family, priority: p + 1, fwmark: r.fwmark, uid: null, table: 254, suppressPrefixlength: 0 },
         { family, priority: p + 2, fwmark: null, uid, table: 254, suppressPrefixlength: 0 },
-        ...sources.map((s): RuleSpec => ({ family, priority: p + 3, from: s.from, fwmark: null, uid, table: s.table, suppressPrefixlength: null })),
+        // Any packet from exit i's address, not only the uid's: the kernel's own replies for a socket
+        // that is gone (a TIME_WAIT ACK, a RST) carry neither the uid nor the mark, and must not
+        // fall through to main and leave by the home connection.
+        ...sources.map((s): RuleSpec => ({ family, priority: p + 3, from: s.from, fwmark: null, uid: null, table: s.table, suppressPrefixlength: null })),
         ...sources.map((s): RuleSpec => ({ family, priority: p + 4, from: s.from, fwmark: r.fwmark, uid: null, table: s.table, suppressPrefixlength: null })),
         { family, priority: p + 5, fwmark: r.fwmark, uid: null, table: r.table, suppressPrefixlength: null },
         { family, priority: p + 6, fwmark: null, uid, table: r.table, suppressPrefixlength: null },

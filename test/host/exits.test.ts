@@ -158,7 +158,7 @@ describe("observing and diffing failover rules", () => {
   test("one exit's missing source rule is re-added alone", () => {
     const parsed = parseRules(JSON.stringify(observed(4)), 4, rulePriorities(5000, FAILOVER_RULE_COUNT));
     const changes = planRules(desiredRules(l.shared, [4], l.exits), parsed);
-    expect(changes.map((c) => c.reason)).toEqual(["rule priority 5003 from 10.100.1.2 uidrange 64000-64000 lookup 51822 (IPv4) is missing"]);
+    expect(changes.map((c) => c.reason)).toEqual(["rule priority 5003 from 10.100.1.2 lookup 51822 (IPv4) is missing"]);
   });
   test("a source prefix (not a host) reads as network/len and is not ours", () => {
     const parsed = parseRules(JSON.stringify([{ priority: 5003, src: "10.100.0.0", srclen: 24, table: "51821", protocol: "212" }]), 4, [5003]);
