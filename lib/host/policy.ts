@@ -22,8 +22,6 @@ import {
   desiredRoutes,
   desiredRules,
   describeRule,
-  parseRoutes,
-  parseRules,
   planRoutes,
   planRules,
   planSwitch,
@@ -32,6 +30,7 @@ import {
   type ObservedRoute,
   type ObservedRule,
 } from "./routing.ts";
+import { parseRoutes, parseRules } from "./routing-parse.ts";
 import type { NormalizedSpec } from "./spec.ts";
 
 /** Reads the rules at our priorities (`count` of them from `rulePriority`; default 5) for one family. */

@@ -12,8 +12,6 @@ import {
   desiredActiveRoutes,
   desiredRoutes,
   desiredRules,
-  parseRoutes,
-  parseRules,
   planRules,
   planSwitch,
   routeAddArgv,
@@ -21,6 +19,7 @@ import {
   rulePriorities,
   type RouteSpec,
 } from "../../lib/host/routing.ts";
+import { parseRoutes, parseRules } from "../../lib/host/routing-parse.ts";
 import type { HostSpec } from "../../lib/host/spec.ts";
 import { FakeRunner } from "../exec/fake.ts";
 import { expectGolden } from "./golden.ts";
