@@ -610,6 +610,8 @@ in
         RestartSec = "2s";
         # Live connections get daemon.drainTimeout (default 10s) to finish; keep this above it.
         TimeoutStopSec = "30s";
+        # SIGTERM to the daemon alone, which stops its own children in order while it tears down.
+        KillMode = "mixed";
 
         # Traffic is marked by uid, so the daemon needs a dedicated non-root uid.
         User = "egressd";

@@ -85,7 +85,7 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
     setField(config, path, file);
     if (opts.checkFiles === false) continue;
     try {
-      readSecretFile(file, { field: path, kind, warn });
+      readSecretFile(file, { field: path, kind, warn, credentialsDirectory: (opts.env ?? process.env).CREDENTIALS_DIRECTORY });
     } catch (e) {
       if (!(e instanceof SecretFileError)) throw e;
       problems.push({ path, message: e.message });

@@ -7,6 +7,7 @@
  * when others can read or write it, accepted with a warning when the group can. The mode is taken
  * from the descriptor the secret is read from, so a file swapped in between is not missed.
  */
+import { resolve, sep } from "node:path";
 import { decodeKey, KeyFormatError } from "../keys/keys.ts";
 import { describeFileError, FileReadError, readRegularFile } from "./read-file.ts";
 
@@ -39,6 +40,17 @@ export interface SecretFileOptions {
   kind: SecretKind;
   /** Receives the warning for a group-readable file. Default: ignored. */
   warn?: (message: string) => void;
+  /**
+   * systemd's `$CREDENTIALS_DIRECTORY`, if any. Files there are not warned about for group read:
+   * systemd 257 makes them 0440 itself, in a directory only the unit can enter, and the user
+   * cannot change that mode.
+   */
+  credentialsDirectory?: string;
+}
+
+function insideDir(file: string, dir: string | undefined): boolean {
+  if (!dir) return false;
+  return resolve(file).startsWith(resolve(dir) + sep);
 }
 
 /** The password a password file holds: its text without one trailing newline (`echo pw > file`). */
@@ -65,7 +77,7 @@ export function readSecretFile(file: string, opts: SecretFileOptions): string {
   const mode = read.stat.mode & 0o777;
   const octal = mode.toString(8).padStart(4, "0");
   if (mode & 0o007) fail(`has permissions ${octal}, which others can access; run chmod 600 "${file}"`);
-  if (mode & 0o070) opts.warn?.(`${opts.field}: "${file}" has permissions ${octal}; the group can read it (chmod 600 is safer)`);
+  if (mode & 0o070 && !insideDir(file, opts.credentialsDirectory)) opts.warn?.(`${opts.field}: "${file}" has permissions ${octal}; the group can read it (chmod 600 is safer)`);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(read.bytes);

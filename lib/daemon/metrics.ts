@@ -70,6 +70,8 @@ export function metricSources(view: DaemonView): EgressdSources {
           connectionsTotal: s.connectionsTotal,
           relayedBytes: { upstream: s.bytesClientToTarget, downstream: s.bytesTargetToClient },
           connectDuration: { bounds: s.connectDuration.bounds, counts: s.connectDuration.counts, sum: s.connectDuration.sum },
+          acceptPauses: s.acceptPauses,
+          handshakeEvictions: s.handshakeEvictions,
         };
       },
     },
@@ -89,6 +91,9 @@ export function metricSources(view: DaemonView): EgressdSources {
     },
     leakGuard: {
       counters: async () => (await view.reads.leakCounter()) ?? { packets: 0, bytes: 0 },
+    },
+    readiness: {
+      ready: () => readiness(view),
     },
   };
 }

@@ -18,6 +18,7 @@ import { buildInfoCollector } from "./build_info.ts";
 import { leakGuardCollector } from "./leak_guard.ts";
 import { processCollector, type ProcessOptions } from "./process.ts";
 import { proxyCollector } from "./proxy.ts";
+import { readinessCollector, type ReadinessSource } from "./readiness.ts";
 import { reconcileCollector } from "./reconcile.ts";
 import { Registry } from "./registry.ts";
 import type { BuildInfo, LeakGuardSource, ProxySource, ReconcileSource, TunnelSource, WireguardSource } from "./sources.ts";
@@ -32,6 +33,7 @@ export interface EgressdSources {
   tunnel?: TunnelSource;
   reconcile?: ReconcileSource;
   leakGuard?: LeakGuardSource;
+  readiness?: ReadinessSource;
   /** Several exits only: the failover loop's state. */
   exits?: ExitsSource;
 }
@@ -78,6 +80,7 @@ export function createEgressdMetrics(sources: EgressdSources, opts: EgressdMetri
   }
   if (sources.proxy) registry.register(proxyCollector(sources.proxy));
   if (sources.tunnel) registry.register(tunnelCollector(sources.tunnel));
+  if (sources.readiness) registry.register(readinessCollector(sources.readiness));
   if (sources.reconcile) registry.register(reconcileCollector(sources.reconcile));
   if (sources.exits) registry.register(exitsCollector(sources.exits));
   if (sources.leakGuard) {

@@ -13,6 +13,8 @@ export const PROXY_METRICS = {
   connectionsTotal: "egressd_proxy_connections_total",
   relayedBytes: "egressd_proxy_relayed_bytes_total",
   connectDuration: "egressd_proxy_connect_duration_seconds",
+  acceptPaused: "egressd_proxy_accept_paused_total",
+  handshakeEvictions: "egressd_proxy_handshake_evictions_total",
 } as const;
 
 /** Renders a proxy snapshot. Pure. */
@@ -40,6 +42,13 @@ export function proxyFamilies(stats: ProxyStats): MetricFamily[] {
       type: "histogram",
       samples: histogramSamples(M.connectDuration, [], stats.connectDuration),
     },
+    scalarFamily(M.acceptPaused, "Times the proxy stopped accepting because it was about to run out of file descriptors.", "counter", stats.acceptPauses ?? 0),
+    scalarFamily(
+      M.handshakeEvictions,
+      "Connections still in their handshake closed to make room for a new client (handshakes may hold half of maxConnections).",
+      "counter",
+      stats.handshakeEvictions ?? 0,
+    ),
   ];
 }
 

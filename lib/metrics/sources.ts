@@ -45,6 +45,7 @@ export const PROXY_RESULTS = [
   "denied_destination",
   "auth_failed",
   "protocol_error",
+  "local_resource",
 ] as const;
 
 /** One of {@link PROXY_RESULTS}. */
@@ -69,6 +70,10 @@ export interface ProxyStats {
   readonly relayedBytes: Readonly<Partial<Record<RelayDirection, number>>>;
   /** Time from the CONNECT request to the outbound connection being established, in seconds. */
   readonly connectDuration: HistogramSnapshot;
+  /** Times the listeners stopped accepting because fds were about to run out; absent counts as 0. */
+  readonly acceptPauses?: number;
+  /** Handshakes closed to make room for a new client; absent counts as 0. */
+  readonly handshakeEvictions?: number;
 }
 
 /** The SOCKS5 proxy. */

@@ -13,6 +13,7 @@
  * Bun's own schedule.
  */
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { openSync } from "node:fs";
 
 /** When probes start, how often they repeat, and how many go unanswered before a reset. */
 export interface KeepaliveSchedule {
@@ -47,8 +48,17 @@ const TCP_KEEPIDLE = 4;
 const TCP_KEEPINTVL = 5;
 const TCP_KEEPCNT = 6;
 
+const TCP_INFO = 11;
+
+/** `tcpi_state` of a socket whose SYN is out and unanswered (include/net/tcp_states.h). */
+export const TCP_SYN_SENT = 2;
+
 interface Libc {
   setsockopt(fd: number, level: number, name: number, value: Pointer, length: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Pointer, length: Pointer): number;
+  shutdown(fd: number, how: number): number;
+  dup(fd: number): number;
+  close(fd: number): number;
   __errno_location(): Pointer;
 }
 
@@ -56,6 +66,10 @@ let libc: Libc | null = null;
 function loadLibc(): Libc {
   libc ??= dlopen("libc.so.6", {
     setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    getsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+    shutdown: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    dup: { args: [FFIType.i32], returns: FFIType.i32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   }).symbols as unknown as Libc;
   return libc;
@@ -94,4 +108,53 @@ export function socketFd(socket: object): number | null {
  */
 export function setMark(fd: number, mark: number): void {
   setInt(fd, SOL_SOCKET, SO_MARK, "SO_MARK", mark | 0);
+}
+
+const tcpInfo = new Uint8Array(8); // tcpi_state is the first byte of struct tcp_info
+const tcpInfoLength = new Uint32Array(1);
+
+/**
+ * The TCP state of `fd` (`tcpi_state` from TCP_INFO: {@link TCP_SYN_SENT}, 1 for established,
+ * ...), or null when `fd` is not a TCP socket or libc cannot be reached.
+ */
+export function tcpState(fd: number): number | null {
+  let l: Libc;
+  try {
+    l = loadLibc();
+  } catch {
+    return null;
+  }
+  tcpInfoLength[0] = tcpInfo.length;
+  return l.getsockopt(fd, IPPROTO_TCP, TCP_INFO, ptr(tcpInfo), ptr(tcpInfoLength)) === 0 ? tcpInfo[0]! : null;
+}
+
+/**
+ * shutdown(2) both directions. On a socket still in SYN-SENT this aborts the connect at once
+ * (Linux disconnects it), so its owner sees the connect fail and closes the fd. Throws
+ * {@link SockoptError}.
+ */
+export function shutdownSocket(fd: number): void {
+  const l = loadLibc();
+  if (l.shutdown(fd, 2 /* SHUT_RDWR */) !== 0) throw new SockoptError("shutdown", read.i32(l.__errno_location(), 0));
+}
+
+/** An fd on /dev/null kept open for {@link lowestFreeFd} to dup; -1 until first needed. */
+let spareFd = -1;
+
+/**
+ * The fd the next socket(2) will get: the lowest free one (POSIX), found with dup(2) and close(2)
+ * of a /dev/null fd kept open for the purpose (two syscalls, a few µs). Null when none is free or
+ * libc cannot be reached.
+ */
+export function lowestFreeFd(): number | null {
+  try {
+    const l = loadLibc();
+    if (spareFd < 0) spareFd = openSync("/dev/null", "r");
+    const fd = l.dup(spareFd);
+    if (fd < 0) return null;
+    l.close(fd);
+    return fd;
+  } catch {
+    return null;
+  }
 }

@@ -40,6 +40,8 @@ export interface ConnTracker {
   handshakeDone(conn: ClientConn): void;
   /** The connection has closed and been logged. */
   closed(conn: ClientConn): void;
+  /** An outbound socket could not be opened for want of fds: stop accepting for a while. */
+  outOfFds(): void;
 }
 
 /** Options for {@link ProxyCore}. */
@@ -227,7 +229,9 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
         conn.race = null;
         if ("error" in r) {
           const code = errorCode(r.error);
-          return this.#refuse(conn, failureForError(r.error), code && !r.error.message.includes(code) ? `${code}: ${r.error.message}` : r.error.message);
+          const kind = failureForError(r.error);
+          if (kind === Failure.localResource) this.#tracker.outOfFds();
+          return this.#refuse(conn, kind, code && !r.error.message.includes(code) ? `${code}: ${r.error.message}` : r.error.message);
         }
         this.#connected(conn, r.socket, r.address, port);
       },

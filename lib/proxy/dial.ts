@@ -5,14 +5,22 @@
  * Does not resolve names (resolve.ts), check the policy (policy.ts) or relay bytes (relay.ts). It
  * hands the first connected socket to its caller, which wires it to a {@link TargetLeg}.
  *
- * `Bun.connect` has no way to abort a connect in progress. An attempt that loses the race, or is
- * still pending when the timeout fires, is marked abandoned and closed the moment it settles;
- * until then the kernel keeps its SYN-SENT socket (at most ~2 minutes with the default
- * `net.ipv4.tcp_syn_retries`). {@link DialStats.pendingAbandonedDials} shows how many there are.
+ * `Bun.connect` has no way to abort a connect in progress, and left alone the kernel keeps a
+ * SYN-SENT socket for ~2 minutes (the default `net.ipv4.tcp_syn_retries`). So each attempt
+ * learns its socket's fd: `Bun.connect` creates the socket synchronously, and it gets the lowest
+ * free fd, which is read just before the call and checked to be a TCP socket in SYN-SENT just
+ * after. An attempt that loses the race, or is still pending when the timeout fires, is
+ * abandoned with shutdown(2) on that fd, which makes Linux abort the connect at once: Bun sees
+ * it fail and closes the fd. The fd is only touched while the attempt is unsettled (Bun still
+ * owns it) and while it still refers to the same socket (its inode), still in SYN-SENT. When the fd cannot be learnt (another `connect` was injected, no
+ * libc), the attempt is closed the moment it settles, as before.
+ * {@link DialStats.pendingAbandonedDials} shows how many abandoned attempts are still pending.
  */
 import type { Socket, SocketHandler, TCPSocketConnectOptions } from "bun";
 import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
-import { ConnectTimeoutError } from "./errors.ts";
+import { fdInode, fdsExhausted } from "../net/fdlimit.ts";
+import { lowestFreeFd, shutdownSocket, TCP_SYN_SENT, tcpState } from "../net/sockopt.ts";
+import { ConnectTimeoutError, errorCode, LocalResourceError } from "./errors.ts";
 
 /**
  * Opens a TCP connection; the signature of `Bun.connect`, which is the default. Tests substitute
@@ -50,6 +58,10 @@ export class DialAttempt {
   settled = false;
   /** Lost the race, or the dial gave up: close on connect. */
   abandoned = false;
+  /** The pending socket's fd, while unsettled; -1 when unknown. */
+  fd = -1;
+  /** The inode of that socket: the fd is only shut down while it still refers to it. */
+  inode: number | null = null;
   constructor(
     /** Null once the race is over, so a long-lived socket does not keep the race alive. */
     public race: DialRace | null,
@@ -172,6 +184,7 @@ export class DialRace {
       queueMicrotask(() => this.failed(attempt, Object.assign(new Error(`no IPv${address.family} source address on the pinned exit`), { code: "EADDRNOTAVAIL" })));
       return;
     }
+    const fd = lowestFreeFd();
     try {
       // `localAddress` binds the socket before connect (Bun honours it; bun-types does not list it).
       const options: TCPSocketConnectOptions<DialAttempt> & { localAddress?: string } = {
@@ -187,6 +200,10 @@ export class DialRace {
     } catch (err) {
       this.failed(attempt, err instanceof Error ? err : new Error(String(err)));
     }
+    if (fd !== null && !attempt.settled && tcpState(fd) === TCP_SYN_SENT) {
+      attempt.fd = fd;
+      attempt.inode = fdInode(fd);
+    }
     if (!this.#done && this.#next < this.#addrs.length) {
       clearTimeout(this.#delayTimer);
       this.#delayTimer = setTimeout(() => this.#startNext(), this.#opts.attemptDelayMs ?? CONNECTION_ATTEMPT_DELAY_MS);
@@ -197,6 +214,7 @@ export class DialRace {
   opened(attempt: DialAttempt, socket: TargetSocket): void {
     if (attempt.settled) return;
     attempt.settled = true;
+    attempt.fd = -1;
     this.#pending--;
     if (attempt.abandoned) {
       this.#opts.stats.pendingAbandonedDials--;
@@ -213,17 +231,19 @@ export class DialRace {
   failed(attempt: DialAttempt, err: Error): void {
     if (attempt.settled) return;
     attempt.settled = true;
+    attempt.fd = -1;
     attempt.race = null;
     this.#pending--;
     if (attempt.abandoned) {
       this.#opts.stats.pendingAbandonedDials--;
       return;
     }
-    this.#lastError = err;
+    const error = localCause(err, attempt.address, this.#opts.port);
+    this.#lastError = error;
     if (this.#next < this.#addrs.length) return this.#startNext();
     if (this.#pending === 0) {
       this.#finish();
-      this.#opts.onDone({ error: err });
+      this.#opts.onDone({ error });
     }
   }
 
@@ -244,9 +264,39 @@ export class DialRace {
       if (a === winner || a.settled) continue;
       a.abandoned = true;
       this.#opts.stats.pendingAbandonedDials++;
+      abort(a);
     }
     this.#attempts = [];
   }
+}
+
+/**
+ * Aborts a pending attempt's connect: Bun then reports it failed (and closes its fd) on its next
+ * poll. Only called on an unsettled attempt, whose fd Bun still holds.
+ */
+function abort(attempt: DialAttempt): void {
+  if (attempt.fd < 0) return;
+  const fd = attempt.fd;
+  attempt.fd = -1;
+  // Belt and braces: should Bun ever close the fd before it reports the failure, the number may
+  // already belong to another socket. Only the one this attempt created, still connecting.
+  if (attempt.inode === null || fdInode(fd) !== attempt.inode || tcpState(fd) !== TCP_SYN_SENT) return;
+  try {
+    shutdownSocket(fd);
+  } catch {
+    // ENOTCONN: it settled in the kernel meanwhile; Bun reports that as usual.
+  }
+}
+
+/**
+ * Bun reports a connect whose socket(2) failed with EMFILE or ENFILE as `ECONNREFUSED`, which
+ * would blame the target for the proxy's own shortage. A refusal is checked against the fd
+ * budget (an open and a close) and replaced with a {@link LocalResourceError} when none is left.
+ */
+function localCause(err: Error, address: IpAddr, port: number): Error {
+  if (errorCode(err) !== "ECONNREFUSED") return err;
+  const code = fdsExhausted();
+  return code ? new LocalResourceError(code, formatHostPort({ host: formatIp(address), port }), { cause: err }) : err;
 }
 
 /** Starts a Happy Eyeballs race over `addrs` (already ordered; see {@link interleaveFamilies}). */

@@ -45,6 +45,24 @@ export class ResolveError extends Error {
   }
 }
 
+/**
+ * The outbound socket could not be created for want of a local resource. Bun reports socket(2)
+ * failing with EMFILE as a refused connect; the dialer checks and replaces it with this error, so
+ * that {@link failureForError} sees the real `code`.
+ */
+export class LocalResourceError extends Error {
+  override name = "LocalResourceError";
+  constructor(
+    /** `EMFILE` or `ENFILE`. */
+    readonly code: string,
+    /** What was being dialed, `host:port`. */
+    readonly target: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`cannot open a socket to ${target}: ${code} (${code === "EMFILE" ? "the proxy is at its open-files limit" : "the system is out of file descriptors"})`, options);
+  }
+}
+
 /** No connection attempt succeeded within `connectTimeoutMs`. */
 export class ConnectTimeoutError extends Error {
   override name = "ConnectTimeoutError";
@@ -80,7 +98,12 @@ export const Failure = {
   protocolError: "protocol_error",
   /** The OS cannot open a socket of the target's address family. */
   addressUnsupported: "address_unsupported",
-  /** Anything else (EMFILE, an unknown error). */
+  /**
+   * The proxy itself ran out of something it needs for the outbound socket (file descriptors,
+   * buffer space, memory): not the target's fault, and not worth retrying elsewhere at once.
+   */
+  localResource: "local_resource",
+  /** Anything else (an unknown error). */
   general: "general",
 } as const;
 
@@ -120,6 +143,11 @@ export function failureForError(err: unknown): FailureKind {
     case "EAFNOSUPPORT":
     case "EPROTONOSUPPORT":
       return Failure.addressUnsupported;
+    case "EMFILE": // this process is out of fds (Bun reports it as ECONNREFUSED; dial.ts tells them apart)
+    case "ENFILE": // the system is
+    case "ENOBUFS":
+    case "ENOMEM":
+      return Failure.localResource;
     default:
       return Failure.general;
   }
@@ -138,6 +166,8 @@ export function resultForFailure(kind: FailureKind): ConnectionResult {
       return "auth_failed";
     case Failure.protocolError:
       return "protocol_error";
+    case Failure.localResource:
+      return "local_resource";
     case Failure.networkUnreachable:
     case Failure.hostUnreachable:
     case Failure.addressUnsupported:

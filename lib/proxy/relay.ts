@@ -7,7 +7,8 @@
  * - Half-close: a FIN from one side is forwarded (`shutdown`) once everything before it has been
  *   written, and the other direction keeps flowing until it ends too.
  * - An abortive close (reset, error) on one side resets the other, so neither peer mistakes a
- *   truncated stream for a complete one.
+ *   truncated stream for a complete one. A write that fails counts as one, even when Bun then
+ *   reports the socket's close as clean.
  *
  * Does not time anything out (server.ts sweeps idle relays) and never inspects the bytes.
  *
@@ -107,7 +108,8 @@ export class Relay implements TargetLeg {
       return;
     }
     const n = this.target.write(d);
-    if (n === d.length || n < 0) return; // n < 0: the target is closing; its close event follows
+    if (n < 0) return this.#writeFailed("target");
+    if (n === d.length) return;
     this.#toTarget = d.subarray(n);
     this.client.pause();
   }
@@ -123,7 +125,8 @@ export class Relay implements TargetLeg {
       return;
     }
     const n = this.client.write(d);
-    if (n === d.length || n < 0) return;
+    if (n < 0) return this.#writeFailed("client");
+    if (n === d.length) return;
     this.#toClient = d.subarray(n);
     this.target.pause();
   }
@@ -133,7 +136,7 @@ export class Relay implements TargetLeg {
     const buf = this.#toTarget;
     if (!buf) return;
     const n = this.target.write(buf);
-    if (n < 0) return;
+    if (n < 0) return this.#writeFailed("target");
     if (n < buf.length) {
       this.#toTarget = buf.subarray(n);
       return;
@@ -148,7 +151,7 @@ export class Relay implements TargetLeg {
     const buf = this.#toClient;
     if (!buf) return;
     const n = this.client.write(buf);
-    if (n < 0) return;
+    if (n < 0) return this.#writeFailed("client");
     if (n < buf.length) {
       this.#toClient = buf.subarray(n);
       return;
@@ -212,6 +215,25 @@ export class Relay implements TargetLeg {
   abort(): void {
     if (!this.#clientGone) this.client.terminate();
     if (!this.#targetGone) this.target.terminate();
+  }
+
+  /**
+   * A write failed: Bun returns -1 once the socket is closed or reset, and then may report the
+   * close as a clean `end` (a target that resets at accept, while the client's early data is
+   * written). Bytes were lost, so this is abortive whatever the close event says: reset both.
+   */
+  #writeFailed(side: "client" | "target"): void {
+    const err = Object.assign(new Error(`write to the ${side} failed: connection reset`), { code: "ECONNRESET" });
+    this.#error ??= err;
+    this.#toTarget = null;
+    this.#toClient = null;
+    if (side === "target") {
+      if (!this.#clientGone) this.client.terminate();
+      if (!this.#targetGone) this.target.terminate();
+    } else {
+      if (!this.#targetGone) this.target.terminate();
+      if (!this.#clientGone) this.client.terminate();
+    }
   }
 
   #shutTarget(): void {

@@ -6,9 +6,15 @@
  * goes through these stages, each with its own way to end (the `result` label of the metrics):
  *
  *   accept ─ client outside allowClients? ──────────────────────────── denied_client (no byte read)
- *     │      more than maxConnections open? ─────────────────────────── (counted as over limit)
+ *     │      half of maxConnections still in their handshake? the oldest (if older than
+ *     │        EVICT_AFTER_MS) is closed to make room ────────────────── protocol_error
+ *     │      more than maxConnections open, or handshakes full? ──────── (counted as over limit)
  *   first byte → protocol handler (socks5-session.ts) ─ handshakeTimeoutMs ─ protocol_error
  *   core (core.ts): policy, resolve, dial, relay, the log line
+ *
+ * maxConnections is clamped to what the open-files limit can hold, and the listeners stop
+ * accepting while the process is about to run out of fds (fd-gate.ts): Bun's accept loop would
+ * otherwise spin on EMFILE.
  *
  * Does not create routes, marks or firewall rules (lib/host does, and the daemon glues them
  * together), and does not read config files: it takes parsed values (options.ts).
@@ -19,6 +25,7 @@ import { formatHostPort, formatIp, parseIp, unmapIp } from "../net/ip.ts";
 import { ProxyCore, type ConnTracker } from "./core.ts";
 import type { SourceAddresses } from "./dial.ts";
 import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
+import { FdGate } from "./fd-gate.ts";
 import { Keepalive } from "./keepalive.ts";
 import { normalizeOptions, type ListenSpec, type ProxyServerOptions, type Settings } from "./options.ts";
 import { clientAllowed } from "./policy.ts";
@@ -38,6 +45,14 @@ export interface StopOptions {
 }
 
 type Listener = TCPSocketListener<ClientConn | undefined>;
+
+/**
+ * A handshake at least this old may be closed to make room for a new client when handshakes hold
+ * their whole share of the slots; a younger one is left to finish (a client on a slow link needs
+ * a few round trips) and the new client is closed instead.
+ */
+export const EVICT_AFTER_MS = 250;
+
 
 /**
  * A SOCKS5 proxy (CONNECT only) with client and destination policy. Construct, `start()`,
@@ -64,6 +79,10 @@ export class ProxyServer {
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #whenIdle: (() => void) | null = null;
   #lastOverLimitWarning = -Infinity;
+  /** maxConnections as configured, or less when the open-files limit cannot hold that many. */
+  #maxConnections: number;
+  /** The fd budget; null until start. */
+  #fds: FdGate | null = null;
   /**
    * Every listener carries the keepalive options, so accepted sockets inherit them. False when a
    * listener could not be set up that way: each client socket is then set on its own.
@@ -74,6 +93,7 @@ export class ProxyServer {
   /** Validates `options`; throws {@link ProxyConfigError}. Binds nothing until {@link start}. */
   constructor(options: ProxyServerOptions) {
     this.#settings = normalizeOptions(options);
+    this.#maxConnections = this.#settings.maxConnections;
     this.#log = options.log ?? silentLogger;
     this.#clock = options.clock ?? (() => performance.now());
     this.#keepalive = new Keepalive(this.#settings.keepalive, this.#log);
@@ -84,6 +104,7 @@ export class ProxyServer {
         this.#handshaking.delete(c);
         if (this.#conns.size === 0) this.#whenIdle?.();
       },
+      outOfFds: () => this.#fds?.pause("an outbound socket failed for want of fds"),
     };
     const core = new ProxyCore({ settings: this.#settings, stats: this.stats, log: this.#log, clock: this.#clock, keepalive: this.#keepalive, tracker });
     this.#core = core;
@@ -132,6 +153,16 @@ export class ProxyServer {
     if (this.#state !== "new") throw new Error(`ProxyServer.start() called when ${this.#state}`);
     this.#bindAll(this.#settings.listeners);
     this.#listenersKeepalive = this.#keepalive.applyToListeners(this.#listeners.values());
+    this.#fds = new FdGate({
+      log: () => this.#log,
+      stats: this.stats,
+      connections: () => this.#conns.size,
+      stopListening: () => {
+        for (const listener of this.#listeners.values()) listener.stop(false);
+      },
+      listenAgain: () => this.#listenAgain(),
+    });
+    this.#maxConnections = this.#fds.admissible(this.#settings.maxConnections);
     this.#state = "running";
     this.#restartSweep();
     this.#log.info("proxy listening", { listen: this.stats.listeners.join(","), dns: this.#settings.dnsMode });
@@ -164,6 +195,7 @@ export class ProxyServer {
       this.#refreshListenerStats();
     }
     this.#settings = next;
+    this.#maxConnections = this.#fds?.admissible(next.maxConnections) ?? next.maxConnections;
     this.#core.settings = next;
     this.#keepalive.schedule = next.keepalive;
     if (this.#state === "running") {
@@ -181,6 +213,7 @@ export class ProxyServer {
     if (this.#state === "stopped" || this.#state === "stopping") return;
     const wasRunning = this.#state === "running";
     this.#state = "stopping";
+    this.#fds?.stop();
     for (const listener of this.#listeners.values()) listener.stop(false);
     this.#listeners.clear();
     this.#refreshListenerStats();
@@ -202,6 +235,21 @@ export class ProxyServer {
     this.#sweep = undefined;
     this.#state = "stopped";
     if (wasRunning) this.#log.info("proxy stopped", { reset: left });
+  }
+
+  /** Binds every listener again after a pause for want of fds, on the same ports. */
+  #listenAgain(): boolean {
+    if (this.#state !== "running") return true;
+    // The same ports again, also for listeners configured with port 0.
+    const specs = this.#settings.listeners.map((l) => ({ ...l, port: this.#listeners.get(l.key)?.port ?? l.port }));
+    try {
+      this.#bindAll(specs);
+    } catch (err) {
+      this.#log.error("proxy: cannot listen again after running short of fds; retrying", { err });
+      return false;
+    }
+    this.#listenersKeepalive = this.#keepalive.applyToListeners(this.#listeners.values());
+    return true;
   }
 
   #bindAll(specs: readonly ListenSpec[]): void {
@@ -247,6 +295,7 @@ export class ProxyServer {
 
   #tick(): void {
     const now = this.#clock();
+    this.#fds?.check(this.stats.pendingAbandonedDials);
     for (const c of this.#handshaking) {
       if (now < c.deadline) continue;
       this.stats.handshakeTimeouts++;
@@ -318,17 +367,18 @@ export class ProxyServer {
       socket.end();
       return;
     }
-    if (this.#conns.size >= settings.maxConnections) {
+    const max = this.#maxConnections;
+    const startedAt = this.#clock();
+    const handshakesFull = this.#handshaking.size >= Math.max(1, Math.floor(max / 2)) && !this.#evictOldestHandshake(startedAt);
+    if (handshakesFull || this.#conns.size >= max) {
       this.stats.connectionsOverLimit++;
-      const now = this.#clock();
-      if (now - this.#lastOverLimitWarning > 1000) {
-        this.#lastOverLimitWarning = now;
-        this.#log.warn("proxy at maxConnections, closing new connections", { maxConnections: settings.maxConnections, overLimitTotal: this.stats.connectionsOverLimit });
+      if (startedAt - this.#lastOverLimitWarning > 1000) {
+        this.#lastOverLimitWarning = startedAt;
+        this.#log.warn("proxy at maxConnections, closing new connections", { maxConnections: max, handshaking: this.#handshaking.size, overLimitTotal: this.stats.connectionsOverLimit });
       }
       socket.end();
       return;
     }
-    const startedAt = this.#clock();
     const conn = new ClientConn({ socket, client, startedAt, deadline: startedAt + settings.handshakeTimeoutMs, owner: this.#core });
     socket.data = conn;
     conn.source = this.#pinnedFor(socket, settings);
@@ -340,5 +390,18 @@ export class ProxyServer {
     if (!settings.noDelay) socket.setNoDelay(false);
     if (!this.#listenersKeepalive) this.#keepalive.socket(socket);
     if (this.#log.debugEnabled) this.#log.debug("proxy accepted", { client, listen: formatHostPort({ host: socket.localAddress, port: socket.localPort }) });
+  }
+
+  /**
+   * Connections in their handshake may hold at most half of the slots, so that clients that
+   * stall after a byte or two cannot lock out one that completes its handshake: the oldest
+   * handshake gives way, once it has had {@link EVICT_AFTER_MS} to finish. False when none may.
+   */
+  #evictOldestHandshake(now: number): boolean {
+    const oldest = this.#handshaking.values().next().value;
+    if (!oldest || now - oldest.startedAt < EVICT_AFTER_MS) return false;
+    this.stats.handshakeEvictions++;
+    this.#core.fail(oldest, Failure.protocolError, "handshake slots full: closed for a new client");
+    return true;
   }
 }

@@ -56,6 +56,7 @@ export function socks5Reply(kind: FailureKind): ReplyCode {
     case Failure.addressUnsupported:
       return Reply.addressTypeNotSupported;
     case Failure.protocolError:
+    case Failure.localResource:
     case Failure.general:
       return Reply.generalFailure;
   }

@@ -15,6 +15,7 @@ export const CONNECTION_RESULTS = [
   "denied_destination",
   "auth_failed",
   "protocol_error",
+  "local_resource",
 ] as const;
 
 /** One of {@link CONNECTION_RESULTS}. */
@@ -63,8 +64,18 @@ export interface ProxyStats {
   connectionsActive: number;
   /** Client connections by how they ended (or, for `ok`, by how they started relaying). */
   readonly connectionsTotal: Record<ConnectionResult, number>;
-  /** Connections closed at accept because `maxConnections` were already open. */
+  /**
+   * Connections closed at accept because `maxConnections` were already open, or half of them
+   * were in their handshake and none of those had been at it for long.
+   */
   connectionsOverLimit: number;
+  /**
+   * Handshakes closed to make room for a new client, because connections still in their
+   * handshake held their whole share of `maxConnections` (also counted as `protocol_error`).
+   */
+  handshakeEvictions: number;
+  /** Times the listeners stopped accepting because the process was about to run out of fds. */
+  acceptPauses: number;
   /** Failed RFC 1929 logins (also counted in `connectionsTotal.auth_failed`). */
   authFailures: number;
   /** Handshakes that hit `handshakeTimeoutMs` (also counted as `protocol_error`). */
@@ -77,7 +88,8 @@ export interface ProxyStats {
   readonly connectDuration: Histogram;
   /**
    * Gauge: outbound connects that lost a Happy Eyeballs race or timed out and are still pending in
-   * the kernel. `Bun.connect` cannot be aborted; each is closed the moment it settles.
+   * the kernel. Each is aborted at once (dial.ts), so this drops back to 0 within a poll; it stays
+   * up only when a pending socket's fd could not be learnt, until the kernel gives up.
    */
   pendingAbandonedDials: number;
   /** The addresses being listened on now, `host:port` (IPv6 in brackets). */
@@ -92,6 +104,8 @@ export function createStats(): ProxyStats {
     connectionsActive: 0,
     connectionsTotal,
     connectionsOverLimit: 0,
+    handshakeEvictions: 0,
+    acceptPauses: 0,
     authFailures: 0,
     handshakeTimeouts: 0,
     bytesClientToTarget: 0,

@@ -29,7 +29,7 @@ function promtool(...args: string[]) {
 
 describe("alert rules", () => {
   test("the alerts the issue asks for", () => {
-    expect(rules.map((r) => r.alert).sort()).toEqual(["EgressdDown", "EgressdLeakGuardDrops", "EgressdProxyErrorRatio", "EgressdReconcileRepairs", "EgressdTunnelDown", "EgressdTunnelStale"]);
+    expect(rules.map((r) => r.alert).sort()).toEqual(["EgressdDown", "EgressdLeakGuardDrops", "EgressdNotReady", "EgressdProxyErrorRatio", "EgressdProxyOutOfFds", "EgressdReconcileRepairs", "EgressdTunnelDown", "EgressdTunnelStale"]);
   });
 
   test("the unit test has a firing and a quiet case for every alert", () => {
@@ -42,7 +42,7 @@ describe("alert rules", () => {
 
   test("they use only egressd's own metric names (and Prometheus' up)", () => {
     const names = [...new Set(rules.flatMap((r) => metricNames(r.expr)))].sort();
-    expect(names).toEqual(["egressd_leak_guard_dropped_packets_total", "egressd_proxy_connections_total", "egressd_reconcile_repairs_total", "egressd_tunnel_up", "up", "wireguard_latest_handshake_seconds"]);
+    expect(names).toEqual(["egressd_leak_guard_dropped_packets_total", "egressd_proxy_accept_paused_total", "egressd_proxy_connections_total", "egressd_ready", "egressd_reconcile_repairs_total", "egressd_tunnel_up", "up", "wireguard_latest_handshake_seconds"]);
   });
 
   test.skipIf(skip !== null)("promtool check rules", () => {

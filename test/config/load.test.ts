@@ -3,6 +3,7 @@
  * relative secret paths resolve ($CREDENTIALS_DIRECTORY, then beside the config), and file-level
  * errors (missing, not JSON).
  */
+import { dirname } from "node:path";
 import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -105,6 +106,16 @@ describe("secret files", () => {
     expect(warnings).toEqual([
       `interface.privateKeyFile: "${d.keyFile}" has permissions ${octal}; the group can read it (chmod 600 is safer)`,
     ]);
+  });
+
+  test("a group-readable key in $CREDENTIALS_DIRECTORY gives no warning: systemd 257 makes credentials 0440 itself", () => {
+    const d = configDir(undefined, { keyMode: 0o440 });
+    const warnings: string[] = [];
+    load(d.configFile, { warn: (m) => warnings.push(m), env: { CREDENTIALS_DIRECTORY: dirname(d.keyFile) } });
+    expect(warnings).toEqual([]);
+    // The same file outside the credentials directory is still warned about.
+    load(d.configFile, { warn: (m) => warnings.push(m), env: {} });
+    expect(warnings).toHaveLength(1);
   });
 
   test.each([0o600, 0o400, 0o700])("a private key file (%o) gives no warning", (mode) => {

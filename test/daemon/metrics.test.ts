@@ -124,6 +124,7 @@ describe("the daemon's one cache of wg and nft reads", () => {
     expect(before).toContain("egressd_tunnel_up 0\n");
     expect(handshakeSample(before)).toBeUndefined();
     expect(await readiness(view)).toEqual({ ok: false, reason: "interface wg-egress is missing" });
+    expect(before).toContain("\negressd_ready 0\n");
     expect(await statusLine(view)).toBe("tunnel interface missing; 1 active connection");
 
     // A reconcile pass re-creates it (no time passes: well within the cache's second).
@@ -133,6 +134,7 @@ describe("the daemon's one cache of wg and nft reads", () => {
     expect(after).toContain("egressd_tunnel_up 1\n");
     expect(handshakeSample(after)).toBeDefined();
     expect(await readiness(view)).toEqual({ ok: true });
+    expect(after).toContain("\negressd_ready 1\n");
     expect(await statusLine(view)).toBe("handshake under a minute ago; 1 active connection");
     expect(host.calls.wg).toBe(2);
   });

@@ -108,4 +108,13 @@ describe.skipIf(skip !== null)("the dashboard against a real scrape", () => {
     expect(used.length).toBeGreaterThan(12);
     expect(used.filter((n) => !have.has(n))).toEqual([]);
   });
+
+  test("so is every metric name of the alert rules (but Prometheus' own up)", async () => {
+    const scrape = await daemon.scrape();
+    const have = new Set(scrape.samples.map((s) => s.name));
+    const doc = Bun.YAML.parse(readFileSync(join(import.meta.dir, "../../alerts/egressd.rules.yml"), "utf8")) as { groups: { rules: { expr: string }[] }[] };
+    const used = [...new Set(doc.groups.flatMap((g) => g.rules.flatMap((r) => metricNames(r.expr))))].filter((n) => n !== "up").sort();
+    expect(used.length).toBeGreaterThan(4);
+    expect(used.filter((n) => !have.has(n))).toEqual([]);
+  });
 });

@@ -18,6 +18,8 @@ describe("createEgressdMetrics", () => {
       "egressd_proxy_connections_total",
       "egressd_proxy_relayed_bytes_total",
       "egressd_proxy_connect_duration_seconds",
+      "egressd_proxy_accept_paused_total",
+      "egressd_proxy_handshake_evictions_total",
       "egressd_tunnel_up",
       "egressd_tunnel_info",
       "egressd_tunnel_endpoint_reresolutions_total",
@@ -37,6 +39,16 @@ describe("createEgressdMetrics", () => {
     expect(text).toContain(
       `wireguard_latest_handshake_delay_seconds{interface="wg-egress",public_key="${EXIT_KEY}",allowed_ips="0.0.0.0/0",friendly_name="hetzner"} 10\n`,
     );
+  });
+
+  test("egressd_ready follows the readiness source, after the tunnel families", async () => {
+    let ok = true;
+    const m = createEgressdMetrics({ ...fakeSources(), readiness: { ready: async () => ({ ok }) } }, { build, process: false });
+    const text = await m.registry.render();
+    expect(text).toContain("# TYPE egressd_ready gauge\negressd_ready 1\n");
+    expect(text.indexOf("egressd_ready")).toBeGreaterThan(text.indexOf("egressd_tunnel_endpoint_reresolutions_total"));
+    ok = false;
+    expect(await m.registry.render()).toContain("\negressd_ready 0\n");
   });
 
   test("reads every source on every scrape: caching the forking ones is their provider's job", async () => {

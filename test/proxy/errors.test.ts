@@ -4,6 +4,7 @@ import {
   ConnectTimeoutError,
   Failure,
   ListenError,
+  LocalResourceError,
   ResolveError,
   errorCode,
   failureForError,
@@ -33,7 +34,11 @@ const OS_ERRORS: [string, FailureKind, number, string][] = [
   ["EPROTONOSUPPORT", Failure.addressUnsupported, Reply.addressTypeNotSupported, "unreachable"],
   ["ENOTFOUND", Failure.hostUnreachable, Reply.hostUnreachable, "unreachable"],
   ["ENODATA", Failure.hostUnreachable, Reply.hostUnreachable, "unreachable"],
-  ["EMFILE", Failure.general, Reply.generalFailure, "unreachable"],
+  // Regression: out of fds for the outbound socket, the client was told "connection refused".
+  ["EMFILE", Failure.localResource, Reply.generalFailure, "local_resource"],
+  ["ENFILE", Failure.localResource, Reply.generalFailure, "local_resource"],
+  ["ENOBUFS", Failure.localResource, Reply.generalFailure, "local_resource"],
+  ["ENOMEM", Failure.localResource, Reply.generalFailure, "local_resource"],
   ["EADDRNOTAVAIL", Failure.general, Reply.generalFailure, "unreachable"],
   ["ESOMETHINGNEW", Failure.general, Reply.generalFailure, "unreachable"],
 ];
@@ -58,6 +63,7 @@ describe("failureForError: errors that are not plain OS errors", () => {
     ["null", null, Failure.general, Reply.generalFailure],
     ["undefined", undefined, Failure.general, Reply.generalFailure],
     ["numeric code", Object.assign(new Error("x"), { code: 111 }), Failure.general, Reply.generalFailure],
+    ["out of fds, as the dialer reports it", new LocalResourceError("EMFILE", "192.0.2.1:80"), Failure.localResource, Reply.generalFailure],
   ])("%s -> %s", (_name, e, kind, reply) => {
     expect(failureForError(e)).toBe(kind);
     expect(socks5Reply(failureForError(e)) as number).toBe(reply);
@@ -87,6 +93,7 @@ describe("socks5Reply and resultForFailure: every kind", () => {
     [Failure.authFailed, Reply.notAllowed, "auth_failed"],
     [Failure.protocolError, Reply.generalFailure, "protocol_error"],
     [Failure.addressUnsupported, Reply.addressTypeNotSupported, "unreachable"],
+    [Failure.localResource, Reply.generalFailure, "local_resource"],
     [Failure.general, Reply.generalFailure, "unreachable"],
   ];
   test.each(KINDS)("%s -> reply %d, result %s", (kind, reply, result) => {

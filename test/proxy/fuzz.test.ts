@@ -170,6 +170,7 @@ test(`fuzz: ${CASES} random and mutated handshakes (seed ${SEED})`, async () => 
     "--dns", "tunnel", "--dns-server", `${dns.address}:${dns.port}`, "--dns-timeout", "500ms",
     "--handshake-timeout", "500ms",
     "--connect-timeout", "1s",
+    "--max-connections", "5000", // within the fd limit of any test machine: no warning
     "--log-level", "debug", // "proxy accepted" lines, to match against "connection closed"
   ]);
   const inputs = Array.from({ length: CASES }, () => ({

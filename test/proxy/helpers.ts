@@ -84,10 +84,11 @@ export interface ProxyProcess {
 
 /**
  * Spawns `egressd proxy --listen 127.0.0.1:0 <args>` (or with the `--listen` flags in `args`) and
- * waits for its "proxy listening" line.
+ * waits for its "proxy listening" line. `wrap` runs it under a command that execs it, such as
+ * `prlimit --nofile=256:256 --`, so that `proc.pid` is still the proxy's.
  */
-export async function spawnProxy(args: string[]): Promise<ProxyProcess> {
-  const argv = [...proxyArgv(), ...(args.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"]), ...args];
+export async function spawnProxy(args: string[], opts: { wrap?: readonly string[] } = {}): Promise<ProxyProcess> {
+  const argv = [...(opts.wrap ?? []), ...proxyArgv(), ...(args.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"]), ...args];
   const proc = Bun.spawn(argv, { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...process.env, JOURNAL_STREAM: "" } });
   let log = "";
   let exited = false;

@@ -8,8 +8,8 @@ test("every result label starts at zero", () => {
   for (const r of CONNECTION_RESULTS) expect(s.connectionsTotal[r]).toBe(0);
 });
 
-test("the result labels are exactly the eight the metrics expose", () => {
-  expect([...CONNECTION_RESULTS]).toEqual(["ok", "refused", "unreachable", "timeout", "denied_client", "denied_destination", "auth_failed", "protocol_error"]);
+test("the result labels are exactly the nine the metrics expose", () => {
+  expect([...CONNECTION_RESULTS]).toEqual(["ok", "refused", "unreachable", "timeout", "denied_client", "denied_destination", "auth_failed", "protocol_error", "local_resource"]);
 });
 
 test("observe puts each value in the first bucket whose bound is >= it", () => {
