@@ -16,6 +16,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
+import { dropWireguardUdp } from "../lab/outage.ts";
 import { type LabDaemon, poll, removeDaemonDirs, startLabDaemon } from "./helpers.ts";
 
 const skip = labUnsupported();
@@ -96,8 +97,7 @@ async function until(wan: string, since: number, what: string, pinnedSeen: Set<s
 async function outage(kind: "udp" | "wireguard", on: boolean): Promise<void> {
   const a = lab.exits[0]!;
   if (kind === "udp") {
-    if (on) await lab.exec(a.ns, ["nft", "-f", "-"], { stdin: "table inet lab_outage {\n\tchain input {\n\t\ttype filter hook input priority -10; policy accept;\n\t\tudp dport 51820 drop\n\t}\n}\n" });
-    else await lab.exec(a.ns, ["nft", "delete", "table", "inet", "lab_outage"]);
+    await dropWireguardUdp(lab, a.ns, on);
   } else {
     await lab.exec(a.ns, ["ip", "link", "set", "dev", a.wg, on ? "down" : "up"]);
   }
@@ -156,7 +156,7 @@ describe.skipIf(skip !== null)("failover between two exits (compiled egressd)", 
   test(name("both exits down: every connection fails, pinned or not; nothing leaks"), async () => {
     const cap = await lab.capture(lab.ns.gw, "wan", `tcp and host ${lab.addr.host4}`);
     await outage("udp", true);
-    await lab.exec(lab.exits[1]!.ns, ["nft", "-f", "-"], { stdin: "table inet lab_outage {\n\tchain input {\n\t\ttype filter hook input priority -10; policy accept;\n\t\tudp dport 51820 drop\n\t}\n}\n" });
+    await dropWireguardUdp(lab, lab.exits[1]!.ns, true);
     try {
       await poll(async () => (await daemon!.control("status")).exits.every((e: any) => e.health === "down"), 60_000, "both exits down");
       expect((await daemon!.control("status")).exits.some((e: any) => e.active)).toBe(false);
@@ -167,7 +167,7 @@ describe.skipIf(skip !== null)("failover between two exits (compiled egressd)", 
       expect(await control()).toBe(lab.addr.gwWan4);
     } finally {
       await outage("udp", false);
-      await lab.exec(lab.exits[1]!.ns, ["nft", "delete", "table", "inet", "lab_outage"]);
+      await dropWireguardUdp(lab, lab.exits[1]!.ns, false);
     }
     const { lines } = await cap.stop();
     expect(lines.filter((l) => l.includes(`.${ECHO}:`) || l.includes(`.${ECHO} `)).length).toBe(0);

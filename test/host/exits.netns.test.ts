@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Repair } from "../../lib/host/change.ts";
 import { HostManager } from "../../lib/host/manager.ts";
 import { createLab, labUnsupported, waitUntil, type Lab } from "../lab/index.ts";
+import { dropWireguardUdp, linesWithPort } from "../lab/outage.ts";
 
 const skip = labUnsupported();
 let lab: Lab;
@@ -63,19 +64,6 @@ async function snapshot(): Promise<string> {
   return parts.map((p) => p.stdout).join("---\n");
 }
 
-function byPort(lines: readonly string[], port: number): number {
-  return lines.filter((l) => l.includes(`.${port}:`) || l.includes(`.${port} `)).length;
-}
-
-/** Drops (or lets through again) all WireGuard UDP at an exit, as a provider outage would. */
-async function blockUdp(ns: string, on: boolean): Promise<void> {
-  if (on) {
-    await lab.exec(ns, ["nft", "-f", "-"], { stdin: "table inet lab_outage {\n\tchain input {\n\t\ttype filter hook input priority -10; policy accept;\n\t\tudp dport 51820 drop\n\t}\n}\n" });
-  } else {
-    await lab.exec(ns, ["nft", "delete", "table", "inet", "lab_outage"]);
-  }
-}
-
 describe.skipIf(skip !== null)("two exits in namespaces", () => {
   test("up: new connections leave by the first exit; a socket bound to an exit's address leaves by that exit", async () => {
     const as = { uid: lab.uid, netAdmin: true };
@@ -106,7 +94,7 @@ describe.skipIf(skip !== null)("two exits in namespaces", () => {
 
   test("exit A's UDP dropped: a connection pinned to A fails, never another exit or home; WAN shows none", async () => {
     const cap = await lab.capture(lab.ns.gw, "wan", filter);
-    await blockUdp(lab.exits[0]!.ns, true);
+    await dropWireguardUdp(lab, lab.exits[0]!.ns, true);
     try {
       const r = await connect({ marked: true, source: A.tunnel, wait: 2 });
       expect(r.exitCode).not.toBe(0);
@@ -114,11 +102,11 @@ describe.skipIf(skip !== null)("two exits in namespaces", () => {
       expect(await seen({ marked: true })).toBe(B.wan); // the active exit is unaffected
       expect(await seen({ marked: false })).toBe(lab.addr.gwWan4); // positive control
     } finally {
-      await blockUdp(lab.exits[0]!.ns, false);
+      await dropWireguardUdp(lab, lab.exits[0]!.ns, false);
     }
     const { lines } = await cap.stop();
-    expect(byPort(lines, MARKED_PORT)).toBe(0);
-    expect(byPort(lines, CONTROL_PORT)).toBeGreaterThan(0);
+    expect(linesWithPort(lines, MARKED_PORT)).toEqual([]);
+    expect(linesWithPort(lines, CONTROL_PORT).length).toBeGreaterThan(0);
     expect(await host.drift()).toEqual([]); // an outage beyond the gateway is not host drift: health is the daemon's job
     await waitUntil(async () => (await seen({ marked: true, source: A.tunnel })) === A.wan, 15_000, "exit A back");
   }, 60_000);
@@ -126,8 +114,8 @@ describe.skipIf(skip !== null)("two exits in namespaces", () => {
   test("no exit active and both exits' UDP dropped: every connection fails at once or times out; WAN shows none", async () => {
     await host.setActive(null);
     const cap = await lab.capture(lab.ns.gw, "wan", filter);
-    await blockUdp(lab.exits[0]!.ns, true);
-    await blockUdp(lab.exits[1]!.ns, true);
+    await dropWireguardUdp(lab, lab.exits[0]!.ns, true);
+    await dropWireguardUdp(lab, lab.exits[1]!.ns, true);
     try {
       for (const source of [undefined, A.tunnel, B.tunnel]) {
         const r = await connect({ marked: true, source, wait: 1 });
@@ -137,12 +125,12 @@ describe.skipIf(skip !== null)("two exits in namespaces", () => {
       expect(unpinned.stderr).toContain("No route to host"); // the shared table holds only the unreachable default
       expect(await seen({ marked: false })).toBe(lab.addr.gwWan4);
     } finally {
-      await blockUdp(lab.exits[0]!.ns, false);
-      await blockUdp(lab.exits[1]!.ns, false);
+      await dropWireguardUdp(lab, lab.exits[0]!.ns, false);
+      await dropWireguardUdp(lab, lab.exits[1]!.ns, false);
     }
     const { lines } = await cap.stop();
-    expect(byPort(lines, MARKED_PORT)).toBe(0);
-    expect(byPort(lines, CONTROL_PORT)).toBeGreaterThan(0);
+    expect(linesWithPort(lines, MARKED_PORT)).toEqual([]);
+    expect(linesWithPort(lines, CONTROL_PORT).length).toBeGreaterThan(0);
     expect(await host.drift()).toEqual([]);
     await host.setActive(A.name);
     await waitUntil(async () => (await seen({ marked: true })) === A.wan, 15_000, "exit A active again");
