@@ -76,6 +76,25 @@ export interface DaemonStatus {
   killSwitch: { enabled: boolean; droppedPackets: number; droppedBytes: number };
   reconcile: { runs: number; repairs: number; last: ReconcileStatus | null };
   metrics: { listen: string | null };
+  /** Several exits only: each exit, in priority order, and which one is active. */
+  exits?: ExitStatusLine[];
+}
+
+/** One exit of several in {@link DaemonStatus}. */
+export interface ExitStatusLine {
+  name: string;
+  interface: string;
+  /** New connections leave by it. */
+  active: boolean;
+  /** `up`, `down`, or `unknown` before its first probe. */
+  health: string;
+  /** Why its last probe missed, or "". */
+  lastReason: string;
+  /** Last successful probe's latency, seconds, or null. */
+  probeSeconds: number | null;
+  /** Its interface exists and is up. */
+  linkUp: boolean;
+  latestHandshake: number;
 }
 
 /** Handshake ages (seconds) at which `check` warns and goes critical. */
@@ -152,6 +171,17 @@ export function renderStatus(s: DaemonStatus): string {
   lines.push(`reconcile: ${s.reconcile.runs} runs, ${s.reconcile.repairs} repairs; last ${lastText}`);
   for (const rep of last?.repairs ?? []) lines.push(`  repaired ${rep.object}: ${rep.detail}`);
   lines.push(`metrics: ${s.metrics.listen ?? "off"}`);
+  if (s.exits) {
+    lines.push("");
+    const active = s.exits.find((e) => e.active);
+    lines.push(`exits: ${active ? `${active.name} active` : "NONE ACTIVE (no exit is up; new connections fail)"}`);
+    for (const e of s.exits) {
+      const a = age(s.now, e.latestHandshake);
+      const probe = e.probeSeconds === null ? "" : `, probe ${Math.round(e.probeSeconds * 1000)} ms`;
+      const why = e.health === "down" && e.lastReason ? ` (${e.lastReason})` : "";
+      lines.push(`  ${e.active ? "*" : " "} ${e.name} via ${e.interface}${e.linkUp ? "" : " (interface DOWN)"}: ${e.health}${why}, handshake ${a === null ? "never" : `${formatAge(a)} ago`}${probe}`);
+    }
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -197,6 +227,13 @@ export function evaluateHealth(s: DaemonStatus): CheckResult[] {
       ? { name: "firewall", state: "ok", message: "nft table inet egressd in place" }
       : { name: "firewall", state: "critical", message: "nft table inet egressd missing" },
   );
+  if (s.exits) {
+    const active = s.exits.find((e) => e.active);
+    const down = s.exits.filter((e) => e.health !== "up").map((e) => e.name);
+    if (!active) out.push({ name: "exits", state: "critical", message: "no exit is up; new connections fail" });
+    else if (down.length) out.push({ name: "exits", state: "warning", message: `${active.name} active; ${down.join(", ")} not up` });
+    else out.push({ name: "exits", state: "ok", message: `${active.name} active; all ${s.exits.length} exits up` });
+  }
   out.push(
     s.proxy.listeners.length
       ? { name: "proxy", state: "ok", message: `listening on ${s.proxy.listeners.join(", ")}` }

@@ -244,6 +244,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       port,
       connectTimeoutMs: settings.connectTimeoutMs,
       connect: settings.dial,
+      source: conn.source,
       stats: this.stats,
       onDone: (r) => {
         conn.race = null;
@@ -266,6 +267,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     observe(this.stats.connectDuration, (now - conn.dialStart) / 1000);
     conn.address = formatHostPort({ host: formatIp(address), port });
     const local = parseIp(target.localAddress);
+    conn.bound = local ? formatIp(unmapIp(local)) : null;
     const relay = new Relay({ client: conn.socket, target, stats: this.stats, owner: conn, clock: settings.idleTimeoutMs > 0 ? this.clock : null });
     target.data.leg = relay;
     conn.relay = relay;

@@ -10,10 +10,10 @@
  */
 import { PROXY_DEFAULTS } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
-import { formatHostPort, formatIp, isWildcard, parseIp, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
+import { formatHostPort, formatIp, isWildcard, parseHostPort, parseIp, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
 import { KEEPALIVE_LIMITS, type KeepaliveSchedule } from "../net/sockopt.ts";
 import { CredentialChecker, type Credentials } from "./auth.ts";
-import type { Connect } from "./dial.ts";
+import type { Connect, SourceAddresses } from "./dial.ts";
 import { ProxyConfigError } from "./errors.ts";
 import type { DestinationPolicy } from "./policy.ts";
 import type { ProtocolFactory } from "./protocol.ts";
@@ -74,6 +74,12 @@ export interface ProxyServerOptions {
   readonly protocols?: readonly ProtocolFactory[];
   /** SOCKS5 UDP ASSOCIATE. Default on for every listener, ending with the TCP connection. */
   readonly udp?: UdpOptions;
+  /**
+   * Listeners whose outbound connections bind given source addresses (an exit's tunnel addresses,
+   * so that policy routing takes that exit and no other), by listener `host:port` as in `listeners`.
+   * Default: none.
+   */
+  readonly pinned?: ReadonlyMap<string, SourceAddresses>;
   /** Opens outbound connections. Default `Bun.connect`. */
   readonly dial?: Connect;
   /** Resolves domain targets. Default: {@link createResolver} over `dns`. */
@@ -115,6 +121,8 @@ export interface Settings {
   /** For logs: `system`, `tunnel` or `injected`. */
   readonly dnsMode: string;
   readonly dial: Connect | undefined;
+  /** Source addresses by listener key (see {@link ProxyServerOptions.pinned}). */
+  readonly pinned: ReadonlyMap<string, SourceAddresses>;
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -162,6 +170,21 @@ function keepaliveSchedule(k: KeepaliveOptions): KeepaliveSchedule | null {
   };
 }
 
+/** `pinned` keyed like {@link ListenSpec.key} (host unmapped and canonical). */
+function pinnedByKey(pinned: ReadonlyMap<string, SourceAddresses> | undefined): Map<string, SourceAddresses> {
+  const out = new Map<string, SourceAddresses>();
+  for (const [listen, source] of pinned ?? []) {
+    let hp;
+    try {
+      hp = parseHostPort(listen, { names: false });
+    } catch {
+      throw new ProxyConfigError("pinned", `"${listen}" is not ip:port`);
+    }
+    out.set(formatHostPort({ host: formatIp(unmapIp(parseIp(hp.host)!)), port: hp.port }), source);
+  }
+  return out;
+}
+
 /** Checks and defaults `o`; throws {@link ProxyConfigError} naming the first bad field. */
 export function normalizeOptions(o: ProxyServerOptions): Settings {
   if (o.listeners.length === 0) throw new ProxyConfigError("listeners", "at least one listen address is required");
@@ -190,6 +213,7 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     resolve: o.resolve ?? createResolver(o.dns),
     dnsMode: o.resolve ? "injected" : (o.dns?.mode ?? "system"),
     dial: o.dial,
+    pinned: pinnedByKey(o.pinned),
     connectTimeoutMs: durationMs("connectTimeoutMs", o.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
     handshakeTimeoutMs: durationMs("handshakeTimeoutMs", o.handshakeTimeoutMs, DEFAULTS.handshakeTimeoutMs),
     idleTimeoutMs: durationMs("idleTimeoutMs", o.idleTimeoutMs, DEFAULTS.idleTimeoutMs, 0),

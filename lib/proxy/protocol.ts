@@ -12,7 +12,7 @@ import type { Socket } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
 import type { CredentialChecker } from "./auth.ts";
-import type { DialRace } from "./dial.ts";
+import type { DialRace, SourceAddresses } from "./dial.ts";
 import type { FailureKind } from "./errors.ts";
 import type { Relay, RelayOwner } from "./relay.ts";
 import type { ConnectionResult, ProxyStats } from "./stats.ts";
@@ -176,6 +176,10 @@ export class ClientConn implements RelayOwner {
   /** The authenticated user, for logs. */
   user: string | undefined;
   dialStart = 0;
+  /** Source addresses the target leg must bind (a listener pinned to an exit); null: the kernel picks. */
+  source: SourceAddresses | null = null;
+  /** The target leg's local address once connected (which exit it left by), unmapped. */
+  bound: string | null = null;
 
   constructor(options: ClientConnOptions) {
     this.socket = options.socket;

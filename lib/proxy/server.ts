@@ -23,6 +23,7 @@ import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "b
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, parseIp, unmapIp } from "../net/ip.ts";
 import { ProxyCore, type ConnTracker } from "./core.ts";
+import type { SourceAddresses } from "./dial.ts";
 import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
 import { FdGate } from "./fd-gate.ts";
 import { Keepalive } from "./keepalive.ts";
@@ -314,6 +315,38 @@ export class ProxyServer {
     }
   }
 
+  /**
+   * The source addresses of the listener that accepted `socket`, if it is pinned: by its address,
+   * or by the wildcard of its family on its port.
+   */
+  #pinnedFor(socket: ClientSocket, settings: Settings): SourceAddresses | null {
+    if (settings.pinned.size === 0) return null;
+    const local = parseIp(socket.localAddress);
+    if (!local) return null;
+    const ip = unmapIp(local);
+    const port = socket.localPort;
+    return settings.pinned.get(formatHostPort({ host: formatIp(ip), port })) ?? settings.pinned.get(formatHostPort({ host: ip.family === 4 ? "0.0.0.0" : "::", port })) ?? null;
+  }
+
+  /**
+   * Resets now every connection whose outbound leg left from one of `addresses` (an exit that went
+   * down), or is dialing from them, so that its client reconnects, through another exit, instead of
+   * hanging until keepalive gives up. Returns how many were reset.
+   */
+  resetFrom(addresses: readonly string[], reason: string): number {
+    const wanted = new Set(addresses);
+    let n = 0;
+    for (const c of [...this.#conns]) {
+      const dialingFrom = c.race !== null && c.source !== null && (wanted.has(c.source[4] ?? "") || wanted.has(c.source[6] ?? ""));
+      if ((c.bound !== null && wanted.has(c.bound)) || dialingFrom) {
+        this.#core.abort(c, reason);
+        n++;
+      }
+    }
+    if (n > 0) this.#log.info("proxy reset connections", { count: n, reason });
+    return n;
+  }
+
   #accept(socket: ClientSocket): void {
     const remote = socket.remoteAddress as string | undefined;
     if (remote === undefined) {
@@ -350,6 +383,7 @@ export class ProxyServer {
     }
     const conn = new ClientConn({ socket, client, startedAt, deadline: startedAt + settings.handshakeTimeoutMs, owner: this.#core });
     socket.data = conn;
+    conn.source = this.#pinnedFor(socket, settings);
     this.#conns.add(conn);
     this.#handshaking.add(conn);
     this.stats.connectionsActive++;

@@ -242,5 +242,5 @@ test("the schema object is strict at every level, so the 'did you mean' list can
     const [p] = problemsOf(c);
     expect(p?.message).toMatch(new RegExp(`^${section}\\.zzzzzzzzzz: unknown key; known keys: \\w`));
   }
-  expect(Object.keys(configSchema.shape)).toEqual(["interface", "exit", "routing", "proxy", "metrics", "control", "daemon"]);
+  expect(Object.keys(configSchema.in.shape)).toEqual(["interface", "exit", "exits", "failover", "routing", "proxy", "metrics", "control", "daemon"]);
 });

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
 import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, reloadRefusal } from "../../lib/daemon/specs.ts";
-import { parseRoutes, parseRules } from "../../lib/host/routing.ts";
+import { parseRoutes, parseRules } from "../../lib/host/routing-parse.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
 

@@ -388,6 +388,31 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     expect(configSchema.parse(JSON.parse(out.settingsJSON))).toEqual(configSchema.parse(minimal.settings));
   });
 
+  test("several exits (settings.exits): no one-exit fields in the config, every exit's interface exempted, restart on a change", () => {
+    const second = "XQY2+iq1v2dtKDyqMZq5s3Y2dxXCBiMiHKa/9biuUH4=";
+    const exits = {
+      privateKeyFile: "/run/secrets/k",
+      settings: {
+        exits: [
+          { name: "hetzner", publicKey: EXIT_PUBLIC_KEY, endpoint: "192.0.2.1:51820", addresses: ["10.100.0.2/32"] },
+          { name: "ovh", publicKey: second, endpoint: "192.0.2.2:51820", addresses: ["10.100.1.2/32"], interface: "wg-ovh" },
+        ],
+      },
+    };
+    const out = evalModule(exits, { extra: { networking: { nftables: { enable: true } } } });
+    expect(out.failedAssertions).toEqual([]);
+    const json = JSON.parse(out.settingsJSON);
+    expect(json.exit).toBeUndefined();
+    expect(json.interface.addresses).toBeUndefined();
+    const parsed = configSchema.parse(json);
+    expect(parsed.exits!.map((e) => e.name)).toEqual(["hetzner", "ovh"]);
+    expect(out.firewall.extraReversePathFilterRules).toContain('iifname { "wg-egress-0", "wg-ovh" } accept');
+    const iptables = evalModule(exits);
+    expect(iptables.firewall.extraCommands).toContain("-I nixos-fw-rpfilter -i wg-egress-0 -j RETURN");
+    expect(iptables.firewall.extraCommands).toContain("-I nixos-fw-rpfilter -i wg-ovh -j RETURN");
+    expect(JSON.stringify(out.service.restartTriggersJSON)).toContain("wg-ovh");
+  });
+
   describe("the reverse-path filter (replies from the tunnel arrive unmarked)", () => {
     const rule = 'iifname "wg-egress" accept';
     test("iptables firewall, strict (NixOS's default): the tunnel is exempted in nixos-fw-rpfilter", () => {
