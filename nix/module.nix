@@ -38,6 +38,14 @@ let
   # auto falls back to wireguard-go when the kernel cannot create the interface, so it needs it too.
   needsUserspace = impl != "kernel";
   ifName = cfg.settings.interface.name;
+  # Several exits (`settings.exits`, freeform): each has its own interface, by default
+  # interface.name + "-" + its index, as the daemon derives it.
+  severalExits = (cfg.settings.exits or null) != null;
+  exitIfNames =
+    if severalExits then
+      lib.imap0 (i: e: e.interface or "${ifName}-${toString i}") cfg.settings.exits
+    else
+      [ ifName ];
 
   # "10.1.0.1:1080" or "[::1]:1080" -> { host; port; }, or null when it does not parse (the build-time
   # check-config reports those).
@@ -67,6 +75,14 @@ let
 
   # An entry is "ip:port" or { address = "ip:port"; protocols = [ ... ]; }.
   proxyListen = map (l: if builtins.isAttrs l then l.address else l) cfg.settings.proxy.listen;
+  # SOCKS5 UDP ASSOCIATE relay sockets: ephemeral ports unless settings.proxy.udp.portRange
+  # ("40000-40100") names them; only a named range can be opened in the firewall.
+  proxyUdp = cfg.settings.proxy.udp or { };
+  udpRangeMatch = if (proxyUdp.portRange or null) == null then null else builtins.match "([0-9]+)-([0-9]+)" proxyUdp.portRange;
+  udpPortRanges = lib.optional ((proxyUdp.enabled or true) && udpRangeMatch != null) {
+    from = lib.toInt (builtins.elemAt udpRangeMatch 0);
+    to = lib.toInt (builtins.elemAt udpRangeMatch 1);
+  };
   metricsListen = lib.optional (cfg.settings.metrics.listen != null) cfg.settings.metrics.listen;
 
   # fwmarks are numbers or "0xca6c" strings in the schema; compare them as numbers.
@@ -100,7 +116,14 @@ let
       "strict"
     ];
 
-  rawConfigFile = settingsFormat.generate "egressd.json" cfg.settings;
+  # With `exits`, the one-exit fields the options declare (exit, interface.addresses) are left out:
+  # the daemon refuses a config that has both forms.
+  effectiveSettings =
+    if severalExits then
+      removeAttrs cfg.settings [ "exit" ] // { interface = removeAttrs cfg.settings.interface [ "addresses" ]; }
+    else
+      cfg.settings;
+  rawConfigFile = settingsFormat.generate "egressd.json" effectiveSettings;
 
   # The generated config, checked at build time by the daemon's own schema. The secret files do not
   # exist at build time, so throwaway ones of the right kind stand in for the credentials.
@@ -124,7 +147,8 @@ let
   # while the proxy runs), and asks for a restart. A change to these restarts the unit instead.
   hostSettingsFile = settingsFormat.generate "egressd-restart-settings.json" {
     interface = cfg.settings.interface or { };
-    exit = cfg.settings.exit or { };
+    exit = if severalExits then { } else cfg.settings.exit or { };
+    exits = cfg.settings.exits or null;
     routing = cfg.settings.routing or { };
     control = cfg.settings.control or { };
     allowDestinations = cfg.settings.proxy.allowDestinations or [ ];
@@ -220,7 +244,10 @@ in
         {option}`services.egressd.firewallInterfaces.proxy` and the metrics port on those in
         {option}`services.egressd.firewallInterfaces.metrics`. Ports are only opened per interface,
         never globally, so a proxy meant for the pod network is not reachable from the WAN. Works
-        with both the iptables and the nftables firewall.
+        with both the iptables and the nftables firewall. SOCKS5 UDP ASSOCIATE relays bind
+        ephemeral ports that cannot be opened in advance: set
+        {option}`services.egressd.settings.proxy.udp.portRange` (e.g. `"40000-40100"`) and that
+        UDP range is opened on the proxy interfaces too.
       '';
     };
 
@@ -475,15 +502,15 @@ in
         message = "services.egressd.privateKeyFile must be set: the path on the host of the WireGuard private key (for example a sops-nix secret).";
       }
       {
-        assertion = cfg.settings.interface.addresses != [ ];
+        assertion = severalExits || cfg.settings.interface.addresses != [ ];
         message = "services.egressd.settings.interface.addresses must list at least one tunnel address of this gateway, e.g. [ \"10.100.0.2/32\" ].";
       }
       {
-        assertion = cfg.settings.exit.publicKey != null;
+        assertion = severalExits || cfg.settings.exit.publicKey != null;
         message = "services.egressd.settings.exit.publicKey must be set to the exit's WireGuard public key.";
       }
       {
-        assertion = cfg.settings.exit.endpoint != null;
+        assertion = severalExits || cfg.settings.exit.endpoint != null;
         message = "services.egressd.settings.exit.endpoint must be set to the exit's host:port.";
       }
       {
@@ -543,7 +570,12 @@ in
     networking.firewall = lib.mkMerge [
       (lib.mkIf cfg.openFirewall {
         interfaces = lib.mkMerge (
-          map (i: { ${i}.allowedTCPPorts = listenPorts proxyListen; }) cfg.firewallInterfaces.proxy
+          map (i: {
+            ${i} = {
+              allowedTCPPorts = listenPorts proxyListen;
+              allowedUDPPortRanges = udpPortRanges;
+            };
+          }) cfg.firewallInterfaces.proxy
           ++ map (i: { ${i}.allowedTCPPorts = listenPorts metricsListen; }) cfg.firewallInterfaces.metrics
         );
       })
@@ -552,15 +584,15 @@ in
       # source against the routing table adds nothing WireGuard does not already enforce.
       (lib.mkIf (strictReversePath && firewallBackend == "nftables") {
         extraReversePathFilterRules = ''
-          iifname "${ifName}" accept comment "egressd: replies from the exit arrive unmarked"
+          iifname ${if severalExits then "{ ${lib.concatMapStringsSep ", " (n: ''"${n}"'') exitIfNames} }" else ''"${ifName}"''} accept comment "egressd: replies from the exit arrive unmarked"
         '';
       })
       (lib.mkIf (strictReversePath && firewallBackend == "iptables") {
         extraCommands = ''
-          ip46tables -t mangle -I nixos-fw-rpfilter -i ${ifName} -j RETURN
+          ${lib.concatMapStringsSep "\n" (n: "ip46tables -t mangle -I nixos-fw-rpfilter -i ${n} -j RETURN") exitIfNames}
         '';
         extraStopCommands = ''
-          ip46tables -t mangle -D nixos-fw-rpfilter -i ${ifName} -j RETURN 2>/dev/null || true
+          ${lib.concatMapStringsSep "\n" (n: "ip46tables -t mangle -D nixos-fw-rpfilter -i ${n} -j RETURN 2>/dev/null || true") exitIfNames}
         '';
       })
     ];

@@ -15,6 +15,7 @@ PACKAGES=(
   wget golang-go python3-requests apt-utils dpkg-dev tinyproxy
   cloud-init   # `cloud-init schema`, to validate `egressd exit-config --format cloud-init`
   man-db groff-base lintian zsh fish   # the man pages, the .deb and the completions (test/docs, test/deb)
+  dante-client bind9-dnsutils ldnsutils  # socksify wrapping drill and dig: SOCKS5 UDP ASSOCIATE clients
 )
 
 missing=()

@@ -98,8 +98,10 @@ export const exitConfigCommand: Command = async (argv) => {
   const secrets: ExitSecrets = {};
   if (format !== "nixos") {
     if (keyFile !== undefined) secrets.privateKey = readKey(keyFile, "--exit-private-key-file");
-    if (secrets.privateKey && publicKeyOf(secrets.privateKey) !== config.exit.publicKey) {
-      throw new UsageError(`--exit-private-key-file "${keyFile}": its public key ${publicKeyOf(secrets.privateKey)} is not the config's exit.publicKey ${config.exit.publicKey}`);
+    const wanted = config.exits?.find((e) => e.name === spec.name)?.publicKey ?? config.exit.publicKey;
+    if (secrets.privateKey && publicKeyOf(secrets.privateKey) !== wanted) {
+      const field = config.exits ? `exits[${config.exits.findIndex((e) => e.name === spec.name)}].publicKey` : "exit.publicKey";
+      throw new UsageError(`--exit-private-key-file "${keyFile}": its public key ${publicKeyOf(secrets.privateKey)} is not the config's ${field} ${wanted}`);
     }
     if (pskFile !== undefined) {
       if (!spec.presharedKey) throw new UsageError("--preshared-key-file: the config has no exit.presharedKeyFile, so the gateway uses none");

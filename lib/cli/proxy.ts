@@ -48,6 +48,11 @@ directly by this host's own routes. Use \`egressd run\` for the tunnelled gatewa
   --keepalive-interval DURATION  time between unanswered probes (default 15s)
   --keepalive-count N         unanswered probes before a reset (default 8): an idle
                               connection survives path outages up to interval x count
+  --no-udp                    refuse SOCKS5 UDP ASSOCIATE (default: relay UDP)
+  --udp-idle-timeout DURATION  end a UDP association idle this long (default 0: it ends
+                              with its TCP connection only)
+  --udp-max-associations N    UDP associations open at most (default 1024)
+  --udp-port-range FIRST-LAST  bind UDP relay sockets from these ports (default: ephemeral)
   --log-level LEVEL           debug, info, warn or error (default info)
   --log-format FORMAT         journal, text or json (default: journal under systemd, else text)
   -h, --help                  show this help
@@ -79,6 +84,10 @@ const FLAGS = {
   "keepalive-idle": { type: "string" },
   "keepalive-interval": { type: "string" },
   "keepalive-count": { type: "string" },
+  "no-udp": { type: "boolean" },
+  "udp-idle-timeout": { type: "string" },
+  "udp-max-associations": { type: "string" },
+  "udp-port-range": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   help: { type: "boolean", short: "h" },
@@ -97,6 +106,11 @@ const FIELD_FLAGS: Record<string, string> = {
   "dns.servers": "--dns-server",
   "auth.username": "--user",
   "auth.password": "--password-file",
+  "udp.idleTimeoutMs": "--udp-idle-timeout",
+  "udp.maxAssociations": "--udp-max-associations",
+  "udp.portRange": "--udp-port-range",
+  "udp.portRange.first": "--udp-port-range",
+  "udp.portRange.last": "--udp-port-range",
 };
 
 /** A {@link ProxyConfigError} reworded to name the flag rather than the option field. */
@@ -189,6 +203,11 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
   if (keepaliveCount !== undefined && !(Number.isSafeInteger(keepaliveCount) && keepaliveCount >= 1 && keepaliveCount <= 127)) {
     throw new UsageError(`--keepalive-count must be an integer in 1..127, not "${countText}"`);
   }
+  const assocText = v["udp-max-associations"];
+  const maxAssociations = assocText === undefined ? undefined : Number(assocText);
+  if (maxAssociations !== undefined && !(Number.isSafeInteger(maxAssociations) && maxAssociations >= 1)) {
+    throw new UsageError(`--udp-max-associations must be a positive integer, not "${assocText}"`);
+  }
   const keepalive = { idleMs: keepaliveIdleMs, intervalMs: duration("keepalive-interval", v["keepalive-interval"]), count: keepaliveCount };
   const spoken = protocols(v.protocols);
   return {
@@ -203,7 +222,22 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
     idleTimeoutMs: duration("idle-timeout", v["idle-timeout"]),
     maxConnections,
     keepalive: keepaliveIdleMs === 0 ? { enabled: false } : { enabled: true, ...keepalive },
+    udp: {
+      enabled: !(v["no-udp"] ?? false),
+      idleTimeoutMs: duration("udp-idle-timeout", v["udp-idle-timeout"]),
+      maxAssociations,
+      portRange: portRange(v["udp-port-range"]),
+    },
   };
+}
+
+function portRange(text: string | undefined): { first: number; last: number } | null {
+  if (text === undefined) return null;
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(text);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1 || last > 65535 || first > last) throw new UsageError(`--udp-port-range: "${text}" is not a port range of 1-65535, first not above last (e.g. 40000-40100)`);
+  return { first, last };
 }
 
 /**

@@ -12,8 +12,22 @@ function hex(n: number): string {
 
 /** Renders a validated config back to plain JSON-able data, defaults included. */
 export function effectiveConfig(c: Config): unknown {
+  // With `exits`, `exit` and `interface.addresses` are derived from the first exit: not written back.
+  const several = c.exits !== undefined;
+  const { exit, ...rest } = c;
+  const { addresses, ...iface } = c.interface;
   return {
-    ...c,
+    ...(several ? rest : { ...rest, exit }),
+    interface: several ? iface : { ...iface, addresses },
+    ...(c.failover
+      ? {
+          failover: {
+            ...c.failover,
+            probe: { ...c.failover.probe, interval: formatDuration(c.failover.probe.interval), timeout: formatDuration(c.failover.probe.timeout) },
+            staleHandshake: formatDuration(c.failover.staleHandshake),
+          },
+        }
+      : {}),
     routing: { ...c.routing, fwmark: hex(c.routing.fwmark), wireguardFwmark: hex(c.routing.wireguardFwmark) },
     proxy: {
       ...c.proxy,

@@ -80,7 +80,7 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
   const warn = opts.warn ?? (() => {});
   for (const { path, kind } of SECRET_FIELDS) {
     const raw = getField(config, path);
-    if (raw === null) continue;
+    if (raw === null || (path === "exit.presharedKeyFile" && config.exits)) continue;
     const file = resolveSecretPath(raw, opts);
     setField(config, path, file);
     if (opts.checkFiles === false) continue;
@@ -91,6 +91,20 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
       problems.push({ path, message: e.message });
     }
   }
+  // Each exit of several has its own preshared key file; `exit` is the first of them.
+  config.exits?.forEach((e, i) => {
+    if (e.presharedKeyFile === null) return;
+    const path = `exits[${i}].presharedKeyFile`;
+    e.presharedKeyFile = resolveSecretPath(e.presharedKeyFile, opts);
+    if (i === 0) config.exit.presharedKeyFile = e.presharedKeyFile;
+    if (opts.checkFiles === false) return;
+    try {
+      readSecretFile(e.presharedKeyFile, { field: path, kind: "key", warn });
+    } catch (err) {
+      if (!(err instanceof SecretFileError)) throw err;
+      problems.push({ path, message: err.message });
+    }
+  });
   if (problems.length) throw new ConfigError(problems);
   return config;
 }

@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import { isKey } from "../keys/keys.ts";
-import { CidrError, formatCidr, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import { cidrContains, CidrError, formatCidr, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
 import { MAX_DURATION_MS, parseDuration } from "./duration.ts";
 
 /** Route tables the kernel reserves: 253 default, 254 main, 255 local (and 0 unspec). */
@@ -90,7 +90,7 @@ const ifName = z.string().meta({ kind: "interface name" }).regex(/^[A-Za-z0-9_.-
 const interfaceSchema = z.strictObject({
   name: ifName.default("wg-egress").describe("The WireGuard interface egressd creates and owns (1-15 characters)."),
   privateKeyFile: z.string().min(1).default("private-key").describe("The gateway's private key file. A relative path is a systemd credential name, looked up in $CREDENTIALS_DIRECTORY, else beside the config file."),
-  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).describe("The gateway's tunnel addresses, as the exit's peer entry allows them."),
+  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).optional().describe("The gateway's tunnel addresses, as the exit's peer entry allows them. Required with `exit`; with `exits`, each exit has its own instead."),
   mtu: z.number().int().min(1280).max(9000).default(1420).describe("MTU of the WireGuard interface."),
   implementation: z.enum(["auto", "kernel", "userspace"]).default("auto").describe("`kernel`, `userspace` (wireguard-go), or `auto`: the kernel module first, then wireguard-go."),
   listenPort: port.nullable().default(null).describe("UDP port of the WireGuard socket; null lets the kernel choose one."),
@@ -103,6 +103,51 @@ const exitSchema = z.strictObject({
   presharedKeyFile: z.string().min(1).nullable().default(null).describe("Optional preshared key file; a relative path is a credential name, as for interface.privateKeyFile."),
   persistentKeepalive: z.number().int().min(0).max(65535).default(25).describe("Seconds between keepalives, which keep the NAT mapping of an idle tunnel alive; 0 turns them off."),
   allowedIps: z.array(cidr()).min(1).default(["0.0.0.0/0", "::/0"]).describe("Destination prefixes routed to the exit."),
+});
+
+/** What a failover probe connects to: a TCP port that listens, or a DNS server that answers. */
+const probeTargetSchema = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("tcp").describe("Connect to a TCP port beyond the exit."),
+    host: ipAddress.describe("The target's IP address (not a name: the probe must not depend on DNS)."),
+    port: port.describe("A port that accepts connections."),
+  }),
+  z.strictObject({
+    kind: z.literal("dns").describe("Send a DNS query to a server beyond the exit; any answer counts."),
+    server: ipAddress.describe("The DNS server's IP address."),
+    port: port.default(53).describe("The DNS server's UDP port."),
+    name: z.string().min(1).max(253).default("example.com").describe("The name asked for (NXDOMAIN counts as an answer)."),
+  }),
+]);
+
+/** One exit of several: a peer with its own interface and tunnel addresses. */
+const exitsEntrySchema = exitSchema.extend({
+  name: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_.-]+$/, { message: "must be letters, digits, _ . - (it is a metric label and a log field)" })
+    .describe("The exit's name: in logs, status, the `exit` and `friendly_name` metric labels, and proxy.pinnedListeners."),
+  addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).describe("The gateway's tunnel addresses for this exit, as its VPS's peer entry allows them; distinct from every other exit's."),
+  interface: ifName.optional().describe("This exit's WireGuard interface. Default: interface.name + \"-\" + the exit's index (wg-egress-0, wg-egress-1, ...)."),
+  probe: probeTargetSchema.optional().describe("What this exit's health probe connects to. Default: failover.probe.target."),
+});
+
+const failoverSchema = z.strictObject({
+  probe: z
+    .strictObject({
+      interval: positiveDuration.default(3000).describe("Time between two probes of one exit."),
+      timeout: positiveDuration.default(2000).describe("A probe without an answer within this long is a miss."),
+      target: probeTargetSchema
+        .default({ kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" })
+        .describe("What every exit's probe connects to, through that exit's tunnel. Default: a DNS query to 9.9.9.9."),
+    })
+    .default({ interval: 3000, timeout: 2000, target: { kind: "dns", server: "9.9.9.9", port: 53, name: "example.com" } })
+    .describe("The active health probe sent through each exit's tunnel."),
+  downAfter: z.number().int().min(1).max(100).default(3).describe("Consecutive misses that take an exit down (defaults: down within about 11 s)."),
+  upAfter: z.number().int().min(1).max(100).default(3).describe("Consecutive successes that bring an exit back up."),
+  staleHandshake: positiveDuration.default(300_000).describe("A handshake older than this is a miss, whatever the probe says."),
+  failback: z.enum(["preempt", "stay"]).default("preempt").describe("When a higher-priority exit is healthy again: return to it (`preempt`), or stay on the current one while it is up (`stay`)."),
 });
 
 const routingSchema = z.strictObject({
@@ -166,6 +211,29 @@ export function listenAddress(entry: z.output<typeof listenEntry>): string {
   return typeof entry === "string" ? entry : entry.address;
 }
 
+/** `"40000-40100"`: an inclusive range of UDP ports, parsed to `{ first, last }`. */
+const NOT_A_PORT_RANGE = `is not a port range; expected e.g. "40000-40100"`;
+const portRange = z.string({ error: NOT_A_PORT_RANGE }).meta({ kind: "port range" }).transform((v, ctx) => {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(v.trim());
+  const first = m ? Number(m[1]) : NaN;
+  const last = m ? Number(m[2]) : NaN;
+  if (!m || first < 1 || last > 65535 || first > last) {
+    ctx.addIssue({ code: "custom", message: m ? `${NOT_A_PORT_RANGE}: ports 1-65535, first not above last` : NOT_A_PORT_RANGE });
+    return z.NEVER;
+  }
+  return { first, last };
+});
+
+/** SOCKS5 UDP ASSOCIATE (RFC 1928 §7): relaying datagrams through the tunnel. */
+const udpSchema = z.strictObject({
+  enabled: z.boolean().default(true).describe("Answer UDP ASSOCIATE; false: \"command not supported\" (0x07)."),
+  listeners: z.array(hostPort({ names: false })).nullable().default(null).describe("The proxy.listen entries that answer UDP ASSOCIATE; null: all of them. The others answer \"command not supported\"."),
+  idleTimeout: duration.default(0).describe("End an association after this long without a datagram either way, and close its TCP connection; 0: it ends with its TCP connection only."),
+  maxAssociations: z.number().int().min(1).max(1_000_000).default(1024).describe("Associations open at once; the one over gets \"general failure\". Each holds up to three sockets (the relay, one outbound per family)."),
+  maxDestinations: z.number().int().min(1).max(65536).default(256).describe("Distinct destinations (address and port) one association may send to; datagrams to more are dropped and counted."),
+  portRange: portRange.nullable().default(null).describe("Bind relay sockets from this range, e.g. \"40000-40100\" (for a firewall rule on the LAN side); null: ephemeral ports."),
+});
+
 const proxySchema = z.strictObject({
   listen: z
     .array(listenEntry)
@@ -175,6 +243,10 @@ const proxySchema = z.strictObject({
   allowWildcardBind: z.boolean().default(false).describe("Allow 0.0.0.0 or :: in proxy.listen. Off by default: a wildcard bind would expose the proxy on the WAN."),
   allowClients: z.array(cidr()).default(["127.0.0.0/8", "::1/128"]).describe("Client prefixes allowed to connect; others are closed before a byte is read."),
   auth: authSchema.nullable().default(null).describe("Require username/password authentication (RFC 1929): `{ \"username\": ..., \"passwordFile\": ... }`."),
+  pinnedListeners: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe("With `exits`: listeners whose connections leave only by one exit, `{ \"<proxy.listen entry>\": \"<exit name>\" }`. They fail while that exit is down, and never use another exit."),
   allowDestinations: z.array(cidr()).default([]).describe("Prefixes exempt from the private, loopback and link-local deny list and from the leak guard."),
   dns: dnsSchema.default({ mode: "tunnel", servers: ["9.9.9.9", "149.112.112.112"], timeout: 5000 }).describe("How names sent by clients (`socks5h://`, HTTP proxying) are resolved."),
   idleTimeout: duration.default(0).describe("Close a connection idle this long; 0 never closes an idle connection."),
@@ -188,6 +260,7 @@ const proxySchema = z.strictObject({
     .refine((ms) => ms >= 1000 && ms <= 32_767_000 && ms % 1000 === 0, { message: "must be whole seconds, 1s to 32767s" })
     .default(15_000).describe("Time between unanswered keepalive probes (TCP_KEEPINTVL)."),
   keepaliveCount: z.number().int().min(1).max(127).default(8).describe("Unanswered probes before the connection is reset (TCP_KEEPCNT). A dead peer is found after idle + interval x count, and an idle connection outlives any path outage shorter than interval x count."),
+  udp: udpSchema.default(() => udpSchema.parse({})).describe("SOCKS5 UDP ASSOCIATE (RFC 1928 section 7): datagrams relayed through the tunnel under the CONNECT policy."),
 });
 
 /**
@@ -218,11 +291,13 @@ const daemonSchema = z.strictObject({
   logLevel: z.enum(["debug", "info", "warn", "error"]).default("info").describe("`debug` adds one line per connection step and every host command."),
 });
 
-/** The whole config file. */
-export const configSchema = z
+/** The whole config file, as written: `exit` or `exits`, checked by its refinements. */
+const configObject = z
   .strictObject({
     interface: interfaceSchema.describe("The WireGuard interface on the gateway."),
-    exit: exitSchema.describe("The exit host: the WireGuard peer whose address the proxied traffic leaves by."),
+    exit: exitSchema.optional().describe("The exit host: the WireGuard peer whose address the proxied traffic leaves by. Several: `exits` instead."),
+    exits: z.array(exitsEntrySchema).max(16).optional().describe("Two or more exits, in priority order, each with its own tunnel addresses: new connections leave by the first healthy one (failover)."),
+    failover: failoverSchema.optional().describe("Health probing and failover between `exits`."),
     routing: routingSchema.default(() => routingSchema.parse({})).describe("Policy routing for the daemon's own uid, and the kill switch."),
     proxy: proxySchema.default(() => proxySchema.parse({})).describe("The SOCKS5 proxy."),
     metrics: metricsSchema.default(() => metricsSchema.parse({})).describe("The Prometheus endpoint."),
@@ -280,6 +355,13 @@ export const configSchema = z
         message: "must differ from routing.fwmark, or WireGuard's own UDP would be routed into its tunnel",
       });
     }
+    (c.proxy.udp.listeners ?? []).forEach((l, i) => {
+      const key = canonicalListener(l);
+      if (key !== null && !c.proxy.listen.some((x) => canonicalListener(listenAddress(x)) === key)) {
+        ctx.addIssue({ code: "custom", path: ["proxy", "udp", "listeners", i], input: l, message: "is not one of proxy.listen" });
+      }
+    });
+    exitFormProblems(c, ctx);
     if (c.proxy.dns.mode === "tunnel" && c.proxy.dns.servers.length === 0) {
       ctx.addIssue({
         code: "custom",
@@ -290,7 +372,97 @@ export const configSchema = z
     }
   });
 
+/** `ip:port` with the IP canonical, or null if it does not parse (its own field reports that). */
+function canonicalListener(text: string): string | null {
+  try {
+    const hp = parseHostPort(text, { names: false });
+    return `${formatIp(parseIp(hp.host)!)}:${hp.port}`;
+  } catch (e) {
+    if (e instanceof HostPortError) return null;
+    throw e;
+  }
+}
+
 /** The config as written (before defaults). */
-export type ConfigInput = z.input<typeof configSchema>;
-/** The validated config, with defaults filled in and values normalised. */
-export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configObject>;
+type Parsed = z.output<typeof configObject>;
+/** One entry of `exits`. */
+export type ExitsEntry = z.output<typeof exitsEntrySchema>;
+/** The `failover` section, defaults filled in. */
+export type FailoverConfig = z.output<typeof failoverSchema>;
+/**
+ * The validated config, with defaults filled in and values normalised. `exit` is always there: with
+ * `exits` it is the first of them (the primary), so code that knows one exit keeps working; the
+ * tunnel addresses likewise. {@link finishConfig} makes a schema result one.
+ */
+export type Config = Omit<Parsed, "exit" | "interface"> & {
+  exit: z.output<typeof exitSchema>;
+  interface: Omit<Parsed["interface"], "addresses"> & { addresses: string[] };
+};
+
+/** The `failover` section's defaults. */
+export const FAILOVER_DEFAULTS: FailoverConfig = failoverSchema.parse({});
+
+/** The interface name of exit `index` of `exits` (its own, or `interface.name` + "-" + index). */
+export function exitInterfaceName(c: { interface: { name: string } }, entry: { interface?: string }, index: number): string {
+  return entry.interface ?? `${c.interface.name}-${index}`;
+}
+
+/** Turns a schema result (checked by its refinements) into a {@link Config}: `exit` and the addresses from `exits[0]`. */
+export function finishConfig(p: Parsed): Config {
+  if (p.exit && p.interface.addresses) return p as Config;
+  const first = p.exits![0]!;
+  const { addresses, interface: _if, probe: _probe, ...exit } = first;
+  return { ...p, exit, interface: { ...p.interface, addresses: p.interface.addresses ?? [...addresses] } };
+}
+
+/**
+ * The whole config file. Its output is a {@link Config}: with `exits`, `exit` and
+ * `interface.addresses` are filled in from the first exit ({@link finishConfig}). `.in.shape` is the
+ * object schema, for walking known keys.
+ */
+export const configSchema = configObject.transform((p): Config => finishConfig(p));
+
+/** The one-exit form (`exit` + `interface.addresses`) or the several-exit form (`exits`), never a mix. */
+function exitFormProblems(c: Parsed, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], input: unknown, message: string) => ctx.addIssue({ code: "custom", path, input, message });
+  if (c.exits === undefined) {
+    if (c.exit === undefined) issue(["exit"], undefined, "is required (object)"); // as zod words it: the one-exit form stays as it was
+    else if (c.interface.addresses === undefined) issue(["interface", "addresses"], undefined, "is missing; the tunnel needs at least one address");
+    if (c.failover !== undefined) issue(["failover"], c.failover, "needs \"exits\" (two or more); with one exit there is nothing to fail over to");
+    return;
+  }
+  if (c.exits.length < 2) issue(["exits"], c.exits, "needs two or more exits; one exit is written as \"exit\"");
+  if (c.exit !== undefined) issue(["exit"], c.exit, "is not allowed together with \"exits\"; move it into the list");
+  if (c.interface.addresses !== undefined) issue(["interface", "addresses"], c.interface.addresses, "is not allowed with \"exits\"; each exit has its own \"addresses\"");
+  if (c.interface.listenPort !== null) issue(["interface", "listenPort"], c.interface.listenPort, "must be null with \"exits\": each exit's interface needs a port of its own");
+  const names = new Map<string, number>();
+  const ifs = new Map<string, number>();
+  const addrs: { cidr: ReturnType<typeof parseCidr>; text: string; at: number }[] = [];
+  c.exits.forEach((e, i) => {
+    const n = names.get(e.name);
+    if (n !== undefined) issue(["exits", i, "name"], e.name, `is already the name of exits[${n}]`);
+    else names.set(e.name, i);
+    const ifname = exitInterfaceName(c, e, i);
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(ifname)) {
+      issue(["exits", i, "interface"], ifname, `is longer than 15 characters (interface.name + "-${i}"); set exits[${i}].interface or a shorter interface.name`);
+    }
+    const f = ifs.get(ifname);
+    if (f !== undefined) issue(["exits", i, "interface"], ifname, `is already the interface of exits[${f}]`);
+    else ifs.set(ifname, i);
+    for (const [j, text] of e.addresses.entries()) {
+      const cidr = parseCidr(text, { allowHostBits: true });
+      const other = addrs.find((a) => a.at !== i && (cidrContains(a.cidr, cidr) || cidrContains(cidr, a.cidr)));
+      if (other) issue(["exits", i, "addresses", j], text, `must not overlap ${other.text} of exits[${other.at}]: each exit needs tunnel addresses of its own`);
+      addrs.push({ cidr, text, at: i });
+    }
+  });
+  const tables = c.exits.map((_, i) => c.routing.table + 1 + i);
+  const bad = tables.find((t) => t > 0xffffffff || (RESERVED_TABLES as readonly number[]).includes(t));
+  if (bad !== undefined) issue(["routing", "table"], c.routing.table, `leaves no room for the exits' own tables (${c.routing.table + 1}..${c.routing.table + c.exits.length}): ${bad} is reserved or out of range`);
+  if (c.routing.rulePriority + 6 >= 32766) issue(["routing", "rulePriority"], c.routing.rulePriority, `must be at most 32759 with "exits": the 7 rules must come before main (32766)`);
+  for (const [listen, exit] of Object.entries(c.proxy.pinnedListeners ?? {})) {
+    if (!c.proxy.listen.includes(listen)) issue(["proxy", "pinnedListeners", listen], exit, `is pinned to an address that is not in proxy.listen (${c.proxy.listen.join(", ")})`);
+    if (!names.has(exit)) issue(["proxy", "pinnedListeners", listen], exit, `is not the name of an exit (${[...names.keys()].join(", ")})`);
+  }
+}

@@ -16,7 +16,7 @@
  */
 import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
-import type { Config } from "../config/schema.ts";
+import { FAILOVER_DEFAULTS, type Config } from "../config/schema.ts";
 import { HostManager, type HostManagerOptions } from "../host/manager.ts";
 import { startReconcileLoop, type ReconcileLoop, type ReconcileResult } from "../host/reconcile.ts";
 import { Transaction } from "../host/transaction.ts";
@@ -28,7 +28,8 @@ import { HostReads } from "./host-reads.ts";
 import { explainListenFailure } from "./listen-failure.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
-import { hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
+import { exitSources, hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
+import { FailoverLoop } from "./failover.ts";
 import type { DaemonStatus, ReconcileStatus } from "./status.ts";
 import { collectStatus, type DaemonState, type DaemonView, readiness, statusLine } from "./views.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
@@ -79,6 +80,8 @@ export class Daemon {
   #metrics: DaemonMetrics | null = null;
   #control: ControlServer | null = null;
   #loop: ReconcileLoop | null = null;
+  /** Several exits: health probing and the choice of the active exit. */
+  #failover: FailoverLoop | null = null;
   #watchdog: Watchdog | null = null;
   readonly #reads: HostReads;
   readonly #view: DaemonView;
@@ -137,6 +140,7 @@ export class Daemon {
       lastReadiness: null,
       get repairs() { return self.#repairs; },
       get metricsUrl() { return self.#metrics?.url ?? null; },
+      get failover() { return self.#failover; },
     };
   }
 
@@ -147,7 +151,7 @@ export class Daemon {
       onRepair: (r) => {
         const object = repairObject(r.component);
         this.#repairs[object] = (this.#repairs[object] ?? 0) + 1;
-        this.#log.warn("repaired drift", { component: r.component, action: r.action, reason: r.reason });
+        this.#log.warn("repaired drift", { component: r.component, action: r.action, reason: r.reason, ...(r.exit !== undefined ? { exit: r.exit } : {}) });
       },
     });
   }
@@ -192,12 +196,14 @@ export class Daemon {
       const up = await this.#host.up();
       this.#log.info("tunnel configured", { interface: c.interface.name, implementation: up.implementation, changes: up.changes.length });
       if (this.#stopRequested) return;
+      this.#failover = this.#host.failover ? this.#newFailover(c) : null;
       this.#proxyOptions = { ...(await proxyOptions(c)), log: this.#log };
       this.#proxy = new ProxyServer(this.#proxyOptions);
       await this.#startProxy(this.#proxy, this.#opts.bindRetryMs ?? 30_000);
       if (this.#stopRequested) return;
       this.#metrics = new DaemonMetrics(this.#view, { version: this.#opts.version, runtime: this.#opts.runtime, log: this.#log });
       await this.#metrics.listen(c.metrics.listen);
+      this.#failover?.start();
     } catch (caught) {
       // A busy or missing listen address is named by its config field, and its holder if known.
       const e = explainListenFailure(caught, c);
@@ -218,6 +224,28 @@ export class Daemon {
     this.#state = "running";
     this.#notify.ready(line);
     this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metrics?.url ?? "off" });
+  }
+
+  /** The failover loop over the config's exits; an exit that goes down has its connections reset. */
+  #newFailover(c: Config): FailoverLoop {
+    const settings = c.failover ?? FAILOVER_DEFAULTS;
+    const sources = exitSources(c);
+    return new FailoverLoop({
+      exits: c.exits!.map((e) => ({
+        name: e.name,
+        publicKey: e.publicKey,
+        addresses: Object.values(sources.get(e.name) ?? {}),
+        target: e.probe ?? settings.probe.target,
+      })),
+      settings,
+      host: this.#host,
+      dump: (exit) => this.#reads.dump(exit),
+      log: this.#log,
+      onExitDown: (exit) => {
+        const n = this.#proxy?.resetFrom(Object.values(sources.get(exit) ?? {}), `exit ${exit} went down`) ?? 0;
+        this.#log.warn("reset connections through a dead exit", { exit, connections: n });
+      },
+    });
   }
 
   /** start() gave up: the daemon is stopped, and `e` goes to start()'s caller. */
@@ -253,7 +281,7 @@ export class Daemon {
     this.#passRunning = true;
     try {
       const r = await this.#host.reconcile();
-      const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.action} (${x.reason})` }));
+      const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.exit !== undefined ? `exit ${x.exit}: ` : ""}${x.action} (${x.reason})` }));
       this.#lastPass = { at: Date.now(), durationMs: r.durationMs, ok: true, error: null, repairs };
       this.#reads.afterPass(r);
       return r;
@@ -363,6 +391,13 @@ export class Daemon {
       this.#loop = this.#startLoop(next.daemon.reconcileInterval);
       changed.push("daemon.reconcileInterval");
     }
+    if (this.#failover && JSON.stringify([next.failover, next.exits?.map((e) => e.probe)]) !== JSON.stringify([old.failover, old.exits?.map((e) => e.probe)])) {
+      // New probe settings: a fresh loop (health is judged again from its first round; the active exit stays until then).
+      await this.#failover.stop();
+      this.#failover = this.#newFailover(next);
+      this.#failover.start();
+      changed.push("failover");
+    }
     if (next.daemon.logLevel !== old.daemon.logLevel) {
       this.#log.warn("daemon.logLevel changes at the next restart (or use --log-level)", { logLevel: next.daemon.logLevel });
     }
@@ -402,6 +437,7 @@ export class Daemon {
   async #teardown(opts: { drainMs: number; host: boolean }): Promise<void> {
     this.#watchdog?.stop();
     this.#loop?.stop();
+    await this.#failover?.stop();
     const quiet = (what: string) => (e: unknown) => this.#log.error(`stopping ${what} failed`, { error: e });
     await this.#proxy?.stop({ drainMs: opts.drainMs }).catch(quiet("the proxy"));
     await this.#metrics?.close().catch(quiet("metrics"));

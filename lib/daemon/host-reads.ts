@@ -29,19 +29,31 @@ export interface HostReadsOptions {
 
 /** See the module comment. */
 export class HostReads {
+  readonly #host: HostReadSource;
+  readonly #o: { maxAgeMs: number; now?: () => number };
   readonly #dump: Cached<WgDump | null>;
+  /** With several exits: one cache per exit, by name. */
+  readonly #exitDumps = new Map<string, Cached<WgDump | null>>();
   readonly #leak: Cached<LeakCount | null>;
 
   /** Reads nothing until asked. See {@link HostReadsOptions} for defaults. */
   constructor(host: HostReadSource, opts: HostReadsOptions = {}) {
     const o = { maxAgeMs: opts.maxAgeMs ?? 1000, now: opts.now };
+    this.#host = host;
+    this.#o = o;
     this.#dump = cached(() => host.wireguardDump(), o);
     this.#leak = cached(() => host.leakCounter(), o);
   }
 
-  /** `wg show <if> dump`: null when the interface is missing; rejects when `wg` fails. */
-  dump(): Promise<WgDump | null> {
-    return this.#dump.get();
+  /**
+   * `wg show <if> dump` of the first exit's interface, or of exit `exit`'s: null when the interface
+   * is missing; rejects when `wg` fails.
+   */
+  dump(exit?: string): Promise<WgDump | null> {
+    if (exit === undefined) return this.#dump.get();
+    let c = this.#exitDumps.get(exit);
+    if (!c) this.#exitDumps.set(exit, (c = cached(() => this.#host.wireguardDump(exit), this.#o)));
+    return c.get();
   }
 
   /** The leak guard's counter: null when our nft table is missing; rejects when `nft` fails. */
@@ -57,6 +69,7 @@ export class HostReads {
   /** Forgets both reads, so the next ones fork again. */
   invalidate(): void {
     this.#dump.invalidate();
+    for (const c of this.#exitDumps.values()) c.invalidate();
     this.#leak.invalidate();
   }
 }

@@ -11,6 +11,7 @@ import { type Logger, silentLogger } from "../log/logger.ts";
 import { createEgressdMetrics, type EgressdMetrics, type EgressdSources } from "../metrics/egressd.ts";
 import { MetricsServer } from "../metrics/server.ts";
 import { defaultRuntime, type ReconcileObject, type WgPeerSample } from "../metrics/sources.ts";
+import type { WgDump } from "../host/wgdump.ts";
 import { type DaemonView, exitPeer, readiness } from "./views.ts";
 
 /** Maps lib/host's components onto the `object` label of `egressd_reconcile_repairs_total`. */
@@ -30,23 +31,37 @@ export function repairObject(component: string): ReconcileObject {
 }
 
 /** lib/metrics' sources over the daemon's view. The proxy source needs a started proxy. */
-export function metricSources(view: DaemonView): Required<EgressdSources> {
+export function metricSources(view: DaemonView): EgressdSources {
+  const sample = (ifname: string, d: WgDump | null): WgPeerSample[] =>
+    (d?.peers ?? []).map((p) => ({
+      interface: ifname,
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      allowedIps: p.allowedIps,
+      latestHandshake: p.latestHandshake,
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+    }));
   return {
     wireguard: {
       dump: async (): Promise<WgPeerSample[]> => {
-        const d = await view.reads.dump();
-        if (!d) return [];
-        return d.peers.map((p) => ({
-          interface: view.config.interface.name,
-          publicKey: p.publicKey,
-          endpoint: p.endpoint,
-          allowedIps: p.allowedIps,
-          latestHandshake: p.latestHandshake,
-          rxBytes: p.rxBytes,
-          txBytes: p.txBytes,
-        }));
+        const exits = view.host.status().exits ?? [];
+        // Several exits: each exit's interface, so the wireguard_* families carry one series per exit.
+        if (exits.length > 1) return (await Promise.all(exits.map(async (e) => sample(e.interface, await view.reads.dump(e.name))))).flat();
+        return sample(view.config.interface.name, await view.reads.dump());
       },
     },
+    ...(view.failover
+      ? {
+          exits: {
+            state: () => {
+              const f = view.failover!;
+              const active = view.host.status().active;
+              return { failovers: f.failovers, exits: f.exits.map((e) => ({ name: e.name, up: e.state === "up", active: e.name === active, probeSeconds: e.probeSeconds })) };
+            },
+          },
+        }
+      : {}),
     proxy: {
       stats: () => {
         const s = view.proxy!.stats;
@@ -60,6 +75,13 @@ export function metricSources(view: DaemonView): Required<EgressdSources> {
           ),
           acceptPauses: s.acceptPauses,
           handshakeEvictions: s.handshakeEvictions,
+          udp: {
+            associationsActive: s.udp.associationsActive,
+            associationsTotal: s.udp.associationsTotal,
+            datagrams: { upstream: s.udp.datagramsUp, downstream: s.udp.datagramsDown },
+            bytes: { upstream: s.udp.bytesUp, downstream: s.udp.bytesDown },
+            dropped: s.udp.drops,
+          },
         };
       },
     },
@@ -151,5 +173,7 @@ export class DaemonMetrics {
 }
 
 function renderOptions(c: Config) {
-  return { latestHandshakeDelay: c.metrics.latestHandshakeDelay, friendlyNames: { [c.exit.publicKey]: c.exit.name } };
+  const names: Record<string, string> = { [c.exit.publicKey]: c.exit.name };
+  for (const e of c.exits ?? []) names[e.publicKey] = e.name;
+  return { latestHandshakeDelay: c.metrics.latestHandshakeDelay, friendlyNames: names };
 }

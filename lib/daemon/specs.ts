@@ -5,7 +5,7 @@
  * {@link missingRouting} judges observed host state against a spec, for `egressd status` and `check`.
  */
 import { networkInterfaces } from "node:os";
-import { listenAddress, type Config } from "../config/schema.ts";
+import { exitInterfaceName, listenAddress, type Config } from "../config/schema.ts";
 import { passwordOf, readSecretFile } from "../config/secret-file.ts";
 import {
   describeRoute,
@@ -20,10 +20,22 @@ import {
 } from "../host/routing.ts";
 import type { HostSpec, NormalizedSpec } from "../host/spec.ts";
 import { type Cidr, type IpAddr, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import type { SourceAddresses } from "../proxy/dial.ts";
 import type { ProxyServerOptions } from "../proxy/server.ts";
 
-/** The host side of a config, for a daemon running as `uid`. */
+/** The host side of a config, for a daemon running as `uid`. With `exits`, each exit with its own interface and addresses. */
 export function hostSpec(c: Config, uid: number): HostSpec {
+  const exits = c.exits?.map((e, i) => ({
+    exit: { name: e.name, publicKey: e.publicKey, endpoint: e.endpoint, presharedKeyFile: e.presharedKeyFile, persistentKeepalive: e.persistentKeepalive, allowedIps: e.allowedIps },
+    interfaceName: exitInterfaceName(c, e, i),
+    addresses: e.addresses,
+  }));
+  const one = oneExitSpec(c, uid);
+  if (!exits) return one;
+  return { ...one, interface: { ...one.interface, name: exits[0]!.interfaceName, addresses: exits[0]!.addresses }, exit: exits[0]!.exit, exits };
+}
+
+function oneExitSpec(c: Config, uid: number): HostSpec {
   return {
     interface: {
       name: c.interface.name,
@@ -65,7 +77,7 @@ export function ownAddresses(c: Config, interfaces = networkInterfaces()): IpAdd
       if (ip) out.push(ip);
     }
   }
-  for (const cidr of c.interface.addresses) {
+  for (const cidr of [...c.interface.addresses, ...(c.exits ?? []).flatMap((e) => e.addresses)]) {
     const ip = parseIp(cidr.split("/")[0]!);
     if (ip) out.push(ip);
   }
@@ -99,8 +111,33 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     handshakeTimeoutMs: p.handshakeTimeout,
     idleTimeoutMs: p.idleTimeout,
     maxConnections: p.maxConnections,
+    udp: {
+      enabled: p.udp.enabled,
+      listeners: p.udp.listeners?.map((l) => parseHostPort(l, { names: false })) ?? null,
+      idleTimeoutMs: p.udp.idleTimeout,
+      maxAssociations: p.udp.maxAssociations,
+      maxDestinations: p.udp.maxDestinations,
+      portRange: p.udp.portRange,
+    },
     keepalive: p.keepaliveIdle === 0 ? { enabled: false } : { enabled: true, idleMs: p.keepaliveIdle, intervalMs: p.keepaliveInterval, count: p.keepaliveCount },
+    ...(p.pinnedListeners ? { pinned: new Map(Object.entries(p.pinnedListeners).map(([listen, exit]) => [listen, exitSources(c).get(exit)!])) } : {}),
   };
+}
+
+/**
+ * Each exit's tunnel addresses by family, without prefix length: what a socket pinned to the exit
+ * binds (the first of each family), by exit name. With one exit, that exit's.
+ */
+export function exitSources(c: Config): Map<string, SourceAddresses> {
+  const list = c.exits ?? [{ name: c.exit.name, addresses: c.interface.addresses }];
+  return new Map(
+    list.map((e) => {
+      const hosts = e.addresses.map((a) => a.split("/")[0]!);
+      const v4 = hosts.find((h) => parseIp(h)?.family === 4);
+      const v6 = hosts.find((h) => parseIp(h)?.family === 6);
+      return [e.name, { ...(v4 ? { 4: v4 } : {}), ...(v6 ? { 6: v6 } : {}) }];
+    }),
+  );
 }
 
 /**
@@ -111,6 +148,8 @@ export function hostChanges(a: Config, b: Config): string[] {
   const ha = hostSpec(a, 0);
   const hb = hostSpec(b, 0);
   const out: string[] = [];
+  // Exits are all or nothing for now: adding or removing one changes the rule block and the tables.
+  if (JSON.stringify(ha.exits ?? null) !== JSON.stringify(hb.exits ?? null)) out.push("exits");
   for (const section of ["interface", "exit", "routing"] as const) {
     const sa: Record<string, unknown> = { ...ha[section] };
     const sb: Record<string, unknown> = { ...hb[section] };

@@ -60,6 +60,8 @@ export interface DaemonStatus {
     bytesDown: number;
     /** Connections that did not succeed, by result label. */
     refusals: Record<string, number>;
+    /** SOCKS5 UDP ASSOCIATE; absent from a daemon that predates it. */
+    udp?: { active: number; total: number; datagramsUp: number; datagramsDown: number; dropped: number };
   };
   routing: {
     fwmark: number;
@@ -74,6 +76,25 @@ export interface DaemonStatus {
   killSwitch: { enabled: boolean; droppedPackets: number; droppedBytes: number };
   reconcile: { runs: number; repairs: number; last: ReconcileStatus | null };
   metrics: { listen: string | null };
+  /** Several exits only: each exit, in priority order, and which one is active. */
+  exits?: ExitStatusLine[];
+}
+
+/** One exit of several in {@link DaemonStatus}. */
+export interface ExitStatusLine {
+  name: string;
+  interface: string;
+  /** New connections leave by it. */
+  active: boolean;
+  /** `up`, `down`, or `unknown` before its first probe. */
+  health: string;
+  /** Why its last probe missed, or "". */
+  lastReason: string;
+  /** Last successful probe's latency, seconds, or null. */
+  probeSeconds: number | null;
+  /** Its interface exists and is up. */
+  linkUp: boolean;
+  latestHandshake: number;
 }
 
 /** Handshake ages (seconds) at which `check` warns and goes critical. */
@@ -133,6 +154,8 @@ export function renderStatus(s: DaemonStatus): string {
   lines.push(`proxy: ${s.proxy.listeners.length ? s.proxy.listeners.join(", ") : "NOT LISTENING"}`);
   lines.push(`  connections: ${s.proxy.active} active, ${s.proxy.total} total`);
   lines.push(`  relayed: ${formatBytes(s.proxy.bytesUp)} up, ${formatBytes(s.proxy.bytesDown)} down`);
+  const u = s.proxy.udp;
+  if (u && u.total > 0) lines.push(`  udp: ${u.active} associations active, ${u.total} total; ${u.datagramsUp} datagrams up, ${u.datagramsDown} down, ${u.dropped} dropped`);
   const refusals = Object.entries(s.proxy.refusals).filter(([, n]) => n > 0);
   lines.push(`  refused: ${refusals.length ? refusals.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`);
   lines.push("");
@@ -148,6 +171,17 @@ export function renderStatus(s: DaemonStatus): string {
   lines.push(`reconcile: ${s.reconcile.runs} runs, ${s.reconcile.repairs} repairs; last ${lastText}`);
   for (const rep of last?.repairs ?? []) lines.push(`  repaired ${rep.object}: ${rep.detail}`);
   lines.push(`metrics: ${s.metrics.listen ?? "off"}`);
+  if (s.exits) {
+    lines.push("");
+    const active = s.exits.find((e) => e.active);
+    lines.push(`exits: ${active ? `${active.name} active` : "NONE ACTIVE (no exit is up; new connections fail)"}`);
+    for (const e of s.exits) {
+      const a = age(s.now, e.latestHandshake);
+      const probe = e.probeSeconds === null ? "" : `, probe ${Math.round(e.probeSeconds * 1000)} ms`;
+      const why = e.health === "down" && e.lastReason ? ` (${e.lastReason})` : "";
+      lines.push(`  ${e.active ? "*" : " "} ${e.name} via ${e.interface}${e.linkUp ? "" : " (interface DOWN)"}: ${e.health}${why}, handshake ${a === null ? "never" : `${formatAge(a)} ago`}${probe}`);
+    }
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -193,6 +227,13 @@ export function evaluateHealth(s: DaemonStatus): CheckResult[] {
       ? { name: "firewall", state: "ok", message: "nft table inet egressd in place" }
       : { name: "firewall", state: "critical", message: "nft table inet egressd missing" },
   );
+  if (s.exits) {
+    const active = s.exits.find((e) => e.active);
+    const down = s.exits.filter((e) => e.health !== "up").map((e) => e.name);
+    if (!active) out.push({ name: "exits", state: "critical", message: "no exit is up; new connections fail" });
+    else if (down.length) out.push({ name: "exits", state: "warning", message: `${active.name} active; ${down.join(", ")} not up` });
+    else out.push({ name: "exits", state: "ok", message: `${active.name} active; all ${s.exits.length} exits up` });
+  }
   out.push(
     s.proxy.listeners.length
       ? { name: "proxy", state: "ok", message: `listening on ${s.proxy.listeners.join(", ")}` }

@@ -10,9 +10,10 @@ import { validateSpec } from "../host/spec.ts";
 import type { WgDump } from "../host/wgdump.ts";
 import type { Readiness } from "../metrics/sources.ts";
 import type { ProxyServer } from "../proxy/server.ts";
+import type { FailoverLoop } from "./failover.ts";
 import type { HostReads } from "./host-reads.ts";
 import { hostSpec, missingRouting } from "./specs.ts";
-import { type DaemonStatus, formatAge, HANDSHAKE_WARN_S, type ReconcileStatus } from "./status.ts";
+import { type DaemonStatus, type ExitStatusLine, formatAge, HANDSHAKE_WARN_S, type ReconcileStatus } from "./status.ts";
 
 /** Where the daemon is in its life. */
 export type DaemonState = "new" | "starting" | "running" | "stopping" | "stopped";
@@ -28,7 +29,7 @@ export interface DaemonView {
   readonly uid: number;
   /** Unix ms when the daemon started. */
   readonly startedAt: number;
-  readonly host: Pick<HostManager, "status" | "observe" | "leakCounter">;
+  readonly host: Pick<HostManager, "status" | "observe" | "leakCounter"> & Partial<Pick<HostManager, "drift">>;
   /** The one cache of `wg show dump` and the nft counter. */
   readonly reads: HostReads;
   /** Null until the proxy is started. */
@@ -43,6 +44,8 @@ export interface DaemonView {
   readonly repairs: Readonly<Record<string, number>>;
   /** `http://host:port` of the metrics listener, or null when off. */
   readonly metricsUrl: string | null;
+  /** Several exits: the failover loop (health of each exit); null with one exit. */
+  readonly failover?: Pick<FailoverLoop, "exits" | "failovers"> | null;
 }
 
 /** The configured exit among the interface's peers (not simply the first: a stranger may lead). */
@@ -72,9 +75,13 @@ export async function readiness(view: DaemonView): Promise<Readiness> {
 
 async function currentReadiness(view: DaemonView): Promise<Readiness> {
   if (view.state !== "running") return { ok: false, reason: `daemon is ${view.state}` };
-  const d = await view.reads.dump().catch(() => null);
+  // Several exits: ready while the active one carries traffic; with none active, new connections fail.
+  const active = view.failover ? view.host.status().active : null;
+  if (view.failover && active === null) return { ok: false, reason: "no exit is up" };
+  const d = await view.reads.dump(active ?? undefined).catch(() => null);
   if (!d) return { ok: false, reason: `interface ${view.config.interface.name} is missing` };
-  const peer = exitPeer(view, d);
+  const activeKey = active === null ? null : view.config.exits?.find((e) => e.name === active)?.publicKey;
+  const peer = activeKey ? d.peers.find((p) => p.publicKey === activeKey) : exitPeer(view, d);
   if (!peer) return { ok: false, reason: "the exit peer is not configured" };
   const age = peer.latestHandshake > 0 ? Date.now() / 1000 - peer.latestHandshake : Infinity;
   if (age > HANDSHAKE_WARN_S) {
@@ -108,6 +115,34 @@ export async function statusLine(view: DaemonView): Promise<string> {
   return `${hs}; ${active} active connection${active === 1 ? "" : "s"}`;
 }
 
+/** The configured exit with this public key, or null. */
+function nameOf(c: Config, publicKey: string): string | null {
+  if (c.exits) return c.exits.find((e) => e.publicKey === publicKey)?.name ?? null;
+  return publicKey === c.exit.publicKey ? c.exit.name : null;
+}
+
+/** Several exits: each exit's line of the status, from the host's observation and the failover loop. */
+function exitLines(view: DaemonView, obs: Awaited<ReturnType<HostManager["observe"]>> | null): ExitStatusLine[] | undefined {
+  const f = view.failover;
+  if (!f) return undefined;
+  const active = view.host.status().active;
+  return f.exits.map((e) => {
+    const o = obs?.exits.find((x) => x.name === e.name);
+    const key = view.config.exits?.find((x) => x.name === e.name)?.publicKey;
+    const peer = o?.wireguard?.peers.find((p) => p.publicKey === key);
+    return {
+      name: e.name,
+      interface: o?.interface ?? "",
+      active: e.name === active,
+      health: e.state,
+      lastReason: e.lastReason,
+      probeSeconds: e.probeSeconds,
+      linkUp: Boolean(o?.link?.up),
+      latestHandshake: peer?.latestHandshake ?? 0,
+    };
+  });
+}
+
 /** Everything `egressd status` shows. Runs `wg`, `ip` and `nft` reads afresh (not cached). */
 export async function collectStatus(view: DaemonView): Promise<DaemonStatus> {
   const c = view.config;
@@ -117,7 +152,10 @@ export async function collectStatus(view: DaemonView): Promise<DaemonStatus> {
   const s = view.proxy?.stats;
   const leak = await view.host.leakCounter().catch(() => null);
   // Each rule and route, not just "some": one missing rule or the kill switch's route is a hole.
-  const missing = obs ? missingRouting(validateSpec(hostSpec(c, view.uid)), h.families, obs) : null;
+  // With several exits the manager's own drift is the judge (the failover layout); with one, as before.
+  const missing = !obs ? null
+    : view.failover && view.host.drift ? (await view.host.drift().catch(() => [])).map((d) => d.reason)
+    : missingRouting(validateSpec(hostSpec(c, view.uid)), h.families, obs);
   const refusals: Record<string, number> = {};
   for (const [k, v] of Object.entries(s?.connectionsTotal ?? {})) if (k !== "ok") refusals[k] = v;
   return {
@@ -133,9 +171,9 @@ export async function collectStatus(view: DaemonView): Promise<DaemonStatus> {
       listenPort: dump?.interface.listenPort ?? null,
       addresses: c.interface.addresses,
     },
-    peers: (dump?.peers ?? []).map((p) => ({
-      name: p.publicKey === c.exit.publicKey ? c.exit.name : "(unknown)",
-      isExit: p.publicKey === c.exit.publicKey,
+    peers: (view.failover ? (obs?.exits ?? []).flatMap((e) => e.wireguard?.peers ?? []) : (dump?.peers ?? [])).map((p) => ({
+      name: nameOf(c, p.publicKey) ?? "(unknown)",
+      isExit: nameOf(c, p.publicKey) !== null,
       publicKey: p.publicKey,
       endpoint: p.endpoint,
       allowedIps: [...p.allowedIps],
@@ -151,6 +189,13 @@ export async function collectStatus(view: DaemonView): Promise<DaemonStatus> {
       bytesUp: s?.bytesClientToTarget ?? 0,
       bytesDown: s?.bytesTargetToClient ?? 0,
       refusals,
+      udp: {
+        active: s?.udp.associationsActive ?? 0,
+        total: s?.udp.associationsTotal ?? 0,
+        datagramsUp: s?.udp.datagramsUp ?? 0,
+        datagramsDown: s?.udp.datagramsDown ?? 0,
+        dropped: Object.values(s?.udp.drops ?? {}).reduce((a, b) => a + b, 0),
+      },
     },
     routing: {
       fwmark: c.routing.fwmark,
@@ -162,5 +207,6 @@ export async function collectStatus(view: DaemonView): Promise<DaemonStatus> {
     killSwitch: { enabled: c.routing.killSwitch, droppedPackets: leak?.packets ?? 0, droppedBytes: leak?.bytes ?? 0 },
     reconcile: { runs: h.reconcileRuns, repairs: Object.values(view.repairs).reduce((a, b) => a + b, 0), last: view.lastPass },
     metrics: { listen: view.metricsUrl },
+    ...(view.failover ? { exits: exitLines(view, obs) } : {}),
   };
 }

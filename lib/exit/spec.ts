@@ -9,7 +9,7 @@
  * the preshared key is only referenced by path there; the caller passes key material (or nothing,
  * for a placeholder) to the renderers explicitly.
  */
-import type { Config } from "../config/schema.ts";
+import { exitInterfaceName, type Config } from "../config/schema.ts";
 import { formatIp, parseCidr, parseHostPort } from "../net/ip.ts";
 
 /** The exit's side of one tunnel. */
@@ -60,9 +60,16 @@ export class ExitSpecError extends Error {
 
 const IF_NAME = /^[A-Za-z0-9_=+.-]{1,15}$/; // wg-quick's own rule for interface names
 
-/** The exit spec of every exit in the gateway's config (one today). Throws {@link ExitSpecError}. */
+/**
+ * The exit spec of every exit in the gateway's config: the one `exit`, or each of `exits` (with its
+ * own endpoint port, preshared key, and the gateway's tunnel addresses and interface for that exit).
+ * Throws {@link ExitSpecError}.
+ */
 export function exitSpecsFromConfig(config: Config, opts: ExitSpecOptions): ExitSpec[] {
-  return [exitSpecOf(config, opts)];
+  if (!config.exits) return [exitSpecOf(config, opts)];
+  return config.exits.map((e, i) =>
+    exitSpecOf({ ...config, exit: e, interface: { ...config.interface, name: exitInterfaceName(config, e, i), addresses: e.addresses } }, opts),
+  );
 }
 
 function exitSpecOf(config: Config, opts: ExitSpecOptions): ExitSpec {

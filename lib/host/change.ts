@@ -15,6 +15,8 @@ export interface Change {
   readonly action: string;
   /** Why, in words: what was observed and what was desired. */
   readonly reason: string;
+  /** With several exits: the exit whose part planned it (its name); absent for host-wide parts. */
+  readonly exit?: string;
   apply(runner: Runner): Promise<void>;
   /** Restores what {@link apply} changed. Absent when the prior state cannot be restored (documented per action). */
   undo?(runner: Runner): Promise<void>;
@@ -25,6 +27,8 @@ export interface Repair {
   readonly component: Component;
   readonly action: string;
   readonly reason: string;
+  /** With several exits: the exit it repaired (its name), so metrics and logs tell exits apart; absent for host-wide parts. */
+  readonly exit?: string;
   /** Every command the repair ran, as argv (stdin is never recorded). */
   readonly commands: readonly (readonly string[])[];
   /** When it was applied, ms since the epoch. */

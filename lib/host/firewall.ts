@@ -10,7 +10,7 @@
  * The leak guard's kernel counter restarts with every re-applied table; the part carries the old value
  * forward so {@link FirewallPart.leakCounter} stays monotonic for the life of the part.
  *
- * The table is host-wide: one instance for all exits, rendered from the spec it is given.
+ * The table is host-wide: one instance for all exits (one `inet egressd` table covering every exit's interface).
  */
 import type { Change } from "./change.ts";
 import {
@@ -31,20 +31,22 @@ export class FirewallPart implements HostPart {
   readonly name = "firewall";
   readonly steps = { add: "applyFirewall", remove: "removeFirewall" } as const;
   readonly #n: NormalizedSpec;
+  readonly #exits: readonly NormalizedSpec[];
   readonly #ctx: HostContext;
   #appliedRuleset: string | null = null;
   #appliedFingerprint: string | null = null;
   #leakOffset: LeakCounter = { packets: 0, bytes: 0 };
 
-  /** `spec` is what the table is rendered from. */
-  constructor(spec: NormalizedSpec, ctx: HostContext) {
+  /** `spec` is what the table is rendered from; `exits`, every exit whose interface it covers (default: `spec`'s). */
+  constructor(spec: NormalizedSpec, ctx: HostContext, opts: { exits?: readonly NormalizedSpec[] } = {}) {
     this.#n = spec;
+    this.#exits = opts.exits ?? [spec];
     this.#ctx = ctx;
   }
 
   /** The rendered nft script (what `nft -f -` is fed). */
   get ruleset(): string {
-    return renderRuleset(this.#n);
+    return renderRuleset(this.#n, { exits: this.#exits });
   }
 
   /** Reads our table without changing anything. */
@@ -62,7 +64,7 @@ export class FirewallPart implements HostPart {
   /** `up`: always (re)install. `reconcile`: re-apply when missing, changed or modified. */
   async plan(mode: PlanMode): Promise<Change[]> {
     const force = mode === "up";
-    const script = renderRuleset(this.#n);
+    const script = renderRuleset(this.#n, { exits: this.#exits });
     const seen = await observeFirewall(this.#ctx.runner);
     const reason = this.#reason(force, script, seen);
     if (reason === null) return [];
@@ -103,7 +105,7 @@ export class FirewallPart implements HostPart {
 
   /** Why a reconcile pass would re-apply the table, if it would. */
   async observe(): Promise<Drift[]> {
-    const script = renderRuleset(this.#n);
+    const script = renderRuleset(this.#n, { exits: this.#exits });
     const reason = this.#reason(false, script, await observeFirewall(this.#ctx.runner));
     return reason === null ? [] : [{ component: "firewall", action: "apply-ruleset", reason }];
   }

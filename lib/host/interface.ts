@@ -104,6 +104,8 @@ export interface InterfaceOptions {
   parentDeathSignal?: boolean;
   /** Part name. Default `interface`. */
   name?: string;
+  /** With several exits: the exit it belongs to (tags its changes). Default: none. */
+  exit?: string;
 }
 
 /** What {@link InterfacePart.status} reports. */
@@ -117,6 +119,7 @@ export interface InterfaceStatus extends EndpointStatus {
 /** See the module comment. */
 export class InterfacePart implements HostPart {
   readonly name: string;
+  readonly exit?: string;
   readonly steps = { add: "addInterface", remove: "removeInterface" } as const;
   readonly #n: NormalizedSpec;
   readonly #ctx: HostContext;
@@ -133,6 +136,7 @@ export class InterfacePart implements HostPart {
     this.#ctx = ctx;
     this.#log = ctx.log;
     this.name = opts.name ?? "interface";
+    if (opts.exit !== undefined) this.exit = opts.exit;
     this.#endpoint = new EndpointTracker({
       ifname: exit.ifname,
       publicKey: exit.spec.exit.publicKey,

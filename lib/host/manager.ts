@@ -4,7 +4,8 @@
  *
  * Everything it does is built from ONE ordered list of host parts ({@link buildParts}, part.ts):
  * ```
- * sysctl → [interface → routes → rules] per exit → firewall
+ * one exit:      sysctl → interface → routes → rules → firewall
+ * several exits: sysctl → [interface → routes] per exit → shared table (routes:active) → rules → firewall
  * up():        checkHost, then each part in order: plan("up"), apply   (addInterface, addRoutes, ...)
  * down():      each part in reverse order: remove()                     (removeFirewall, ...)
  * reconcile(): each part in order: plan("reconcile"), apply, as one transaction
@@ -25,16 +26,20 @@ import { silentLogger, type Logger } from "../log/logger.ts";
 import type { Repair } from "./change.ts";
 import { HostNotUpError, HostSetupError, TeardownError, type StepFailure } from "./errors.ts";
 import type { Resolver } from "./endpoint.ts";
-import { FirewallPart } from "./firewall.ts";
-import { InterfacePart, type ActiveImplementation, type InterfaceOptions, type LinkState } from "./interface.ts";
-import type { FirewallObservation, LeakCounter } from "./nftables.ts";
-import type { Drift, HostContext, HostPart } from "./part.ts";
-import { RoutesPart, RulesPart, observeRoutes, observeRules } from "./policy.ts";
-import { checkHost, detectFamilies } from "./preflight.ts";
+import type { LeakCounter } from "./nftables.ts";
+import { tagExit, type Drift, type HostContext, type HostPart } from "./part.ts";
+import { observeRoutes, observeRules } from "./policy.ts";
+import { checkExit, checkHost, detectFamilies } from "./preflight.ts";
+import { buildParts, type HostParts } from "./parts.ts";
+import { validateExits, type ExitLayout } from "./exits.ts";
 import { runPass, type ReconcileResult } from "./reconcile.ts";
 import type { Family, ObservedRoute, ObservedRule } from "./routing.ts";
-import { validateSpec, type HostSpec, type NormalizedSpec } from "./spec.ts";
-import { SysctlPart, procSysctl, type SysctlAccess } from "./sysctl.ts";
+
+export { buildParts, type BuildPartsOptions, type ExitParts, type HostParts } from "./parts.ts";
+export type { ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
+import type { ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
+import type { HostSpec, NormalizedSpec } from "./spec.ts";
+import { procSysctl, type SysctlAccess } from "./sysctl.ts";
 import { Transaction } from "./transaction.ts";
 import type { WgDump } from "./wgdump.ts";
 
@@ -64,97 +69,10 @@ export interface HostManagerOptions {
   repairHistory?: number;
 }
 
-/** What `up()` reports. */
-export interface UpResult {
-  /** Which WireGuard implementation is in use. */
-  readonly implementation: ActiveImplementation;
-  /** wireguard-go's pid, or null for the kernel implementation. */
-  readonly pid: number | null;
-  /** Address families managed. */
-  readonly families: readonly Family[];
-  /** Every change up() made, in order (on a stale host this includes the cleanup). */
-  readonly changes: readonly Repair[];
-}
-
-/** A snapshot for `egressd status`, metrics and readiness. Cheap: no commands run. */
-export interface HostStatus {
-  readonly state: "down" | "up";
-  readonly implementation: ActiveImplementation | null;
-  readonly pid: number | null;
-  readonly families: readonly Family[];
-  readonly resolvedEndpoints: readonly string[];
-  readonly resolveError: string | null;
-  /** Times the exit's DNS name was re-resolved because the handshake was stale. */
-  readonly endpointReresolutions: number;
-  /** Reconcile passes completed successfully. */
-  readonly reconcileRuns: number;
-  /** End of the last successful reconcile pass (ms epoch), or null. */
-  readonly lastReconcileAt: number | null;
-  /** Why the last reconcile pass failed, or null if it succeeded. */
-  readonly lastReconcileError: string | null;
-  /** Repairs applied since construction, by component. */
-  readonly repairsByComponent: Readonly<Record<string, number>>;
-}
-
-/** Everything the manager can read about the host, in machine form. */
-export interface HostObservation {
-  readonly link: LinkState | null;
-  readonly wireguard: WgDump | null;
-  readonly rules: readonly ObservedRule[];
-  readonly routes: readonly ObservedRoute[];
-  readonly firewall: FirewallObservation;
-  readonly srcValidMark: string | null;
-}
-
-/** The parts of one exit: its interface, its route table, its policy rules. */
-export interface ExitParts {
-  readonly interface: InterfacePart;
-  readonly routes: RoutesPart;
-  readonly rules: RulesPart;
-}
-
-/** The host-wide parts and the per-exit ones, and the one ordered list built from them. */
-export interface HostParts {
-  readonly sysctl: SysctlPart;
-  readonly exits: readonly ExitParts[];
-  readonly firewall: FirewallPart;
-  /** Build order: sysctl, each exit's interface, routes, rules, then the firewall. Down is the reverse. */
-  readonly ordered: readonly HostPart[];
-}
-
-/** What {@link buildParts} needs besides the exits. */
-export interface BuildPartsOptions {
-  /** Shared by every part: runner, log, clock, families. */
-  ctx: HostContext;
-  /** Sysctl access for the host-wide sysctl part. */
-  sysctl: SysctlAccess;
-  /** Knobs every exit's interface part gets. Default: none. */
-  interface?: InterfaceOptions;
-}
-
-/**
- * Builds the one ordered list of parts. Each exit's parts are instances built from that exit's spec;
- * today there is exactly one exit. The sysctl and firewall parts are host-wide (one nft table).
- */
-export function buildParts(exits: readonly NormalizedSpec[], opts: BuildPartsOptions): HostParts {
-  if (exits.length !== 1) throw new TypeError(`buildParts: exactly one exit is supported today, got ${exits.length}`);
-  const { ctx } = opts;
-  const perExit = exits.map(
-    (n): ExitParts => ({
-      interface: new InterfacePart(n, ctx, opts.interface),
-      routes: new RoutesPart(n, ctx),
-      rules: new RulesPart(n, ctx),
-    }),
-  );
-  const sysctl = new SysctlPart(opts.sysctl);
-  const firewall = new FirewallPart(exits[0]!, ctx);
-  const ordered: HostPart[] = [sysctl, ...perExit.flatMap((e) => [e.interface, e.routes, e.rules]), firewall];
-  return { sysctl, exits: perExit, firewall, ordered };
-}
-
 /** See the module comment. */
 export class HostManager {
   readonly #n: NormalizedSpec;
+  readonly #layout: ExitLayout;
   readonly #ctx: HostContext;
   readonly #runner: Runner;
   readonly #log: Logger;
@@ -172,10 +90,13 @@ export class HostManager {
   #lastReconcileAt: number | null = null;
   #reconcileRuns = 0;
   #lastReconcileError: string | null = null;
+  /** Index of the exit the shared table routes through (several exits); null: none. */
+  #active: number | null = 0;
 
   /** Validates the spec (throws `SpecError` / `UnsafeUidError`); changes nothing yet. */
   constructor(spec: HostSpec, opts: HostManagerOptions = {}) {
-    this.#n = validateSpec(spec);
+    this.#layout = validateExits(spec);
+    this.#n = this.#layout.shared;
     this.#log = opts.log ?? silentLogger;
     this.#runner = opts.runner ?? createRunner({ log: this.#log });
     this.#now = opts.now ?? Date.now;
@@ -183,8 +104,10 @@ export class HostManager {
     this.#historySize = opts.repairHistory ?? 100;
     this.#parentDeathSignal = opts.parentDeathSignal ?? true;
     this.#ctx = { runner: this.#runner, log: this.#log, now: this.#now, families: () => this.#families };
-    this.#parts = buildParts([this.#n], {
+    this.#parts = buildParts(this.#layout.exits, {
       ctx: this.#ctx,
+      shared: this.#n,
+      active: () => (this.#active === null ? null : this.#layout.exits[this.#active]!),
       sysctl: opts.sysctl ?? procSysctl(),
       interface: {
         resolve: opts.resolve,
@@ -221,7 +144,7 @@ export class HostManager {
           async () => {
             // A part that fails halfway undoes its own changes; the finished parts are removed below.
             const tx = new Transaction({ runner: this.#runner, log: this.#log, now: this.#now });
-            changes.push(...(await tx.applyAll(await part.plan("up"))));
+            changes.push(...(await tx.applyAll(tagExit(part, await part.plan("up")))));
           },
           part,
         ]),
@@ -282,19 +205,72 @@ export class HostManager {
       const rules: ObservedRule[] = [];
       const routes: ObservedRoute[] = [];
       for (const f of this.#families) {
-        rules.push(...(await observeRules(this.#runner, f, r.rulePriority)));
+        rules.push(...(await observeRules(this.#runner, f, r.rulePriority, this.#layout.ruleCount)));
         routes.push(...(await observeRoutes(this.#runner, f, r.table)));
       }
-      const iface = this.#exit.interface;
-      const link = await iface.link();
+      const exits: ExitObservation[] = [];
+      for (const e of this.#parts.exits) {
+        const link = await e.interface.link();
+        const table = e.spec.spec.routing.table;
+        const own: ObservedRoute[] = [];
+        if (this.#layout.failover) for (const f of this.#families) own.push(...(await observeRoutes(this.#runner, f, table)));
+        exits.push({ name: e.name, interface: e.spec.ifname, table, link, wireguard: link ? await e.interface.dump() : null, routes: this.#layout.failover ? own : routes });
+      }
       return {
-        link,
-        wireguard: link ? await iface.dump() : null,
+        link: exits[0]!.link,
+        wireguard: exits[0]!.wireguard,
         rules,
         routes,
+        exits,
         firewall: await this.#parts.firewall.read(),
         srcValidMark: await this.#parts.sysctl.read(),
       };
+    });
+  }
+
+  /** The exits, in priority order, as validated (exits.ts): name, interface, addresses, table. */
+  get exits(): readonly NormalizedSpec[] {
+    return this.#layout.exits;
+  }
+
+  /** True with several exits (failover): {@link setActive} switches the shared table. */
+  get failover(): boolean {
+    return this.#layout.failover;
+  }
+
+  /** The exit the shared table routes through now; null when none is. */
+  get active(): string | null {
+    return this.#active === null ? null : this.#layout.exits[this.#active]!.spec.exit.name;
+  }
+
+  /**
+   * Points the shared table at exit `name`, or at none (`null`: only the unreachable default stays, so
+   * new connections fail instead of leaving by the home connection). Each moved route is one
+   * `ip route replace`, atomic; the kill switch's route is never removed. The changes are recorded like
+   * repairs (component `routes`, action `switch-route`...). On failure the switch is rolled back and
+   * the previous exit stays active. Before `up()` it only records the choice. With one exit, only that
+   * exit or null is accepted and the table is not touched (its routes are the exit's own; health is the
+   * kill switch's job).
+   */
+  setActive(name: string | null): Promise<readonly Repair[]> {
+    return this.#exclusive(async () => {
+      const index = name === null ? null : this.#layout.exits.findIndex((e) => e.spec.exit.name === name);
+      if (index === -1) throw new TypeError(`setActive: no exit named "${name}"`);
+      if (!this.#layout.failover || index === this.#active) return [];
+      const before = this.#active;
+      this.#active = index;
+      if (this.#state !== "up") return [];
+      const tx = new Transaction({ runner: this.#runner, log: this.#log, now: this.#now });
+      try {
+        const repairs = await tx.applyAll(await this.#parts.active!.plan());
+        for (const r of repairs) this.#record(r);
+        return repairs;
+      } catch (err) {
+        this.#active = before;
+        const failures = await tx.rollback();
+        for (const f of failures) this.#log.error("undo failed after a failed exit switch", { step: f.step, error: f.error.message });
+        throw err;
+      }
     });
   }
 
@@ -302,14 +278,21 @@ export class HostManager {
   drift(): Promise<Drift[]> {
     return this.#exclusive(async () => {
       const out: Drift[] = [];
-      for (const part of this.#parts.ordered) out.push(...(await part.observe()));
+      for (const part of this.#parts.ordered) {
+        const drift = await part.observe();
+        out.push(...(part.exit === undefined ? drift : drift.map((d) => ({ ...d, exit: part.exit }))));
+      }
       return out;
     });
   }
 
-  /** `wg show <if> dump`, parsed; null when the interface does not exist. For metrics. */
-  wireguardDump(): Promise<WgDump | null> {
-    return this.#exit.interface.dump();
+  /**
+   * `wg show <if> dump` of one exit's interface (default: the first exit's), parsed; null when the
+   * interface does not exist. For metrics.
+   */
+  wireguardDump(exit?: string): Promise<WgDump | null> {
+    const e = exit === undefined ? this.#parts.exits[0] : this.#parts.exits.find((x) => x.name === exit);
+    return e ? e.interface.dump() : Promise.resolve(null);
   }
 
   /**
@@ -322,15 +305,31 @@ export class HostManager {
 
   /** State, implementation, pid, endpoint resolution and repair counts. Runs no command. */
   status(): HostStatus {
-    const wg = this.#exit.interface.status();
+    const exits = this.#parts.exits.map((e): ExitStatus => {
+      const wg = e.interface.status();
+      return {
+        name: e.name,
+        interface: e.spec.ifname,
+        table: e.spec.spec.routing.table,
+        addresses: e.spec.addresses.map((a) => a.local),
+        implementation: wg.implementation,
+        pid: wg.pid,
+        resolvedEndpoints: wg.resolvedEndpoints,
+        resolveError: wg.resolveError,
+        endpointReresolutions: wg.endpointReresolutions,
+      };
+    });
+    const first = exits[0]!;
     return {
       state: this.#state,
-      implementation: wg.implementation,
-      pid: wg.pid,
+      implementation: first.implementation,
+      pid: first.pid,
       families: [...this.#families],
-      resolvedEndpoints: wg.resolvedEndpoints,
-      resolveError: wg.resolveError,
-      endpointReresolutions: wg.endpointReresolutions,
+      resolvedEndpoints: first.resolvedEndpoints,
+      resolveError: first.resolveError,
+      endpointReresolutions: exits.reduce((a, e) => a + e.endpointReresolutions, 0),
+      exits,
+      active: this.#layout.failover ? this.active : first.name,
       reconcileRuns: this.#reconcileRuns,
       lastReconcileAt: this.#lastReconcileAt,
       lastReconcileError: this.#lastReconcileError,
@@ -344,11 +343,6 @@ export class HostManager {
   }
 
   // ---- internals ----
-
-  /** The one exit's parts (several exits: the next issue). */
-  get #exit(): ExitParts {
-    return this.#parts.exits[0]!;
-  }
 
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const p = this.#lock.then(fn);
@@ -378,12 +372,14 @@ export class HostManager {
   }
 
   #upResult(changes: readonly Repair[]): UpResult {
-    const wg = this.#exit.interface.status();
+    const wg = this.#parts.exits[0]!.interface.status();
     return { implementation: wg.implementation ?? "kernel", pid: wg.pid, families: [...this.#families], changes };
   }
 
   async #checkHost(): Promise<void> {
-    const facts = await checkHost(this.#runner, this.#n, { parentDeathSignal: this.#parentDeathSignal });
+    const facts = await checkHost(this.#runner, this.#n, { parentDeathSignal: this.#parentDeathSignal, ruleCount: this.#layout.ruleCount });
     this.#families = [...facts.families];
+    // Each exit's own interface name and (with several) own table must be free of anything not ours.
+    if (this.#layout.failover) for (const e of this.#layout.exits) await checkExit(this.#runner, e, this.#families);
   }
 }

@@ -26,6 +26,8 @@ export interface Drift {
   readonly component: Component;
   /** What a repair would do, e.g. `add-rule`. */
   readonly action: string;
+  /** With several exits: the exit it concerns. */
+  readonly exit?: string;
   /** What was observed and what is wanted. */
   readonly reason: string;
 }
@@ -34,6 +36,8 @@ export interface Drift {
 export interface HostPart {
   /** Stable name, e.g. `interface` or (with several exits) `interface:hetzner`. */
   readonly name: string;
+  /** With several exits: the exit this part belongs to; absent for host-wide parts. */
+  readonly exit?: string;
   /** The `up()` step that builds it (`addInterface`) and the `down()` step that removes it (`removeInterface`). */
   readonly steps: { readonly add: string; readonly remove: string };
   /** Reads the host and plans the changes that converge this part. Applies nothing. */
@@ -53,7 +57,12 @@ export interface HostContext {
   families(): readonly Family[];
 }
 
+/** Tags the changes a part planned with its exit (see {@link HostPart.exit}). Pure. */
+export function tagExit(part: { readonly exit?: string }, changes: readonly Change[]): Change[] {
+  return part.exit === undefined ? [...changes] : changes.map((c) => ({ ...c, exit: part.exit }));
+}
+
 /** Describes planned changes as drift. Pure. */
 export function driftOf(changes: readonly Change[]): Drift[] {
-  return changes.map((c) => ({ component: c.component, action: c.action, reason: c.reason }));
+  return changes.map((c) => ({ component: c.component, action: c.action, ...(c.exit !== undefined ? { exit: c.exit } : {}), reason: c.reason }));
 }

@@ -31,6 +31,8 @@ export interface HostFacts {
 export interface CheckHostOptions {
   /** Also require `setpriv` for wireguard-go's parent-death signal. Default true. */
   parentDeathSignal?: boolean;
+  /** How many priorities from `rulePriority` are ours. Default 5 (one exit). */
+  ruleCount?: number;
 }
 
 /** `[4, 6]`, or `[4]` when the kernel has IPv6 disabled (`ip -6 rule` fails with EAFNOSUPPORT). */
@@ -60,12 +62,25 @@ export async function checkHost(runner: Runner, n: NormalizedSpec, opts: CheckHo
   const badRules = [];
   const badRoutes = [];
   for (const family of families) {
-    badRules.push(...foreignRules(await observeRules(runner, family, r.rulePriority)));
+    badRules.push(...foreignRules(await observeRules(runner, family, r.rulePriority, opts.ruleCount)));
     badRoutes.push(...foreignRoutes(await observeRoutes(runner, family, r.table)));
   }
-  if (badRules.length > 0) throw new RulePriorityConflictError(rulePriorities(r.rulePriority), badRules.map(describeRule));
+  if (badRules.length > 0) throw new RulePriorityConflictError(rulePriorities(r.rulePriority, opts.ruleCount), badRules.map(describeRule));
   if (badRoutes.length > 0) {
     throw new RouteTableConflictError(r.table, badRoutes.map((o) => `${describeRoute(o)}${o.protocol ? ` proto ${o.protocol}` : ""} (IPv${o.family})`));
   }
   return { families };
+}
+
+/**
+ * The checks of one exit of several (exits.ts): its interface name is not used by a device that is not
+ * ours, and its own route table holds no routes we did not add.
+ */
+export async function checkExit(runner: Runner, n: NormalizedSpec, families: readonly Family[]): Promise<void> {
+  const link = await observeLink(runner, n.ifname);
+  if (link !== null && !isOurs(link)) throw new InterfaceConflictError(n.ifname, link.kind, link.alias);
+  const table = n.spec.routing.table;
+  const bad = [];
+  for (const family of families) bad.push(...foreignRoutes(await observeRoutes(runner, family, table)));
+  if (bad.length > 0) throw new RouteTableConflictError(table, bad.map((o) => `${describeRoute(o)}${o.protocol ? ` proto ${o.protocol}` : ""} (IPv${o.family})`));
 }

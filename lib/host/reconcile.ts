@@ -18,11 +18,14 @@ import type { Runner } from "../exec/runner.ts";
 import { silentLogger, type Logger } from "../log/logger.ts";
 import type { Change, Repair } from "./change.ts";
 import { ReconcileError } from "./errors.ts";
+import { tagExit } from "./part.ts";
 import { Transaction } from "./transaction.ts";
 
 /** Something a pass can plan: a host part, or (in tests) any named planner. Observation happens inside `plan()`. */
 export interface Plannable {
   readonly name: string;
+  /** With several exits: the exit the part belongs to; its changes are tagged with it. */
+  readonly exit?: string;
   plan(mode: "reconcile"): Promise<Change[]>;
 }
 
@@ -54,7 +57,7 @@ export async function runPass(parts: readonly Plannable[], runner: Runner, opts:
   for (const part of parts) {
     let changes: Change[];
     try {
-      changes = await part.plan("reconcile");
+      changes = tagExit(part, await part.plan("reconcile"));
     } catch (err) {
       const failures = await tx.rollback();
       for (const f of failures) log.error("undo failed after a planning error", { step: f.step, error: f.error.message });

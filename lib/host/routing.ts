@@ -23,12 +23,16 @@
  * an `unreachable default` with the worst metric. When the tunnel device disappears, its routes go with it
  * and the daemon's traffic hits the unreachable route instead of falling through to main (trap 3).
  *
- * This module is the pure half: desired rules and routes, their argv, parsing `ip -j` output, and the
- * diff. Reading the host and the two host parts that apply the diff live in policy.ts. It does not touch
+ * With several exits (failover) the layout is the one exits.ts describes: seven priorities, a table per
+ * exit, source rules that tie each exit's tunnel address to its table, and the shared table holding the
+ * active exit's routes ({@link desiredRules} with `exits`, {@link desiredActiveRoutes}, {@link planSwitch}).
+ *
+ * This module is the pure half: desired rules and routes, their argv (parsing `ip -j` output is
+ * routing-parse.ts), and the diff. Reading the host and the parts that apply the diff live in policy.ts. It does not touch
  * nftables or the interface itself.
  */
 import type { Runner } from "../exec/runner.ts";
-import { formatCidr, parseCidr } from "../net/ip.ts";
+import { formatCidr } from "../net/ip.ts";
 import type { Change } from "./change.ts";
 import { runHostCommand } from "./command.ts";
 import { formatMark, type NormalizedSpec } from "./spec.ts";
@@ -49,15 +53,17 @@ export type Family = 4 | 6;
 /** How many consecutive priorities egressd's rules use, starting at `rulePriority`. */
 export const RULE_COUNT = 5;
 
-/** The priorities egressd owns for a given `rulePriority`. */
-export function rulePriorities(rulePriority: number): number[] {
-  return Array.from({ length: RULE_COUNT }, (_, i) => rulePriority + i);
+/** The priorities egressd owns for a given `rulePriority` (`count` of them; default {@link RULE_COUNT}). */
+export function rulePriorities(rulePriority: number, count: number = RULE_COUNT): number[] {
+  return Array.from({ length: count }, (_, i) => rulePriority + i);
 }
 
-/** A policy rule egressd wants: it selects by fwmark or by uid, never both. */
+/** A policy rule egressd wants: it selects by fwmark or by uid, never both; failover rules add a source. */
 export interface RuleSpec {
   readonly family: Family;
   readonly priority: number;
+  /** `from <address>` (a host address, canonical), or null for `from all`. */
+  readonly from?: string | null;
   readonly fwmark: number | null;
   /** `uidrange <uid>-<uid>`, or null. */
   readonly uid: number | null;
@@ -71,6 +77,8 @@ export interface RuleSpec {
 export interface ObservedRule {
   readonly family: Family;
   readonly priority: number;
+  /** `from` as a canonical host address (`10.100.0.2`) or prefix (`10.100.0.0/24`); null for `from all`. */
+  readonly src: string | null;
   readonly fwmark: number | null;
   readonly fwmask: number | null;
   /** `uidrange` bounds, or null. */
@@ -80,7 +88,7 @@ export interface ObservedRule {
   readonly suppressPrefixlength: number | null;
   /** Numeric protocol as a string (`"212"`), or null when unset. */
   readonly protocol: string | null;
-  /** True when the rule has selectors or actions this module never creates (from/to/iif/uidrange/...). */
+  /** True when the rule has selectors or actions this module never creates (to/iif/oif/...). */
   readonly hasOtherSelectors: boolean;
   /** Words for `ip rule del` that select exactly this rule. */
   readonly selector: readonly string[];
@@ -105,11 +113,32 @@ export interface ObservedRoute extends RouteSpec {
   readonly selector: readonly string[];
 }
 
-/** The rules for one normalized spec, in priority order, per family. */
-export function desiredRules(n: NormalizedSpec, families: readonly Family[]): RuleSpec[] {
+/**
+ * The rules for one normalized spec, in priority order, per family. With two or more `exits` (each with
+ * its own table, exits.ts), the failover layout: the source rules of every exit between the
+ * suppress_prefixlength rules and the lookups of the shared table.
+ */
+export function desiredRules(n: NormalizedSpec, families: readonly Family[], exits: readonly NormalizedSpec[] = []): RuleSpec[] {
   const r = n.spec.routing;
   const p = r.rulePriority;
   const uid = n.spec.uid;
+  if (exits.length >= 2) {
+    return families.flatMap((family): RuleSpec[] => {
+      const sources = exits.flatMap((e) => e.addresses.filter((a) => a.family === family).map((a) => ({ from: a.local, table: e.spec.routing.table })));
+      return [
+        { family, priority: p, fwmark: r.wireguardFwmark, uid: null, table: 254, suppressPrefixlength: null },
+        { family, priority: p + 1, fwmark: r.fwmark, uid: null, table: 254, suppressPrefixlength: 0 },
+        { family, priority: p + 2, fwmark: null, uid, table: 254, suppressPrefixlength: 0 },
+        // Any packet from exit i's address, not only the uid's: the kernel's own replies for a socket
+        // that is gone (a TIME_WAIT ACK, a RST) carry neither the uid nor the mark, and must not
+        // fall through to main and leave by the home connection.
+        ...sources.map((s): RuleSpec => ({ family, priority: p + 3, from: s.from, fwmark: null, uid: null, table: s.table, suppressPrefixlength: null })),
+        ...sources.map((s): RuleSpec => ({ family, priority: p + 4, from: s.from, fwmark: r.fwmark, uid: null, table: s.table, suppressPrefixlength: null })),
+        { family, priority: p + 5, fwmark: r.fwmark, uid: null, table: r.table, suppressPrefixlength: null },
+        { family, priority: p + 6, fwmark: null, uid, table: r.table, suppressPrefixlength: null },
+      ];
+    });
+  }
   return families.flatMap((family): RuleSpec[] => [
     { family, priority: p, fwmark: r.wireguardFwmark, uid: null, table: 254, suppressPrefixlength: null },
     { family, priority: p + 1, fwmark: r.fwmark, uid: null, table: 254, suppressPrefixlength: 0 },
@@ -133,6 +162,15 @@ export function desiredRoutes(n: NormalizedSpec, family: Family): RouteSpec[] {
   return out;
 }
 
+/**
+ * The shared table's routes for one family with several exits: the active exit's routes (as in its own
+ * table) plus the unreachable default; with no active exit, only the unreachable default.
+ */
+export function desiredActiveRoutes(shared: NormalizedSpec, active: NormalizedSpec | null, family: Family): RouteSpec[] {
+  const tunnel = active ? desiredRoutes(active, family).filter((r) => r.type === "unicast") : [];
+  return [...tunnel, ...desiredRoutes(shared, family).filter((r) => r.type !== "unicast")];
+}
+
 /** `ip rule add` argv for a desired rule. */
 export function ruleAddArgv(rule: RuleSpec): string[] {
   return ["ip", `-${rule.family}`, "rule", "add", ...ruleWords(rule), "protocol", String(RT_PROTOCOL)];
@@ -145,6 +183,7 @@ export function ruleDelArgv(rule: RuleSpec): string[] {
 
 function ruleWords(rule: RuleSpec): string[] {
   const words = ["priority", String(rule.priority)];
+  if (rule.from) words.push("from", rule.from);
   if (rule.fwmark !== null) words.push("fwmark", formatMark(rule.fwmark));
   if (rule.uid !== null) words.push("uidrange", `${rule.uid}-${rule.uid}`);
   words.push("lookup", rule.table === 254 ? "main" : String(rule.table));
@@ -180,72 +219,7 @@ function isDefault(dst: string): boolean {
   return dst === "0.0.0.0/0" || dst === "::/0";
 }
 
-// ---- observation (machine form) ----
-
-/** Parses `ip -j -N -<family> rule show`, keeping only rules at `priorities`. Pure. */
-export function parseRules(json: string, family: Family, priorities: readonly number[]): ObservedRule[] {
-  const list = JSON.parse(json || "[]") as Record<string, unknown>[];
-  return list
-    .filter((r) => priorities.includes(Number(r.priority)))
-    .map((r): ObservedRule => {
-      const [mark, mask] = typeof r.fwmark === "string" ? r.fwmark.split("/") : [undefined, undefined];
-      const fwmask = typeof r.fwmask === "string" ? parseInt(r.fwmask, 16) : mask !== undefined ? parseInt(mask, 16) : null;
-      const known = new Set(["priority", "src", "fwmark", "fwmask", "uid_start", "uid_end", "table", "suppress_prefixlen", "protocol"]);
-      const hasOtherSelectors = Object.keys(r).some((k) => !known.has(k)) || (r.src !== undefined && r.src !== "all");
-      const selector: string[] = ["priority", String(r.priority)];
-      if (typeof r.src === "string" && r.src !== "all") selector.push("from", r.srclen !== undefined ? `${r.src}/${r.srclen}` : r.src);
-      if (typeof r.dst === "string" && r.dst !== "all") selector.push("to", r.dstlen !== undefined ? `${r.dst}/${r.dstlen}` : r.dst);
-      if (typeof r.fwmark === "string") selector.push("fwmark", typeof r.fwmask === "string" ? `${r.fwmark}/${r.fwmask}` : r.fwmark);
-      if (r.uid_start !== undefined) selector.push("uidrange", `${r.uid_start}-${r.uid_end}`);
-      if (typeof r.table === "string") selector.push("lookup", r.table);
-      if (r.suppress_prefixlen !== undefined) selector.push("suppress_prefixlength", String(r.suppress_prefixlen));
-      if (typeof r.protocol === "string") selector.push("protocol", r.protocol);
-      return {
-        family,
-        priority: Number(r.priority),
-        fwmark: mark === undefined ? null : parseInt(mark, 16),
-        fwmask,
-        uidStart: r.uid_start === undefined ? null : Number(r.uid_start),
-        uidEnd: r.uid_end === undefined ? null : Number(r.uid_end),
-        table: typeof r.table === "string" ? r.table : null,
-        suppressPrefixlength: r.suppress_prefixlen === undefined ? null : Number(r.suppress_prefixlen),
-        protocol: typeof r.protocol === "string" ? r.protocol : null,
-        hasOtherSelectors,
-        selector,
-      };
-    });
-}
-
-/** Parses `ip -j -<family> route show table N`. Pure. */
-export function parseRoutes(json: string, family: Family): ObservedRoute[] {
-  const list = JSON.parse(json || "[]") as Record<string, unknown>[];
-  return list.map((r): ObservedRoute => {
-    const type = typeof r.type === "string" ? r.type : "unicast";
-    const dstText = String(r.dst);
-    const dst =
-      dstText === "default"
-        ? family === 4 ? "0.0.0.0/0" : "::/0"
-        : canonicalPrefix(dstText, family);
-    const dev = type === "unicast" && typeof r.dev === "string" ? r.dev : null;
-    const metric = typeof r.metric === "number" ? r.metric : 0;
-    const selector: string[] = [];
-    if (type !== "unicast") selector.push(type);
-    selector.push(dstText);
-    if (typeof r.gateway === "string") selector.push("via", r.gateway);
-    if (dev !== null) selector.push("dev", dev);
-    selector.push("metric", String(metric));
-    return { family, type, dst, dev, metric, protocol: typeof r.protocol === "string" ? r.protocol : null, selector };
-  });
-}
-
-function canonicalPrefix(text: string, family: Family): string {
-  const withLen = text.includes("/") ? text : `${text}/${family === 4 ? 32 : 128}`;
-  try {
-    return formatCidr(parseCidr(withLen, { allowHostBits: true }));
-  } catch {
-    return withLen;
-  }
-}
+// ---- observation (machine form): routing-parse.ts ----
 
 // ---- diff ----
 
@@ -254,6 +228,7 @@ export function ruleMatches(o: ObservedRule, d: RuleSpec): boolean {
   return (
     o.family === d.family &&
     o.priority === d.priority &&
+    o.src === (d.from ?? null) &&
     o.fwmark === d.fwmark &&
     (o.fwmask === null || o.fwmask === 0xffffffff) &&
     o.uidStart === d.uid &&
@@ -345,6 +320,48 @@ export function planRoutes(desired: readonly RouteSpec[], observed: readonly Obs
     undo: (run) => deleteTolerant(run, routeDelArgv(d, table)),
   }));
   return [...deletes, ...adds];
+}
+
+/**
+ * Plans the shared table's routes with several exits. Like {@link planRoutes}, except that a desired
+ * tunnel route whose prefix and metric are already routed by us via another device is switched with
+ * one `ip route replace` (atomic: the prefix is never unrouted, and the unreachable default stays
+ * throughout), and adds and replaces come before deletes, so the table never loses its kill switch.
+ */
+export function planSwitch(desired: readonly RouteSpec[], observed: readonly ObservedRoute[], table: number): Change[] {
+  const remaining = [...observed];
+  const out: Change[] = [];
+  for (const d of desired) {
+    const exact = remaining.findIndex((o) => routeMatches(o, d));
+    if (exact >= 0) {
+      remaining.splice(exact, 1);
+      continue;
+    }
+    const via = remaining.findIndex(
+      (o) => o.protocol === String(RT_PROTOCOL) && o.family === d.family && o.type === "unicast" && d.type === "unicast" && o.dst === d.dst && o.metric === d.metric,
+    );
+    if (via >= 0) {
+      const old = remaining.splice(via, 1)[0]!;
+      const replace = (r: RouteSpec) => ["ip", `-${r.family}`, "route", "replace", ...routeWords(r), "table", String(table), "proto", String(RT_PROTOCOL)];
+      out.push({
+        component: "routes",
+        action: "switch-route",
+        reason: `route ${describeRoute(d)} (IPv${d.family}) in table ${table} goes via ${old.dev ?? "nothing"}`,
+        apply: (run) => runExplained(run, replace(d)),
+        undo: (run) => runExplained(run, replace(old)),
+      });
+      continue;
+    }
+    out.push({
+      component: "routes",
+      action: "add-route",
+      reason: `route ${describeRoute(d)} (IPv${d.family}) is missing from table ${table}`,
+      apply: (run) => runExplained(run, routeAddArgv(d, table)),
+      undo: (run) => deleteTolerant(run, routeDelArgv(d, table)),
+    });
+  }
+  // Deletes last: an unexpected route goes only after every wanted one (the kill switch among them) is in.
+  return [...out, ...planRoutes([], remaining, table)];
 }
 
 function runExplained(runner: Runner, argv: string[]): Promise<void> {

@@ -65,10 +65,29 @@ export interface RoutingSpec {
   allowDestinations: readonly string[];
 }
 
+/** One exit of several (failover): the peer, and the WireGuard interface and tunnel addresses of its own. */
+export interface ExitInstanceSpec {
+  exit: ExitSpec;
+  /** This exit's WireGuard interface name (at most 15 characters), e.g. `wg-egress-0`. */
+  interfaceName: string;
+  /** This exit's tunnel addresses, as its peer entry on the VPS allows them. */
+  addresses: readonly string[];
+}
+
 /** Everything lib/host needs to build, repair and tear down the host side of egressd. */
 export interface HostSpec {
+  /**
+   * The interface settings. With {@link exits}, `name` and `addresses` are those of the first exit, and
+   * the private key, MTU and implementation are shared by every exit's interface.
+   */
   interface: InterfaceSpec;
+  /** The one exit; with {@link exits}, the first of them. */
   exit: ExitSpec;
+  /**
+   * Two or more exits, in priority order (exits.ts): each gets its own interface and route table, and
+   * the shared table holds the active one's routes. Absent: the one-exit form (`interface` + `exit`).
+   */
+  exits?: readonly ExitInstanceSpec[];
   routing: RoutingSpec;
   /** The uid whose packets are marked: the daemon's own (`process.getuid()`). 0 is refused. */
   uid: number;
@@ -112,10 +131,12 @@ const RESERVED_TABLES = new Set([0, 253, 254, 255]);
 export const MAIN_RULE_PRIORITY = 32766;
 
 /**
- * Checks a spec and parses its strings. Throws {@link UnsafeUidError} for uid 0 (marking uid 0 would
+ * Checks a spec (its one-exit form: `interface` + `exit`) and parses its strings. `ruleCount` is how
+ * many priorities from `rulePriority` the rules take (default 5; exits.ts passes the failover count). Throws {@link UnsafeUidError} for uid 0 (marking uid 0 would
  * route every root process into the tunnel) and {@link SpecError} listing every other problem.
  */
-export function validateSpec(spec: HostSpec): NormalizedSpec {
+export function validateSpec(spec: HostSpec, opts: { ruleCount?: number } = {}): NormalizedSpec {
+  const ruleCount = opts.ruleCount ?? 5;
   if (spec.uid === 0) throw new UnsafeUidError(0);
   const problems: string[] = [];
   const bad = (path: string, msg: string) => problems.push(`${path}: ${msg}`);
@@ -168,8 +189,9 @@ export function validateSpec(spec: HostSpec): NormalizedSpec {
   if (!Number.isInteger(r.table) || r.table < 1 || r.table > 0xffffffff || RESERVED_TABLES.has(r.table)) {
     bad("routing.table", `must be 1..4294967295 and not a reserved table (253 default, 254 main, 255 local), got ${r.table}`);
   }
-  if (!Number.isInteger(r.rulePriority) || r.rulePriority < 1 || r.rulePriority + 4 >= MAIN_RULE_PRIORITY) {
-    bad("routing.rulePriority", `must be 1..${MAIN_RULE_PRIORITY - 5} so all five rules come before main, got ${r.rulePriority}`);
+  if (!Number.isInteger(r.rulePriority) || r.rulePriority < 1 || r.rulePriority + ruleCount - 1 >= MAIN_RULE_PRIORITY) {
+    const words = ruleCount === 5 ? "all five rules" : `all ${ruleCount} rules`;
+    bad("routing.rulePriority", `must be 1..${MAIN_RULE_PRIORITY - ruleCount} so ${words} come before main, got ${r.rulePriority}`);
   }
   const allowDestinations = parseCidrs(r.allowDestinations, "routing.allowDestinations", bad);
 

@@ -59,7 +59,14 @@ export class Transaction {
     if (runner === undefined) throw new TypeError("Transaction.apply needs a runner");
     const rec = recordingRunner(runner);
     await change.apply(rec.runner);
-    const repair: Repair = { component: change.component, action: change.action, reason: change.reason, commands: rec.commands, at: this.#now() };
+    const repair: Repair = {
+      component: change.component,
+      action: change.action,
+      reason: change.reason,
+      ...(change.exit !== undefined ? { exit: change.exit } : {}),
+      commands: rec.commands,
+      at: this.#now(),
+    };
     this.#repairs.push(repair);
     const undo = change.undo;
     this.#stack.push({ label: `${change.component}/${change.action}`, undo: undo ? () => undo.call(change, runner) : null });

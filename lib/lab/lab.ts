@@ -27,7 +27,10 @@ import { runnerSysctl, type SysctlAccess } from "../host/sysctl.ts";
 import type { HostSpec } from "../host/spec.ts";
 import { startLabExit } from "./exit-config.ts";
 import { LAB_ADDRESSES, planLab, type LabNamespaces, type LabPlan } from "./topology.ts";
+import { startSecondExit, type LabExit } from "./second-exit.ts";
 import { waitUntil } from "./wait.ts";
+
+export type { LabExit } from "./second-exit.ts";
 
 /** The uid tests run the "daemon" as: not root, not a real user. */
 export const DEFAULT_LAB_UID = 64000;
@@ -93,6 +96,8 @@ export interface LabOptions {
   wireguardDir?: "host" | "private";
   /** Masquerade the client's LAN out of gw's WAN, as a home router does ({@link planLab}). Default false. */
   homeNat?: boolean;
+  /** 2 builds a second VPS namespace with its own WireGuard exit (topology.ts); see {@link Lab.exitsSpec}. Default 1. */
+  exits?: 1 | 2;
 }
 
 /** A built lab. See the module comment. */
@@ -106,6 +111,13 @@ export interface Lab {
   readonly exit: { readonly publicKey: string; readonly endpoint: string; readonly port: number; readonly pid: number };
   /** The gateway's key pair; the private key file is 0600 root (the host manager reads it in-process). */
   readonly gateway: { readonly privateKeyFile: string; readonly publicKey: string; readonly wgName: string };
+  /** Every VPS: one, or two with `exits: 2`. */
+  readonly exits: readonly LabExit[];
+  /**
+   * With `exits: 2`: a HostSpec with both exits (`exits`), each with its own gateway interface and
+   * tunnel addresses; overrides as for {@link hostSpec}.
+   */
+  exitsSpec(overrides?: { interface?: Partial<HostSpec["interface"]>; routing?: Partial<HostSpec["routing"]>; uid?: number }): HostSpec;
   /** A HostSpec for the gateway namespace, with overrides applied per section. */
   hostSpec(overrides?: { interface?: Partial<HostSpec["interface"]>; exit?: Partial<HostSpec["exit"]>; routing?: Partial<HostSpec["routing"]>; uid?: number }): HostSpec;
   /** A runner whose commands run in `ns` (as `uid`, with CAP_NET_ADMIN if asked). `path` overrides PATH. */
@@ -157,7 +169,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   if (opts.cleanupStale ?? true) await cleanupStaleLabs(prefix);
   const configureExit = opts.configureExit ?? true;
   // A configured exit masquerades with the rules exit-config renders; a bare one keeps the plan's.
-  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat, exitMasquerade: !configureExit });
+  const plan = planLab({ prefix, seq: labSeq++, homeNat: opts.homeNat, exitMasquerade: !configureExit, exits: opts.exits });
   const root = createRunner({ log });
   const children: ChildHandle[] = [];
   const tmp = await mkdtemp(join(tmpdir(), `${plan.id}-`));
@@ -226,6 +238,21 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       exitPid = wgo.pid;
     }
 
+    const exits: LabExit[] = [
+      {
+        name: "lab-exit",
+        ns: plan.ns.exit,
+        wg: exitWg,
+        publicKey: exitPub,
+        endpoint: exitEndpoint,
+        wan4: LAB_ADDRESSES.exitWan4,
+        pid: exitPid,
+        gatewayWg: plan.ifs.gatewayWg,
+        gatewayAddresses: [LAB_ADDRESSES.tunnelGw4, LAB_ADDRESSES.tunnelGw6],
+      },
+    ];
+    if (plan.ns.exit2) exits.push(await startSecondExit(runnerFor(plan.ns.exit2), plan, gwPub, children, root));
+
     // gw resolves the exit's name through its own hosts file (ip netns exec bind-mounts it).
     await mkdir(hostsDir, { recursive: true });
     await writeFile(join(hostsDir, "hosts"), `127.0.0.1 localhost\n${LAB_ADDRESSES.exitWan4} ${plan.exitHostName}\n`);
@@ -236,6 +263,17 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       addr: LAB_ADDRESSES,
       uid,
       exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: exitPid },
+      exits,
+      exitsSpec(o = {}) {
+        if (exits.length < 2) throw new Error("exitsSpec needs a lab created with exits: 2");
+        const base = lab.hostSpec({ interface: o.interface, routing: o.routing, uid: o.uid });
+        const list = exits.map((e) => ({
+          exit: { ...base.exit, name: e.name, publicKey: e.publicKey, endpoint: e.endpoint },
+          interfaceName: e.gatewayWg,
+          addresses: e.gatewayAddresses,
+        }));
+        return { ...base, interface: { ...base.interface, name: list[0]!.interfaceName, addresses: list[0]!.addresses }, exit: list[0]!.exit, exits: list };
+      },
       gateway: { privateKeyFile, publicKey: gwPub, wgName: plan.ifs.gatewayWg },
       hostSpec(o = {}) {
         return {

@@ -12,6 +12,10 @@
  *                        <wg gateway> 10.100.0.2/32, fd00::2/128  ═══ WireGuard ═══  <wg exit> 10.100.0.1/24, fd00::1/64
  *                                                                                    masquerade out of wan
  * ```
+ * With `exits: 2` a second VPS namespace `exit2` hangs off inet too (wan 203.0.113.130/25, 2001:db8:4::2/64,
+ * tunnel 10.100.1.1/24 and fd00:1::1/64 to the gateway's 10.100.1.2/32 and fd00:1::2/128): through it, a
+ * process shows up as 203.0.113.130.
+ *
  * A process on gw reaching 203.0.113.10 directly shows up there as 192.0.2.2 (the "home" address);
  * through the tunnel it shows up as 198.51.100.2 (the exit's address). Only documentation ranges and
  * 10.x are used, and only inside the lab's own namespaces.
@@ -27,6 +31,8 @@ export interface LabNamespaces {
   readonly gw: string;
   readonly exit: string;
   readonly inet: string;
+  /** The second VPS, with `exits: 2` only. */
+  readonly exit2?: string;
 }
 
 /** Every address in the lab. */
@@ -49,6 +55,15 @@ export const LAB_ADDRESSES = {
   tunnelGw6: "fd00::2/128",
   tunnelExit4: "10.100.0.1/24",
   tunnelExit6: "fd00::1/64",
+  /** The second exit (`exits: 2`): its public addresses and both ends of its tunnel. */
+  exit2Wan4: "203.0.113.130",
+  exit2Wan6: "2001:db8:4::2",
+  inetExit2_4: "203.0.113.129",
+  inetExit2_6: "2001:db8:4::1",
+  tunnel2Gw4: "10.100.1.2/32",
+  tunnel2Gw6: "fd00:1::2/128",
+  tunnel2Exit4: "10.100.1.1/24",
+  tunnel2Exit6: "fd00:1::1/64",
 } as const;
 
 /** Interface names inside the namespaces (veths) and the two WireGuard interfaces. */
@@ -61,6 +76,9 @@ export interface LabInterfaces {
   readonly gatewayWg: string;
   /** The exit's WireGuard interface (run by the lab with wireguard-go). */
   readonly exitWg: string;
+  /** With `exits: 2`: the gateway's second WireGuard interface name and the second exit's. */
+  readonly gatewayWg2: string;
+  readonly exit2Wg: string;
 }
 
 /** One build step. */
@@ -106,6 +124,8 @@ export interface PlanOptions {
    * is configured from `egressd exit-config`, whose nft rules masquerade the tunnel's traffic.
    */
   exitMasquerade?: boolean;
+  /** 2 adds a second VPS namespace (see the module comment); it always masquerades. Default 1. */
+  exits?: 1 | 2;
 }
 
 /** Plans a lab. Pure. */
@@ -114,9 +134,10 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   const pid = opts.pid ?? process.pid;
   const seq = opts.seq ?? 0;
   const id = `${prefix}-${pid}-${seq}`;
-  const ns: LabNamespaces = { client: `${id}-client`, gw: `${id}-gw`, exit: `${id}-exit`, inet: `${id}-inet` };
+  const two = opts.exits === 2;
+  const ns: LabNamespaces = { client: `${id}-client`, gw: `${id}-gw`, exit: `${id}-exit`, inet: `${id}-inet`, ...(two ? { exit2: `${id}-exit2` } : {}) };
   const token = `${pid.toString(36)}-${seq.toString(36)}`; // the dash keeps (pid, seq) pairs from colliding
-  const ifs: LabInterfaces = { gwLan: "lan", gwWan: "wan", gatewayWg: `eg${token}g`, exitWg: `eg${token}x` };
+  const ifs: LabInterfaces = { gwLan: "lan", gwWan: "wan", gatewayWg: `eg${token}g`, exitWg: `eg${token}x`, gatewayWg2: `eg${token}h`, exit2Wg: `eg${token}y` };
   const a = LAB_ADDRESSES;
   const exitPort = opts.exitPort ?? 51820;
   const steps: LabStep[] = [];
@@ -134,6 +155,7 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   step("veth client<->gw", "ip", "-n", ns.gw, "link", "add", "lan", "type", "veth", "peer", "name", "lan", "netns", ns.client);
   step("veth gw<->inet", "ip", "-n", ns.gw, "link", "add", "wan", "type", "veth", "peer", "name", "gw", "netns", ns.inet);
   step("veth exit<->inet", "ip", "-n", ns.exit, "link", "add", "wan", "type", "veth", "peer", "name", "exit", "netns", ns.inet);
+  if (ns.exit2) step("veth exit2<->inet", "ip", "-n", ns.exit2, "link", "add", "wan", "type", "veth", "peer", "name", "exit2", "netns", ns.inet);
 
   const addr = (n: string, dev: string, cidr: string) =>
     step(`address ${cidr} on ${n}/${dev}`, "ip", "-n", n, "address", "add", cidr, "dev", dev, ...(cidr.includes(":") ? ["nodad"] : []));
@@ -149,8 +171,15 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   addr(ns.inet, "lo", `${a.host6}/128`);
   addr(ns.exit, "wan", `${a.exitWan4}/24`);
   addr(ns.exit, "wan", `${a.exitWan6}/64`);
+  if (ns.exit2) {
+    addr(ns.inet, "exit2", `${a.inetExit2_4}/25`);
+    addr(ns.inet, "exit2", `${a.inetExit2_6}/64`);
+    addr(ns.exit2, "wan", `${a.exit2Wan4}/25`);
+    addr(ns.exit2, "wan", `${a.exit2Wan6}/64`);
+  }
 
-  const veths = [[ns.client, "lan"], [ns.gw, "lan"], [ns.gw, "wan"], [ns.inet, "gw"], [ns.inet, "exit"], [ns.exit, "wan"]] as const;
+  const veths: (readonly [string, string])[] = [[ns.client, "lan"], [ns.gw, "lan"], [ns.gw, "wan"], [ns.inet, "gw"], [ns.inet, "exit"], [ns.exit, "wan"]];
+  if (ns.exit2) veths.push([ns.inet, "exit2"], [ns.exit2, "wan"]);
   for (const [n, dev] of veths) {
     step(`${dev} up in ${n}`, "ip", "-n", n, "link", "set", dev, "up");
   }
@@ -160,15 +189,22 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   step("gw default route v6", "ip", "-n", ns.gw, "-6", "route", "add", "default", "via", a.inetGw6);
   step("exit default route v4", "ip", "-n", ns.exit, "route", "add", "default", "via", a.inetExit4);
   step("exit default route v6", "ip", "-n", ns.exit, "-6", "route", "add", "default", "via", a.inetExit6);
+  if (ns.exit2) {
+    step("exit2 default route v4", "ip", "-n", ns.exit2, "route", "add", "default", "via", a.inetExit2_4);
+    step("exit2 default route v6", "ip", "-n", ns.exit2, "-6", "route", "add", "default", "via", a.inetExit2_6);
+  }
 
-  for (const n of [ns.inet, ns.exit, ns.gw]) {
+  for (const n of [ns.inet, ns.exit, ns.gw, ...(ns.exit2 ? [ns.exit2] : [])]) {
     steps.push({ name: `forwarding in ${n}`, argv: inNs(n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1") });
   }
-  if (opts.exitMasquerade ?? true) steps.push({
-    name: "exit masquerade",
-    argv: inNs(ns.exit, "nft", "-f", "-"),
-    stdin: `table inet lab_exit {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname "wan" masquerade\n\t}\n}\n`,
-  });
+  for (const n of [ns.exit, ...(ns.exit2 ? [ns.exit2] : [])]) {
+    if (n === ns.exit && !(opts.exitMasquerade ?? true)) continue;
+    steps.push({
+      name: n === ns.exit ? "exit masquerade" : "exit2 masquerade",
+      argv: inNs(n, "nft", "-f", "-"),
+      stdin: `table inet lab_exit {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname "wan" masquerade\n\t}\n}\n`,
+    });
+  }
   if (opts.homeNat) {
     steps.push({
       name: "home NAT",

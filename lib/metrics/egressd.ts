@@ -23,6 +23,7 @@ import { reconcileCollector } from "./reconcile.ts";
 import { Registry } from "./registry.ts";
 import type { BuildInfo, LeakGuardSource, ProxySource, ReconcileSource, TunnelSource, WireguardSource } from "./sources.ts";
 import { tunnelCollector } from "./tunnel.ts";
+import { exitsCollector, type ExitsSource } from "./exits.ts";
 import { WireguardCollector, type WireguardRenderOptions } from "./wireguard.ts";
 
 /** The sources to read; a missing one leaves its families out (e.g. `egressd demo` without a proxy). */
@@ -33,6 +34,8 @@ export interface EgressdSources {
   reconcile?: ReconcileSource;
   leakGuard?: LeakGuardSource;
   readiness?: ReadinessSource;
+  /** Several exits only: the failover loop's state. */
+  exits?: ExitsSource;
 }
 
 /** Name of the per-collector success gauge. */
@@ -79,6 +82,7 @@ export function createEgressdMetrics(sources: EgressdSources, opts: EgressdMetri
   if (sources.tunnel) registry.register(tunnelCollector(sources.tunnel));
   if (sources.readiness) registry.register(readinessCollector(sources.readiness));
   if (sources.reconcile) registry.register(reconcileCollector(sources.reconcile));
+  if (sources.exits) registry.register(exitsCollector(sources.exits));
   if (sources.leakGuard) {
     const source = sources.leakGuard;
     registry.register(leakGuardCollector(() => source.counters()));

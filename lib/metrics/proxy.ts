@@ -4,6 +4,7 @@
  */
 import { labeledFamily, scalarFamily, type MetricFamily } from "./exposition.ts";
 import { histogramSamples } from "./histogram.ts";
+import { udpFamilies } from "./proxy_udp.ts";
 import type { Collector } from "./registry.ts";
 import { PROXY_PROTOCOLS, PROXY_RESULTS, RELAY_DIRECTIONS, type ProxySource, type ProxyStats } from "./sources.ts";
 
@@ -69,6 +70,7 @@ export function proxyFamilies(stats: ProxyStats): MetricFamily[] {
       "counter",
       stats.handshakeEvictions ?? 0,
     ),
+    ...udpFamilies(stats.udp),
   ];
 }
 

@@ -76,6 +76,26 @@ export interface ProxyProtocolStats {
   readonly relayedBytes: Readonly<Partial<Record<RelayDirection, number>>>;
 }
 
+/**
+ * Why a relayed UDP datagram was dropped; the `reason` label of `egressd_proxy_udp_dropped_total`.
+ * The proxy keeps the same list (lib/proxy/udp-relay.ts); a test pins that they agree.
+ */
+export const UDP_DROP_REASONS = ["policy", "fragment", "foreign_source", "over_limit", "malformed", "unresolved", "send_failed"] as const;
+
+/** One of {@link UDP_DROP_REASONS}. */
+export type UdpDropReason = (typeof UDP_DROP_REASONS)[number];
+
+/** SOCKS5 UDP ASSOCIATE counters. Directions as for TCP: upstream is client to destination. */
+export interface UdpProxyStats {
+  /** Associations open now. */
+  readonly associationsActive: number;
+  readonly associationsTotal: number;
+  readonly datagrams: Readonly<Partial<Record<RelayDirection, number>>>;
+  /** Payload bytes (without the SOCKS5 UDP header). */
+  readonly bytes: Readonly<Partial<Record<RelayDirection, number>>>;
+  readonly dropped: Readonly<Partial<Record<UdpDropReason, number>>>;
+}
+
 /** The proxy's counters as of now. All counts are since the daemon started. */
 export interface ProxyStats {
   /** Connections open right now (accepted and not yet closed). */
@@ -95,6 +115,8 @@ export interface ProxyStats {
   readonly acceptPauses?: number;
   /** Handshakes closed to make room for a new client; absent counts as 0. */
   readonly handshakeEvictions?: number;
+  /** UDP ASSOCIATE; absent counts as all zeros. */
+  readonly udp?: UdpProxyStats;
 }
 
 /** The proxy (SOCKS5 and HTTP). */

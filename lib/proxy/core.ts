@@ -30,6 +30,7 @@ import { checkDestination } from "./policy.ts";
 import { formatTarget, Stage, type ClientConn, type ClientLeg, type ConnOwner, type DialCallbacks, type DialHandle, type ProtocolCore, type Target } from "./protocol.ts";
 import { Relay } from "./relay.ts";
 import { countConnection, observe, protocolStats, type ConnectionResult, type ProxyStats } from "./stats.ts";
+import type { UdpSettings } from "./udp-options.ts";
 
 /** Bytes a client may send after its request, before the target is connected, before we stop reading. */
 export const MAX_EARLY_DATA = 64 * 1024;
@@ -168,6 +169,24 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     if (options.toTarget.length > 0) relay.fromClient(options.toTarget);
   }
 
+  checkDestination(addr: IpAddr): string | null {
+    return checkDestination(unmapIp(addr), this.settings.policy);
+  }
+
+  resolve(name: string): Promise<IpAddr[]> {
+    return this.settings.resolve(name);
+  }
+
+  get udp(): UdpSettings {
+    return this.settings.udp;
+  }
+
+  hold(conn: ClientConn): void {
+    this.#tracker.handshakeDone(conn);
+    conn.stage = Stage.relaying; // with no relay: the server's data handler discards what comes
+    this.#setResult(conn, "ok");
+  }
+
   /** Bytes from the client while connecting: held for the target; reading pauses when too many. */
   early(conn: ClientConn, d: Uint8Array): void {
     conn.early = conn.early ? concat(conn.early, d) : d;
@@ -194,7 +213,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       conn.clientEof = true; // forwarded as a FIN once the relay starts
       return;
     }
-    this.fail(conn, Failure.protocolError, "client closed during handshake");
+    this.fail(conn, Failure.protocolError, conn.stage === Stage.relaying ? "client closed" : "client closed during handshake");
   }
 
   /** The client socket closed before the relay started. */
@@ -208,7 +227,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       conn.reason ??= "client closed while connecting";
     } else {
       this.#setResult(conn, "protocol_error");
-      conn.reason ??= err ? `client error: ${err.message}` : "client closed during handshake";
+      conn.reason ??= err ? `client error: ${err.message}` : conn.stage === Stage.relaying ? "client closed" : "client closed during handshake";
     }
     this.finish(conn, err);
   }
@@ -235,6 +254,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     conn.early = null;
     this.stats.connectionsActive--;
     const relay = conn.relay;
+    const extra = conn.protocol?.closed?.(conn);
     this.log.info("proxy connection closed", {
       client: conn.client,
       protocol: conn.label ?? conn.protocol?.name,
@@ -246,6 +266,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       up: relay?.bytesClientToTarget ?? 0,
       down: relay?.bytesTargetToClient ?? 0,
       duration: ((this.clock() - conn.startedAt) / 1000).toFixed(3),
+      ...extra,
     });
     this.#tracker.closed(conn);
   }
@@ -261,14 +282,14 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
   #open(conn: ClientConn, host: Target, port: number, sink: DialSink): void {
     if (port === 0) return sink.failed(Failure.protocolError, "port 0");
     const literal = host.type === "ip" ? host.ip : parseIp(host.name);
-    if (literal) return this.#dialAddresses([literal], port, sink);
+    if (literal) return this.#dialAddresses(conn, [literal], port, sink);
     const name = (host as { name: string }).name;
     if (!isDnsName(name)) return sink.failed(Failure.hostUnreachable, "not a valid domain name");
     this.settings.resolve(name).then(
       (addrs) => {
         if (!sink.live()) return;
         if (this.log.debugEnabled) this.log.debug("proxy resolved", { client: conn.client, name, addresses: addrs.map(formatIp).join(",") });
-        this.#dialAddresses(addrs, port, sink);
+        this.#dialAddresses(conn, addrs, port, sink);
       },
       (err: unknown) => {
         if (!sink.live()) return;
@@ -277,7 +298,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     );
   }
 
-  #dialAddresses(addrs: readonly IpAddr[], port: number, sink: DialSink): void {
+  #dialAddresses(conn: ClientConn, addrs: readonly IpAddr[], port: number, sink: DialSink): void {
     const settings = this.settings;
     const allowed: IpAddr[] = [];
     let denial: string | null = null;
@@ -297,6 +318,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
         port,
         connectTimeoutMs: settings.connectTimeoutMs,
         connect: settings.dial,
+        source: conn.source,
         stats: this.stats,
         onDone: (r) => {
           sink.race(null);
@@ -333,6 +355,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     const now = this.#prepareTarget(target, conn.dialStart);
     conn.address = formatHostPort({ host: formatIp(address), port });
     const local = parseIp(target.localAddress);
+    conn.bound = local ? formatIp(unmapIp(local)) : null;
     const relay = this.#newRelay(conn, target);
     conn.stage = Stage.relaying;
     this.#setResult(conn, "ok");

@@ -102,6 +102,12 @@ export const targetHandlers: SocketHandler<DialAttempt> = {
   },
 };
 
+/** Local addresses to bind outbound sockets to, by family. */
+export interface SourceAddresses {
+  readonly 4?: string;
+  readonly 6?: string;
+}
+
 /** Options for {@link dial}. */
 export interface DialOptions {
   readonly port: number;
@@ -111,6 +117,12 @@ export interface DialOptions {
   readonly attemptDelayMs?: number;
   /** Default `Bun.connect`. */
   readonly connect?: Connect;
+  /**
+   * Source addresses to bind, by family (a pinned exit's tunnel addresses). An address of a family
+   * without one fails at once rather than dial unbound, which would take another route. Default:
+   * none, the kernel picks.
+   */
+  readonly source?: SourceAddresses | null;
   readonly stats: DialStats;
   /** Called exactly once: with the winning socket, or with the error of the last failed attempt. */
   readonly onDone: (result: { socket: TargetSocket; address: IpAddr } | { error: Error }) => void;
@@ -166,9 +178,24 @@ export class DialRace {
     this.#attempts.push(attempt);
     this.#pending++;
     const connect = this.#opts.connect ?? (Bun.connect as Connect);
+    const source = this.#opts.source;
+    const local = source ? source[address.family] : undefined;
+    if (source && local === undefined) {
+      queueMicrotask(() => this.failed(attempt, Object.assign(new Error(`no IPv${address.family} source address on the pinned exit`), { code: "EADDRNOTAVAIL" })));
+      return;
+    }
     const fd = lowestFreeFd();
     try {
-      connect({ hostname: formatIp(address), port: this.#opts.port, allowHalfOpen: true, data: attempt, socket: targetHandlers })
+      // `localAddress` binds the socket before connect (Bun honours it; bun-types does not list it).
+      const options: TCPSocketConnectOptions<DialAttempt> & { localAddress?: string } = {
+        hostname: formatIp(address),
+        port: this.#opts.port,
+        allowHalfOpen: true,
+        data: attempt,
+        socket: targetHandlers,
+        ...(local !== undefined ? { localAddress: local } : {}),
+      };
+      connect(options)
         .then(undefined, (err: unknown) => this.failed(attempt, err instanceof Error ? err : new Error(String(err))));
     } catch (err) {
       this.failed(attempt, err instanceof Error ? err : new Error(String(err)));

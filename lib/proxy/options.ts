@@ -10,14 +10,15 @@
  */
 import { PROXY_DEFAULTS } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
-import { formatHostPort, formatIp, isWildcard, parseIp, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
+import { formatHostPort, formatIp, isWildcard, parseHostPort, parseIp, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
 import { KEEPALIVE_LIMITS, type KeepaliveSchedule } from "../net/sockopt.ts";
 import { CredentialChecker, type Credentials } from "./auth.ts";
-import type { Connect } from "./dial.ts";
+import type { Connect, SourceAddresses } from "./dial.ts";
 import { ProxyConfigError } from "./errors.ts";
 import type { DestinationPolicy } from "./policy.ts";
 import type { ProtocolFactory } from "./protocol.ts";
 import { createResolver, type DnsOptions, type Resolve } from "./resolve.ts";
+import { normalizeUdpOptions, type UdpOptions, type UdpSettings } from "./udp-options.ts";
 
 /**
  * TCP keepalive on both legs of every connection. With the defaults a peer that stops answering
@@ -82,6 +83,14 @@ export interface ProxyServerOptions {
    * ignores it); a listener may speak a subset (`ListenAddress.protocols`).
    */
   readonly protocols?: readonly ProtocolFactory[];
+  /** SOCKS5 UDP ASSOCIATE. Default on for every listener, ending with the TCP connection. */
+  readonly udp?: UdpOptions;
+  /**
+   * Listeners whose outbound connections bind given source addresses (an exit's tunnel addresses,
+   * so that policy routing takes that exit and no other), by listener `host:port` as in `listeners`.
+   * Default: none.
+   */
+  readonly pinned?: ReadonlyMap<string, SourceAddresses>;
   /** Opens outbound connections. Default `Bun.connect`. */
   readonly dial?: Connect;
   /** Resolves domain targets. Default: {@link createResolver} over `dns`. */
@@ -125,6 +134,8 @@ export interface Settings {
   /** For logs: `system`, `tunnel` or `injected`. */
   readonly dnsMode: string;
   readonly dial: Connect | undefined;
+  /** Source addresses by listener key (see {@link ProxyServerOptions.pinned}). */
+  readonly pinned: ReadonlyMap<string, SourceAddresses>;
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -132,6 +143,7 @@ export interface Settings {
   /** Null: keepalive off. */
   readonly keepalive: KeepaliveSchedule | null;
   readonly noDelay: boolean;
+  readonly udp: UdpSettings;
 }
 
 /** Timers hold a signed 32-bit millisecond count; a longer delay would fire after 1 ms. */
@@ -171,6 +183,21 @@ function keepaliveSchedule(k: KeepaliveOptions): KeepaliveSchedule | null {
   };
 }
 
+/** `pinned` keyed like {@link ListenSpec.key} (host unmapped and canonical). */
+function pinnedByKey(pinned: ReadonlyMap<string, SourceAddresses> | undefined): Map<string, SourceAddresses> {
+  const out = new Map<string, SourceAddresses>();
+  for (const [listen, source] of pinned ?? []) {
+    let hp;
+    try {
+      hp = parseHostPort(listen, { names: false });
+    } catch {
+      throw new ProxyConfigError("pinned", `"${listen}" is not ip:port`);
+    }
+    out.set(formatHostPort({ host: formatIp(unmapIp(parseIp(hp.host)!)), port: hp.port }), source);
+  }
+  return out;
+}
+
 /** Checks and defaults `o`; throws {@link ProxyConfigError} naming the first bad field. */
 export function normalizeOptions(o: ProxyServerOptions): Settings {
   if (o.listeners.length === 0) throw new ProxyConfigError("listeners", "at least one listen address is required");
@@ -201,11 +228,14 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     resolve: o.resolve ?? createResolver(o.dns),
     dnsMode: o.resolve ? "injected" : (o.dns?.mode ?? "system"),
     dial: o.dial,
+    pinned: pinnedByKey(o.pinned),
     connectTimeoutMs: durationMs("connectTimeoutMs", o.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
     handshakeTimeoutMs: durationMs("handshakeTimeoutMs", o.handshakeTimeoutMs, DEFAULTS.handshakeTimeoutMs),
     idleTimeoutMs: durationMs("idleTimeoutMs", o.idleTimeoutMs, DEFAULTS.idleTimeoutMs, 0),
     maxConnections: positiveInt("maxConnections", o.maxConnections, DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     keepalive,
     noDelay: o.noDelay ?? true,
+    // The idle timer is checked here, where durations are, so that its message speaks in durations.
+    udp: normalizeUdpOptions({ ...o.udp, idleTimeoutMs: durationMs("udp.idleTimeoutMs", o.udp?.idleTimeoutMs, PROXY_DEFAULTS.udp.idleTimeout, 0) }, listeners.map((l) => l.key)),
   };
 }

@@ -12,10 +12,11 @@ import type { Socket } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, type IpAddr } from "../net/ip.ts";
 import type { CredentialChecker } from "./auth.ts";
-import type { DialRace, TargetSocket } from "./dial.ts";
+import type { DialRace, SourceAddresses, TargetSocket } from "./dial.ts";
 import type { FailureKind } from "./errors.ts";
 import type { RelayOwner } from "./relay.ts";
 import type { ConnectionResult, ProxyStats } from "./stats.ts";
+import type { UdpSettings } from "./udp-options.ts";
 
 /** Where a client wants to go: an IP literal or a DNS name (not yet validated), as SOCKS5 and HTTP give it. */
 export type Target =
@@ -40,8 +41,8 @@ export type StageValue = (typeof Stage)[keyof typeof Stage];
 export type ClientSocket = Socket<ClientConn | undefined>;
 
 /**
- * One protocol the proxy speaks (SOCKS5 now; HTTP CONNECT / forward proxying and SOCKS5 UDP
- * ASSOCIATE next). One handler object serves every connection of a server, as Bun's socket
+ * One protocol the proxy speaks (SOCKS5, with UDP ASSOCIATE; HTTP CONNECT / forward proxying
+ * next). One handler object serves every connection of a server, as Bun's socket
  * handlers do: per-connection state lives in the {@link ClientConn} (`step`, `buf`, `protocolData`),
  * so speaking a protocol costs no allocation of its own.
  *
@@ -71,6 +72,11 @@ export interface ProtocolHandler {
    * protocol whose reply can carry one.
    */
   failed(conn: ClientConn, kind: FailureKind, reason: string): void;
+  /**
+   * The connection has closed: release what `conn.protocolData` holds (a UDP association). What
+   * it returns is added to the connection's log line. Optional.
+   */
+  closed?(conn: ClientConn): Record<string, unknown> | undefined;
 }
 
 /**
@@ -150,6 +156,18 @@ export interface ProtocolCore {
    * metrics result follows from `kind`; the first reason given is logged.
    */
   fail(conn: ClientConn, kind: FailureKind, reason: string): void;
+  /** The destination policy for one address (unmapped first): null when allowed, else why not. */
+  checkDestination(addr: IpAddr): string | null;
+  /** Resolves a name by the configured DNS mode (through the tunnel by default in the daemon). */
+  resolve(name: string): Promise<IpAddr[]>;
+  /** The UDP ASSOCIATE settings in force. */
+  readonly udp: UdpSettings;
+  /**
+   * The request is served without a relay (UDP ASSOCIATE): the handshake deadline ends, the
+   * connection counts as `ok`, and it stays open (bytes from the client are discarded) until
+   * the client closes it or the handler calls `fail()`.
+   */
+  hold(conn: ClientConn): void;
 }
 
 /** Builds a protocol's handler for one server; `ProxyServerOptions.protocols` takes a list. */
@@ -223,6 +241,10 @@ export class ClientConn implements RelayOwner {
   /** The authenticated user, for logs. */
   user: string | undefined;
   dialStart = 0;
+  /** Source addresses the target leg must bind (a listener pinned to an exit); null: the kernel picks. */
+  source: SourceAddresses | null = null;
+  /** The target leg's local address once connected (which exit it left by), unmapped. */
+  bound: string | null = null;
 
   constructor(options: ClientConnOptions) {
     this.socket = options.socket;

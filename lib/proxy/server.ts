@@ -24,6 +24,7 @@ import type { SocketHandler, TCPSocketListener, TCPSocketListenOptions } from "b
 import { silentLogger, type Logger } from "../log/logger.ts";
 import { formatHostPort, formatIp, parseIp, unmapIp } from "../net/ip.ts";
 import { ProxyCore, type ConnTracker } from "./core.ts";
+import type { SourceAddresses } from "./dial.ts";
 import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
 import { FdGate } from "./fd-gate.ts";
 import { Keepalive } from "./keepalive.ts";
@@ -33,6 +34,7 @@ import { ClientConn, Stage, type ClientSocket, type ProtocolFactory, type Protoc
 import { httpProtocol } from "./http-session.ts";
 import { socks4Refusal } from "./socks4-refusal.ts";
 import { socks5Protocol } from "./socks5-session.ts";
+import { UDP_FDS_PER_ASSOCIATION } from "./udp-relay.ts";
 import { countConnection, createStats, type ProxyStats } from "./stats.ts";
 
 export type { KeepaliveOptions, ProxyServerOptions } from "./options.ts";
@@ -326,7 +328,8 @@ export class ProxyServer {
 
   #tick(): void {
     const now = this.#clock();
-    this.#fds?.check(this.stats.pendingAbandonedDials);
+    // A UDP association holds up to three sockets beyond its control connection's one.
+    this.#fds?.check(this.stats.pendingAbandonedDials + UDP_FDS_PER_ASSOCIATION * this.stats.udp.associationsActive);
     for (const c of this.#handshaking) {
       if (now < c.deadline) continue;
       this.stats.handshakeTimeouts++;
@@ -342,6 +345,38 @@ export class ProxyServer {
         }
       }
     }
+  }
+
+  /**
+   * The source addresses of the listener that accepted `socket`, if it is pinned: by its address,
+   * or by the wildcard of its family on its port.
+   */
+  #pinnedFor(socket: ClientSocket, settings: Settings): SourceAddresses | null {
+    if (settings.pinned.size === 0) return null;
+    const local = parseIp(socket.localAddress);
+    if (!local) return null;
+    const ip = unmapIp(local);
+    const port = socket.localPort;
+    return settings.pinned.get(formatHostPort({ host: formatIp(ip), port })) ?? settings.pinned.get(formatHostPort({ host: ip.family === 4 ? "0.0.0.0" : "::", port })) ?? null;
+  }
+
+  /**
+   * Resets now every connection whose outbound leg left from one of `addresses` (an exit that went
+   * down), or is dialing from them, so that its client reconnects, through another exit, instead of
+   * hanging until keepalive gives up. Returns how many were reset.
+   */
+  resetFrom(addresses: readonly string[], reason: string): number {
+    const wanted = new Set(addresses);
+    let n = 0;
+    for (const c of [...this.#conns]) {
+      const dialingFrom = c.race !== null && c.source !== null && (wanted.has(c.source[4] ?? "") || wanted.has(c.source[6] ?? ""));
+      if ((c.bound !== null && wanted.has(c.bound)) || dialingFrom) {
+        this.#core.abort(c, reason);
+        n++;
+      }
+    }
+    if (n > 0) this.#log.info("proxy reset connections", { count: n, reason });
+    return n;
   }
 
   #accept(socket: ClientSocket): void {
@@ -380,6 +415,7 @@ export class ProxyServer {
     }
     const conn = new ClientConn({ socket, client, startedAt, deadline: startedAt + settings.handshakeTimeoutMs, owner: this.#core });
     socket.data = conn;
+    conn.source = this.#pinnedFor(socket, settings);
     this.#conns.add(conn);
     this.#handshaking.add(conn);
     this.stats.connectionsActive++;

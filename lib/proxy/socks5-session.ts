@@ -5,15 +5,17 @@
  *   greeting (§3) ─ bad bytes, no acceptable method ─────────────────── protocol_error, auth_failed
  *   username/password (RFC 1929) ─ bad bytes, wrong credentials ──────── protocol_error, auth_failed
  *   request (§4) ─ bad address, not CONNECT ──────────────────────────── protocol_error
- *     └─ core.connect(); its outcome comes back as connected() or failed(kind)
+ *     ├─ CONNECT: core.connect(); its outcome comes back as connected() or failed(kind)
+ *     └─ UDP ASSOCIATE (§7): socks5-associate.ts, where UDP is on for the listener
  *
  * Does not resolve, check the policy, dial or relay (core.ts does, for every protocol), and does
- * not time the handshake out (server.ts does). BIND and UDP ASSOCIATE are refused with
- * "command not supported".
+ * not time the handshake out (server.ts does). BIND, and UDP ASSOCIATE on a listener without UDP,
+ * are refused with "command not supported".
  */
 import type { IpAddr } from "../net/ip.ts";
 import { concat } from "./bytes.ts";
 import { Failure, type FailureKind } from "./errors.ts";
+import { UdpAssociator } from "./socks5-associate.ts";
 import { formatTarget, printable, Stage, type ClientConn, type ProtocolCore, type ProtocolHandler } from "./protocol.ts";
 import {
   AuthMethod,
@@ -33,7 +35,7 @@ import {
 } from "./socks5.ts";
 
 /** The sub-stages of a SOCKS5 handshake, kept in `ClientConn.step`. */
-const Step = { greeting: 0, auth: 1, request: 2 } as const;
+const Step = { greeting: 0, auth: 1, request: 2, associating: 3 } as const;
 
 /**
  * The reply (RFC 1928 §6) for a failure to connect: the one place SOCKS5 meets
@@ -71,9 +73,11 @@ export function socks5Protocol(core: ProtocolCore): ProtocolHandler {
 export class Socks5Protocol implements ProtocolHandler {
   readonly name = "socks5";
   readonly #core: ProtocolCore;
+  readonly #udp: UdpAssociator;
 
   constructor(core: ProtocolCore) {
     this.#core = core;
+    this.#udp = new UdpAssociator(core);
   }
 
   /** Every SOCKS5 greeting starts with the version byte, 5. */
@@ -129,12 +133,18 @@ export class Socks5Protocol implements ProtocolHandler {
           if (r === NEED_MORE) break;
           if (r instanceof Socks5ProtocolError) return this.#reject(conn, r.reply ?? Reply.generalFailure, r.message);
           const req = r.value;
+          if (req.command === Command.udpAssociate && this.#udp.allowed(conn)) {
+            conn.step = Step.associating;
+            return this.#udp.open(conn, req.host, req.port);
+          }
           if (req.command !== Command.connect) {
             conn.target = formatTarget(req.host, req.port);
             return this.#reject(conn, Reply.commandNotSupported, `command ${req.command} not supported`);
           }
           return core.connect(conn, req.host, req.port, buf.subarray(r.consumed));
         }
+        case Step.associating:
+          return; // the relay socket is being bound; the control connection carries nothing more
       }
       break; // NEED_MORE
     }
@@ -148,6 +158,11 @@ export class Socks5Protocol implements ProtocolHandler {
 
   failed(conn: ClientConn, kind: FailureKind): void {
     conn.socket.write(encodeReply(socks5Reply(kind)));
+  }
+
+  /** A UDP association ends with its control connection. */
+  closed(conn: ClientConn): Record<string, unknown> | undefined {
+    return this.#udp.closed(conn);
   }
 
   /** A request this protocol refuses itself, with its own reply code. */

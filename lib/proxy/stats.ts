@@ -5,6 +5,8 @@
  * lib/metrics turns this into `egressd_proxy_*` families.
  */
 
+import { createUdpStats, type UdpStats } from "./udp-relay.ts";
+
 /** Every way a client connection can end; exactly these are the `result` label values. */
 export const CONNECTION_RESULTS = [
   "ok",
@@ -130,6 +132,8 @@ export interface ProxyStats {
   listeners: string[];
   /** Connections and bytes split by protocol; each adds up to the totals above. */
   readonly byProtocol: Readonly<Record<ProxyProtocol, ProtocolStats>>;
+  /** SOCKS5 UDP ASSOCIATE: associations, datagrams, drops. */
+  readonly udp: UdpStats;
 }
 
 /** Creates zeroed stats. */
@@ -150,5 +154,6 @@ export function createStats(): ProxyStats {
     pendingAbandonedDials: 0,
     listeners: [],
     byProtocol,
+    udp: createUdpStats(),
   };
 }

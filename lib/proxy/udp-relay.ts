@@ -48,6 +48,9 @@ export function createUdpStats(): UdpStats {
   return { associationsActive: 0, associationsTotal: 0, datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, drops };
 }
 
+/** Sockets one association may hold: the relay socket and an outbound socket per family. */
+export const UDP_FDS_PER_ASSOCIATION = 3;
+
 /** Defaults of {@link UdpAssociationOptions}. */
 export const UDP_DEFAULTS = {
   maxDestinations: 256,
@@ -90,7 +93,7 @@ export interface UdpAssociationOptions {
   readonly idleTimeoutMs?: number;
   /** How long a resolved name is reused. Default 60 s. */
   readonly nameTtlMs?: number;
-  /** Called once when the association ends by itself (idle, or a socket error), not on close(). */
+  /** Called once when the association ends by itself (idle), not on close(). */
   readonly onEnd?: (reason: string) => void;
   /** Told of each drop, for debug logging; keep it cheap. */
   readonly onDrop?: (reason: UdpDropReason, detail: string) => void;
@@ -112,16 +115,21 @@ export class UdpAssociation {
   readonly #destinations = new Set<string>();
   readonly #names = new Map<string, Resolved>();
   #clientPort: number;
+  /** The client's address as Bun reports a datagram's source: compared as text first, parsed only when it differs. */
+  readonly #clientText: string;
   #pending = 0;
   #last = performance.now();
   #idle: ReturnType<typeof setTimeout> | null = null;
   #closed = false;
+  /** This association's own counts, for its log line. */
+  readonly counts = { datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, dropped: 0 };
 
   /** Use {@link openUdpAssociation}. */
   constructor(options: UdpAssociationOptions, relay: BunUdp) {
     this.#o = options;
     this.#relay = relay;
     this.#clientPort = options.clientPort ?? 0;
+    this.#clientText = formatIp(options.client);
     options.stats.associationsActive++;
     options.stats.associationsTotal++;
     if ((options.idleTimeoutMs ?? 0) > 0) this.#armIdle(options.idleTimeoutMs!);
@@ -163,14 +171,17 @@ export class UdpAssociation {
 
   #drop(reason: UdpDropReason, detail: string): void {
     this.#o.stats.drops[reason]++;
+    this.counts.dropped++;
     this.#o.onDrop?.(reason, detail);
   }
 
   /** A datagram on the relay socket. */
   fromClient(data: Uint8Array, port: number, address: string): void {
     if (this.#closed) return;
-    const src = parseIp(address);
-    if (src === null || !sameIp(unmapIp(src), this.#o.client)) return this.#drop("foreign_source", `${address}:${port}`);
+    if (address !== this.#clientText) {
+      const src = parseIp(address);
+      if (src === null || !sameIp(unmapIp(src), this.#o.client)) return this.#drop("foreign_source", `${address}:${port}`);
+    }
     if (this.#clientPort === 0) this.#clientPort = port;
     else if (port !== this.#clientPort) return this.#drop("foreign_source", `${address}:${port}`);
     const d = parseUdpDatagram(data);
@@ -214,10 +225,11 @@ export class UdpAssociation {
       return err instanceof Error ? err.message : String(err);
     }
     let denial: string | null = null;
-    for (const a of addrs) {
+    for (const given of addrs) {
+      const a = unmapIp(given); // ::ffff:10.0.0.1 is 10.0.0.1 for the policy and the send
       const why = this.#o.checkDestination(a);
-      if (why === null) return unmapIp(a);
-      denial ??= `denied: ${why} (${formatIp(a)})`;
+      if (why === null) return a;
+      denial ??= `denied: ${why} (${formatIp(given)})`;
     }
     return denial ?? "name has no addresses";
   }
@@ -242,9 +254,12 @@ export class UdpAssociation {
   }
 
   #sendOut(sock: BunUdp, ip: string, port: number, payload: Uint8Array): void {
-    if (!sock.send(payload, port, ip)) return this.#drop("send_failed", `socket buffer full toward ${ip}:${port}`);
+    const why = trySend(sock, payload, port, ip);
+    if (why !== null) return this.#drop("send_failed", `${why} toward ${ip}:${port}`);
     this.#o.stats.datagramsUp++;
     this.#o.stats.bytesUp += payload.length;
+    this.counts.datagramsUp++;
+    this.counts.bytesUp += payload.length;
   }
 
   /** The outbound socket for a family, made on first use. Its owner is the daemon's uid. */
@@ -257,7 +272,9 @@ export class UdpAssociation {
         binaryType: "uint8array",
         socket: {
           data: (_s, data, port, address) => this.#fromDestination(data, port, address),
-          error: (_s, err) => this.#end(`outbound socket error: ${err.message}`),
+          // Bun reports an ICMP error (port or host unreachable, for one destination) here, with
+          // no error object, and the socket stays usable: it is never a reason to end.
+          error: () => undefined,
         },
       });
       this.#out[family] = p;
@@ -281,9 +298,12 @@ export class UdpAssociation {
     if (!this.#destinations.has(`${formatIp(src)}|${port}`)) return this.#drop("foreign_source", `${address}:${port}`);
     this.#last = performance.now();
     const wrapped = encodeUdpDatagram({ host: { type: "ip", ip: src }, port }, data);
-    if (!this.#relay.send(wrapped, this.#clientPort, formatIp(this.#o.client))) return this.#drop("send_failed", "socket buffer full toward the client");
+    const why = trySend(this.#relay, wrapped, this.#clientPort, this.#clientText);
+    if (why !== null) return this.#drop("send_failed", `${why} toward the client`);
     this.#o.stats.datagramsDown++;
     this.#o.stats.bytesDown += data.length;
+    this.counts.datagramsDown++;
+    this.counts.bytesDown += data.length;
   }
 }
 
@@ -295,9 +315,9 @@ export async function openUdpAssociation(options: UdpAssociationOptions): Promis
   let assoc: UdpAssociation | null = null;
   const handler = {
     data: (_s: BunUdp, data: Uint8Array, port: number, address: string) => assoc?.fromClient(data, port, address),
-    error: (_s: BunUdp, _err: Error) => {
-      assoc?.close();
-    },
+    // An ICMP error for a datagram sent to the client (its socket closed, say): the relay socket
+    // stays usable and the client may still send; its TCP connection says when it is over.
+    error: () => undefined,
   };
   const ports = candidatePorts(options.portRange);
   let lastErr: unknown;
@@ -323,6 +343,23 @@ function candidatePorts(range: UdpAssociationOptions["portRange"]): number[] {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push(range.first + ((start + i) % n));
   return out;
+}
+
+/**
+ * Sends one datagram; null when it went, else why not. Bun's `send()` returns false when the socket
+ * buffer is full, and throws for an error of the route: EHOSTUNREACH or ENETUNREACH when the kill
+ * switch's `unreachable default` answers, EPERM when a firewall rejects it. A datagram that cannot
+ * go is dropped and counted, never a reason to end the association (or to throw out of a handler).
+ */
+function trySend(sock: BunUdp, payload: Uint8Array, port: number, ip: string): string | null {
+  try {
+    return sock.send(payload, port, ip) ? null : "socket buffer full";
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+    if (err instanceof Error) return err.message;
+    throw err;
+  }
 }
 
 function sameIp(a: IpAddr, b: IpAddr): boolean {

@@ -136,7 +136,7 @@ export function renderConfigPage(src: ManSources): string {
   for (const f of src.fields) {
     const depth = f.path.split(".").length;
     if (f.section && depth === 1) {
-      out.push(`.SS ${f.path}`, prose(f.description), f.required ? "Required." : "Optional: every field has a default.");
+      out.push(`.SS ${f.path}`, prose(f.description), f.required ? "Required." : f.optional ? "Optional." : "Optional: every field has a default.");
       continue;
     }
     const facts = [f.type, f.required ? "required" : f.default !== undefined ? `default ${f.default}` : undefined].filter(Boolean).join("; ");

@@ -15,6 +15,8 @@ export interface Field {
   /** The default, as JSON the file could hold; undefined when there is none. */
   default?: string;
   required: boolean;
+  /** Declared `.optional()`: may be left out, and has no default (e.g. `exit` when `exits` is used). */
+  optional?: boolean;
   description: string;
   /** An object with fields of its own, listed after it. */
   section: boolean;
@@ -52,6 +54,10 @@ function typeOf(s: Any): string {
       return `list of ${typeOf(def.element)}`;
     case "object":
       return "object";
+    case "record":
+      return `object of ${typeOf(def.keyType)} to ${typeOf(def.valueType)}`;
+    case "literal":
+      return (def.values as unknown[]).map((v) => JSON.stringify(v)).join(" or ");
     case "union":
       return (def.options as Any[]).map(typeOf).join(" or ");
     case "pipe":
@@ -84,24 +90,31 @@ export function schemaFields(schema: z.ZodType, prefix = ""): Field[] {
     let defaultValue: unknown;
     let hasDefault = false;
     let nullable = false;
+    let optional = false;
     for (;;) {
       const def = inner._zod.def;
       if (def.type === "default") {
         hasDefault = true;
         defaultValue = def.defaultValue;
       } else if (def.type === "nullable") nullable = true;
-      else if (def.type !== "optional") break;
+      else if (def.type === "optional") optional = true;
+      else break;
       inner = def.innerType;
       description ??= inner.description;
     }
     description ??= inner.description;
     if (!description) throw new Error(`docgen: config field ${path} has no .describe() text (lib/config/schema.ts)`);
-    const section = inner._zod.def.type === "object";
+    // A list of objects (`exits`) is a section too: its entries' fields follow, as `exits[].name`.
+    const element = inner._zod.def.type === "array" ? (inner._zod.def.element as Any) : null;
+    const list = element !== null && element._zod.def.type === "object";
+    const section = inner._zod.def.type === "object" || list;
     const kind = kindOf(inner);
-    const field: Field = { path, type: `${section ? "object" : typeOf(inner)}${nullable ? " or null" : ""}`, required: !hasDefault, description, section };
+    const type = inner._zod.def.type === "object" ? "object" : typeOf(inner);
+    const field: Field = { path, type: `${type}${nullable ? " or null" : ""}`, required: !hasDefault && !optional, ...(optional ? { optional } : {}), description, section };
     if (hasDefault && !(section && defaultValue !== null)) field.default = formatDefault(defaultValue, kind);
     out.push(field);
-    if (section) out.push(...schemaFields(inner, path));
+    if (list) out.push(...schemaFields(element, `${path}[]`));
+    else if (section) out.push(...schemaFields(inner, path));
   }
   return out;
 }

@@ -116,6 +116,11 @@ describe("egressd proxy: a bad flag value names the flag, exit 2", () => {
     [["--max-connections", "0"], '--max-connections must be a positive integer, not "0"'],
     [["--dns", "tunnel", "--dns-server", "dns.example"], '--dns-server: "dns.example" is not an IP address or IP:port'],
     [["--protocols", "socks5,socks4"], '--protocols: "socks4" is not a protocol; use socks5, http or socks5,http'],
+    [["--udp-port-range", "40100-40000"], '--udp-port-range: "40100-40000" is not a port range of 1-65535, first not above last (e.g. 40000-40100)'],
+    [["--udp-port-range", "0-10"], '--udp-port-range: "0-10" is not a port range of 1-65535, first not above last (e.g. 40000-40100)'],
+    [["--udp-max-associations", "none"], '--udp-max-associations must be a positive integer, not "none"'],
+    [["--udp-idle-timeout", "forever"], '--udp-idle-timeout: "forever" is not a duration (e.g. 500ms, 10s, 2m)'],
+    [["--udp-idle-timeout", "1000h"], "--udp-idle-timeout: must be from 0ms to 2147483647ms, not 3600000s"],
   ])("%p", async (args, message) => {
     const ran = await runCli(["proxy", "--listen", "127.0.0.1:0", ...args]);
     expect(ran).toEqual({ code: 2, stdout: "", stderr: `egressd proxy: ${message}; run \`egressd proxy --help\`\n` });

@@ -103,6 +103,14 @@ export const MALFORMED: readonly MalformedRow[] = [
   { name: "a negative route table", mutate: (c) => (c.routing = { table: -1 }), path: "routing.table", message: "routing.table: -1 is below the minimum 0" },
 
   // DNS
+  { name: "a UDP port range backwards", mutate: (c) => (c.proxy = { udp: { portRange: "40100-40000" } }), path: "proxy.udp.portRange", message: `proxy.udp.portRange: "40100-40000" is not a port range; expected e.g. "40000-40100": ports 1-65535, first not above last` },
+  { name: "a UDP port range that is one port", mutate: (c) => (c.proxy = { udp: { portRange: "40000" } }), path: "proxy.udp.portRange", message: `proxy.udp.portRange: "40000" is not a port range; expected e.g. "40000-40100"` },
+  { name: "a UDP port range above 65535", mutate: (c) => (c.proxy = { udp: { portRange: "65000-70000" } }), path: "proxy.udp.portRange", message: `proxy.udp.portRange: "65000-70000" is not a port range; expected e.g. "40000-40100": ports 1-65535, first not above last` },
+  { name: "a UDP port range as a number", mutate: (c) => (c.proxy = { udp: { portRange: 40000 } }), path: "proxy.udp.portRange", message: `proxy.udp.portRange: 40000 is a number, expected a string` },
+  { name: "zero UDP associations", mutate: (c) => (c.proxy = { udp: { maxAssociations: 0 } }), path: "proxy.udp.maxAssociations", message: `proxy.udp.maxAssociations: 0 is below the minimum 1` },
+  { name: "a UDP idle timeout in words", mutate: (c) => (c.proxy = { udp: { idleTimeout: "a minute" } }), path: "proxy.udp.idleTimeout", message: `proxy.udp.idleTimeout: "a minute" ${DURATION}` },
+  { name: "a UDP listener that is not a proxy listener", mutate: (c) => (c.proxy = { listen: ["127.0.0.1:1080"], udp: { listeners: ["127.0.0.1:1081"] } }), path: "proxy.udp.listeners[0]", message: `proxy.udp.listeners[0]: "127.0.0.1:1081" is not one of proxy.listen` },
+  { name: "UDP on as a string", mutate: (c) => (c.proxy = { udp: { enabled: "yes" } }), path: "proxy.udp.enabled", message: `proxy.udp.enabled: "yes" is a string, expected a boolean` },
   { name: "tunnel DNS with no servers", mutate: (c) => (c.proxy = { dns: { mode: "tunnel", servers: [] } }), path: "proxy.dns.servers", message: "proxy.dns.servers: [] is empty; tunnel DNS mode needs at least one server" },
   { name: "a DNS server that is a name", mutate: (c) => (c.proxy = { dns: { servers: ["dns.quad9.net"] } }), path: "proxy.dns.servers[0]", message: `proxy.dns.servers[0]: "dns.quad9.net" is not an IP address` },
 

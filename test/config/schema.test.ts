@@ -122,6 +122,7 @@ describe("defaults", () => {
         keepaliveIdle: 60_000,
         keepaliveInterval: 15_000,
         keepaliveCount: 8,
+        udp: { enabled: true, listeners: null, idleTimeout: 0, maxAssociations: 1024, maxDestinations: 256, portRange: null },
       },
       metrics: { listen: "127.0.0.1:9586", allowWildcardBind: false, latestHandshakeDelay: true },
       control: { socket: "/run/egressd/control.sock" },
@@ -241,5 +242,5 @@ test("the schema object is strict at every level, so the 'did you mean' list can
     const [p] = problemsOf(c);
     expect(p?.message).toMatch(new RegExp(`^${section}\\.zzzzzzzzzz: unknown key; known keys: \\w`));
   }
-  expect(Object.keys(configSchema.shape)).toEqual(["interface", "exit", "routing", "proxy", "metrics", "control", "daemon"]);
+  expect(Object.keys(configSchema.in.shape)).toEqual(["interface", "exit", "exits", "failover", "routing", "proxy", "metrics", "control", "daemon"]);
 });

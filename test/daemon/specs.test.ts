@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parseConfig } from "../../lib/config/load.ts";
 import type { Config } from "../../lib/config/schema.ts";
 import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, reloadRefusal } from "../../lib/daemon/specs.ts";
-import { parseRoutes, parseRules } from "../../lib/host/routing.ts";
+import { parseRoutes, parseRules } from "../../lib/host/routing-parse.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
 
@@ -81,6 +81,15 @@ describe("proxyOptions", () => {
     c.proxy.listen = ["10.1.0.1:1080", { address: "10.1.0.1:3128", protocols: ["http"] }, { address: "10.1.0.1:1081" }];
     const o = await proxyOptions(parse(c), { readSecret: async () => "s3cret\n", own: [] });
     expect(o.listeners).toEqual([{ host: "10.1.0.1", port: 1080 }, { host: "10.1.0.1", port: 3128, protocols: ["http"] }, { host: "10.1.0.1", port: 1081, protocols: ["socks5", "http"] }]);
+  });
+
+  test("proxy.udp: defaults (on, every listener, ends with its TCP connection), and each field mapped", async () => {
+    const dflt = await proxyOptions(parse(full()), { readSecret: async () => "s3cret\n", own: [] });
+    expect(dflt.udp).toEqual({ enabled: true, listeners: null, idleTimeoutMs: 0, maxAssociations: 1024, maxDestinations: 256, portRange: null });
+    const c = full() as any;
+    c.proxy.udp = { enabled: true, listeners: ["[fd00:1::1]:1081"], idleTimeout: "2m", maxAssociations: 10, maxDestinations: 5, portRange: "40000-40100" };
+    const o = await proxyOptions(parse(c), { readSecret: async () => "s3cret\n", own: [] });
+    expect(o.udp).toEqual({ enabled: true, listeners: [{ host: "fd00:1::1", port: 1081 }], idleTimeoutMs: 120_000, maxAssociations: 10, maxDestinations: 5, portRange: { first: 40000, last: 40100 } });
   });
 
   test("proxy.keepaliveIdle 0 turns keepalive off on both legs", async () => {

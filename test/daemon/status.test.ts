@@ -159,6 +159,14 @@ describe("formatAge and formatBytes, as wg show prints them", () => {
 });
 
 describe("renderStatus", () => {
+  test("UDP associations get a line once there has been one, and none before", () => {
+    const s = healthy(65);
+    s.proxy.udp = { active: 0, total: 0, datagramsUp: 0, datagramsDown: 0, dropped: 0 };
+    expect(renderStatus(s)).not.toContain("  udp:");
+    s.proxy.udp = { active: 2, total: 9, datagramsUp: 40, datagramsDown: 38, dropped: 3 };
+    expect(renderStatus(s)).toContain("  relayed: 100 B up, 2.00 KiB down\n  udp: 2 associations active, 9 total; 40 datagrams up, 38 down, 3 dropped\n");
+  });
+
   test("a healthy daemon", () => {
     expect(renderStatus(healthy(65))).toBe(
       [

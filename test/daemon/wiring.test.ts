@@ -4,8 +4,9 @@
  * result in the proxy cannot silently vanish from `egressd_proxy_connections_total`.
  */
 import { expect, test } from "bun:test";
-import { PROXY_PROTOCOLS as METRIC_PROTOCOLS, PROXY_RESULTS } from "../../lib/metrics/sources.ts";
+import { PROXY_PROTOCOLS as METRIC_PROTOCOLS, PROXY_RESULTS, UDP_DROP_REASONS as METRIC_DROP_REASONS } from "../../lib/metrics/sources.ts";
 import { CONNECTION_RESULTS, PROXY_PROTOCOLS } from "../../lib/proxy/stats.ts";
+import { UDP_DROP_REASONS } from "../../lib/proxy/udp-relay.ts";
 
 test("the proxy's connection results are exactly the metrics' result labels, in the same order", () => {
   expect([...CONNECTION_RESULTS]).toEqual([...PROXY_RESULTS]);
@@ -14,4 +15,9 @@ test("the proxy's connection results are exactly the metrics' result labels, in 
 
 test("the proxy's protocol labels are exactly the metrics' protocol labels, in the same order", () => {
   expect([...PROXY_PROTOCOLS]).toEqual([...METRIC_PROTOCOLS]);
+});
+
+test("the UDP relay's drop reasons are exactly the metrics' reason labels, in the same order", () => {
+  expect([...UDP_DROP_REASONS]).toEqual([...METRIC_DROP_REASONS]);
+  expect(UDP_DROP_REASONS.length).toBeGreaterThan(0);
 });

@@ -12,29 +12,42 @@
  * `daemon.reconcileInterval` is 60 s in every state, so the daemon does not repair the breakage
  * while the probes run (each state checks that it still held afterwards).
  *
- * Probes: TCP (IPv4, IPv6), DNS (a socks5h name, tunnel mode) and UDP (UDP ASSOCIATE, which egressd
- * refuses) through the proxy from the client; TCP, UDP and a DNS query sent directly by the marked uid
- * in gw. Each probe has a capture of its own; a capture over the whole state catches late
- * retransmissions. The results table is printed at the end.
+ * Probes: TCP (IPv4, IPv6), DNS (a socks5h name, tunnel mode) and UDP through the proxy's UDP
+ * ASSOCIATE (PySocks, Node's socks package, and socksify + drill for a DNS query) from the client;
+ * TCP, UDP and a DNS query sent directly by the marked uid in gw. Each probe has a capture of its
+ * own; a capture over the whole state catches late retransmissions. The UDP probes must really
+ * have reached the relay: the associations and the datagrams the relay tried to send (sent, or
+ * dropped as send_failed) are read from /metrics. The results table is printed at the end.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { type Lab, labUnsupported } from "../lab/index.ts";
-import { type Bed, DNS_NAME, DNS_QUERY_PY, PYTHON, startGateway, WHOAMI_PORT } from "./helpers.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ExecResult, type Lab, labUnsupported } from "../lab/index.ts";
+import { danteConf, nodeSocksUdp, PYSOCKS_UDP } from "../proxy/udp-client-scripts.ts";
+import { type Bed, DNS_NAME, DNS_QUERY_PY, PYTHON, ROOT, startGateway, WHOAMI_PORT } from "./helpers.ts";
 
-const skip = labUnsupported() ?? (Bun.which("dnsmasq") ? null : "e2e tests need dnsmasq");
+const skip = labUnsupported() ?? (Bun.which("dnsmasq") && Bun.which("socksify") && Bun.which("drill") ? null : "e2e tests need dnsmasq, socksify (dante-client) and drill (ldnsutils)");
+
+/** A counter from the daemon's /metrics (scraped from gw). */
+async function metric(lab: Lab, line: RegExp): Promise<number> {
+  const r = await lab.exec(lab.ns.gw, ["curl", "-sS", "-m", "3", `http://${lab.addr.gwLan}:9586/metrics`]);
+  return Number(line.exec(r.stdout)?.[1] ?? NaN);
+}
+const UDP_TRIED = /^egressd_proxy_udp_datagrams_total\{direction="upstream"\} (\d+)$/m;
+const UDP_SEND_FAILED = /^egressd_proxy_udp_dropped_total\{reason="send_failed"\} (\d+)$/m;
+const UDP_ASSOCIATIONS = /^egressd_proxy_udp_associations_total (\d+)$/m;
 
 /** What the capture counts: anything to the internet host, v4 or v6, leaving by gw's WAN. */
 const filter = (lab: Lab) => `dst host ${lab.addr.host4} or dst host ${lab.addr.host6}`;
 const UDP_PORT = 5300;
 
-/** PySocks: UDP through the proxy (UDP ASSOCIATE), one datagram. */
-const PYSOCKS_UDP = `
-import socks, socket, sys
-s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
-s.set_proxy(socks.SOCKS5, sys.argv[1], int(sys.argv[2]))
-s.settimeout(2)
-s.sendto(b"leak probe", (sys.argv[3], int(sys.argv[4])))
-`;
+/** socksify + drill: one DNS query over UDP through the proxy's UDP ASSOCIATE. */
+function socksifiedDrill(lab: Lab): Promise<ExecResult> {
+  const conf = join(mkdtempSync(join(tmpdir(), "egressd-leak-dante-")), "dante.conf");
+  writeFileSync(conf, danteConf(lab.addr.gwLan, 1080));
+  return lab.exec(lab.ns.client, ["env", `SOCKS_CONF=${conf}`, "socksify", "drill", "-u", "-Q", `@${lab.addr.host4}`, DNS_NAME, "A"], { timeoutMs: 10_000 }).finally(() => rmSync(conf, { force: true }));
+}
 /** Python: one UDP datagram to argv[1]:argv[2]. */
 const UDP_PY = `
 import socket, sys
@@ -56,7 +69,9 @@ const PROBES: Probe[] = [
   { name: "proxy TCP v4", run: (lab) => curlVia(lab, "--socks5", `http://${lab.addr.host4}:${WHOAMI_PORT}/`) },
   { name: "proxy TCP v6", run: (lab) => curlVia(lab, "--socks5", `http://[${lab.addr.host6}]:${WHOAMI_PORT}/`) },
   { name: "proxy DNS (socks5h)", run: (lab) => curlVia(lab, "--socks5-hostname", `http://${DNS_NAME}:${WHOAMI_PORT}/`) },
-  { name: "proxy UDP (ASSOCIATE)", run: (lab) => lab.exec(lab.ns.client, [PYTHON, "-c", PYSOCKS_UDP, lab.addr.gwLan, "1080", lab.addr.host4, String(UDP_PORT)]) },
+  { name: "proxy UDP (ASSOCIATE, PySocks)", run: (lab) => lab.exec(lab.ns.client, [PYTHON, "-c", PYSOCKS_UDP, lab.addr.gwLan, "1080", lab.addr.host4, String(UDP_PORT), "leak probe"]) },
+  { name: "proxy UDP (ASSOCIATE, Node socks)", run: (lab) => lab.exec(lab.ns.client, ["node", "--input-type=module", "-e", nodeSocksUdp(ROOT), lab.addr.gwLan, "1080", lab.addr.host4, String(UDP_PORT), "leak probe"]) },
+  { name: "proxy UDP DNS (socksify drill)", run: socksifiedDrill },
   { name: "uid TCP v4", run: (lab) => asUid(lab, ["ncat", "--recv-only", "-w", "3", lab.addr.host4, String(WHOAMI_PORT)]) },
   { name: "uid TCP v6", run: (lab) => asUid(lab, ["ncat", "--recv-only", "-w", "3", lab.addr.host6, String(WHOAMI_PORT)]) },
   { name: "uid UDP v4", run: (lab) => asUid(lab, [PYTHON, "-c", UDP_PY, lab.addr.host4, String(UDP_PORT)]) },
@@ -64,6 +79,7 @@ const PROBES: Probe[] = [
   { name: "uid DNS query", run: (lab) => asUid(lab, [PYTHON, "-c", DNS_QUERY_PY, lab.addr.host4, "53", DNS_NAME]) },
 ];
 const CONTROL: Probe = { name: "control: root, unmarked", run: (lab) => lab.exec(lab.ns.gw, ["ncat", "--recv-only", "-w", "3", lab.addr.host4, String(WHOAMI_PORT)]) };
+const UDP_CONTROL: Probe = { name: "control: root UDP, unmarked", run: (lab) => lab.exec(lab.ns.gw, [PYTHON, "-c", UDP_PY, lab.addr.host4, String(UDP_PORT)]) };
 
 interface State {
   name: string;
@@ -125,7 +141,7 @@ function outcome(r: { exitCode: number | null; stdout: string; stderr: string })
 afterAll(() => {
   if (results.size === 0) return;
   const states = [...results.keys()];
-  const names = [...PROBES.map((p) => p.name), "(whole state, late packets)", CONTROL.name];
+  const names = [...PROBES.map((p) => p.name), "(whole state, late packets)", CONTROL.name, UDP_CONTROL.name];
   const w = Math.max(...names.map((n) => n.length));
   const cw = Math.max(...states.map((s) => s.short.length));
   const lines = [`leak probes: packets to the internet host seen on gw's WAN, per probe and broken state`];
@@ -147,6 +163,7 @@ describe.skipIf(skip !== null)("leak probes", () => {
       results.set(state, row);
       try {
         const { lab } = bed;
+        const associationsBefore = await metric(lab, UDP_ASSOCIATIONS);
         const held = await state.breakIt(bed);
         const whole = await lab.capture(lab.ns.gw, lab.plan.ifs.gwWan, filter(lab));
         for (const probe of PROBES) {
@@ -160,15 +177,26 @@ describe.skipIf(skip !== null)("leak probes", () => {
         const late = await whole.stop();
         row.set("(whole state, late packets)", { leaked: late.count, outcome: `${late.count} packets over the whole state` });
         const stillBroken = await held();
+        // The three UDP probes reached the relay, which tried to send their datagrams (out through
+        // the tunnel path, which the broken state ate, or refused by the route: send_failed).
+        const udpAssociations = (await metric(lab, UDP_ASSOCIATIONS)) - associationsBefore;
+        const udpTried = (await metric(lab, UDP_TRIED)) + (await metric(lab, UDP_SEND_FAILED));
         const cap = await lab.capture(lab.ns.gw, lab.plan.ifs.gwWan, filter(lab));
         const control = await CONTROL.run(lab);
         const seen = await cap.stop();
         row.set(CONTROL.name, { leaked: seen.count, outcome: outcome(control) });
+        const udpCap = await lab.capture(lab.ns.gw, lab.plan.ifs.gwWan, filter(lab));
+        const udpControl = await UDP_CONTROL.run(lab);
+        const udpSeen = await udpCap.stop();
+        row.set(UDP_CONTROL.name, { leaked: udpSeen.count, outcome: outcome(udpControl) });
 
         expect(stillBroken).toBe(true);
-        for (const [name, r] of row) if (name !== CONTROL.name) expect({ probe: name, leaked: r.leaked }).toEqual({ probe: name, leaked: 0 });
+        expect(udpAssociations).toBeGreaterThanOrEqual(3); // drill may ask twice
+        expect(udpTried).toBeGreaterThanOrEqual(3);
+        for (const [name, r] of row) if (name !== CONTROL.name && name !== UDP_CONTROL.name) expect({ probe: name, leaked: r.leaked }).toEqual({ probe: name, leaked: 0 });
         expect(control.stdout.trim()).toBe(lab.addr.gwWan4);
         expect(seen.count).toBeGreaterThan(0);
+        expect(udpSeen.count).toBeGreaterThan(0);
         expect(bed.gw.daemon.exitStatus).toBeNull(); // the daemon rode it out
       } finally {
         await bed.destroy();

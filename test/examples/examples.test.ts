@@ -43,8 +43,8 @@ function stage(example: string, opts: { skip?: string } = {}): string {
 }
 
 describe("examples/", () => {
-  test("holds the minimal, auth and DNS-through-the-tunnel gateways", () => {
-    expect(EXAMPLES).toEqual(["auth.json", "dns-tunnel.json", "minimal.json"]);
+  test("holds the minimal, auth, DNS-through-the-tunnel and two-exit gateways", () => {
+    expect(EXAMPLES).toEqual(["auth.json", "dns-tunnel.json", "minimal.json", "two-exits.json"]);
   });
 
   test.each(EXAMPLES)("%s passes egressd check-config", async (example) => {
@@ -53,7 +53,10 @@ describe("examples/", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const effective = JSON.parse(r.stdout);
-    expect(effective.exit.publicKey).toBe(JSON.parse(readFileSync(join(ROOT, "examples", example), "utf8")).exit.publicKey);
+    const written = JSON.parse(readFileSync(join(ROOT, "examples", example), "utf8"));
+    // The several-exit form is printed as written: `exits`, no derived `exit`.
+    if (written.exits) expect(effective.exits.map((e: { publicKey: string }) => e.publicKey)).toEqual(written.exits.map((e: { publicKey: string }) => e.publicKey));
+    else expect(effective.exit.publicKey).toBe(written.exit.publicKey);
   });
 
   test("the check can fail: auth.json without its password file is refused, naming the field", async () => {

@@ -42,15 +42,15 @@ describe("exit renderings (golden)", () => {
   const cases: [string, () => string][] = [
     ["wg-quick.conf", () => renderWgQuick(spec(), { privateKey: EXIT_KEY })],
     ["wg-quick-placeholder.conf", () => renderWgQuick(spec())],
-    ["wg-quick-psk-no-nft.conf", () => renderWgQuick(spec((c) => (c.exit.presharedKeyFile = "psk"), {}), { privateKey: EXIT_KEY, presharedKey: PSK, nftFile: null })],
+    ["wg-quick-psk-no-nft.conf", () => renderWgQuick(spec((c) => (c.exit!.presharedKeyFile = "psk"), {}), { privateKey: EXIT_KEY, presharedKey: PSK, nftFile: null })],
     ["wg-setconf.conf", () => renderWgSetconf(spec(), { privateKey: EXIT_KEY })],
     ["exit.nft", () => renderNft(spec())],
     ["exit-v4.nft", () => renderNft(spec((c) => (c.interface.addresses = ["10.7.0.9/32"]), { interfaceName: "wg-exit" }))],
     ["sysctl.conf", () => renderSysctl(spec())],
     ["cloud-init.yaml", () => renderCloudInit(spec(), { privateKey: EXIT_KEY })],
-    ["cloud-init-placeholder.yaml", () => renderCloudInit(spec((c) => (c.exit.presharedKeyFile = "psk")))],
+    ["cloud-init-placeholder.yaml", () => renderCloudInit(spec((c) => (c.exit!.presharedKeyFile = "psk")))],
     ["exit.nix", () => renderNixos(spec())],
-    ["exit-psk.nix", () => renderNixos(spec((c) => (c.exit.presharedKeyFile = "psk"), { interfaceName: "wg-exit" }), { privateKeyFile: "/run/agenix/exit-key", presharedKeyFile: "/run/agenix/exit-psk" })],
+    ["exit-psk.nix", () => renderNixos(spec((c) => (c.exit!.presharedKeyFile = "psk"), { interfaceName: "wg-exit" }), { privateKeyFile: "/run/agenix/exit-key", presharedKeyFile: "/run/agenix/exit-psk" })],
   ];
   test.each(cases)("%s", (name, render) => expectGolden(name, render(), { dir: GOLDEN }));
 });
@@ -70,7 +70,7 @@ describe("exit spec", () => {
     ["198.51.100.2:443", 443],
     ["[2001:db8::1]:51821", 51821],
   ])("ListenPort from exit.endpoint %s", (endpoint, want) => {
-    expect(spec((c) => (c.exit.endpoint = endpoint)).listenPort).toBe(want);
+    expect(spec((c) => (c.exit!.endpoint = endpoint)).listenPort).toBe(want);
   });
 
   test.each([
@@ -136,7 +136,7 @@ describe("each rendering is accepted by the tool that consumes it", () => {
   });
 
   test.skipIf(!tools("nix-instantiate"))("nix-instantiate --parse accepts the NixOS module, and it is a function", () => {
-    for (const text of [renderNixos(spec()), renderNixos(spec((c) => (c.exit.presharedKeyFile = "psk"), { interfaceName: "wg-exit" }))]) {
+    for (const text of [renderNixos(spec()), renderNixos(spec((c) => (c.exit!.presharedKeyFile = "psk"), { interfaceName: "wg-exit" }))]) {
       const r = Bun.spawnSync(["nix-instantiate", "--parse", "-E", text]);
       expect(r.stderr.toString()).toBe("");
       expect(r.exitCode).toBe(0);
@@ -145,7 +145,7 @@ describe("each rendering is accepted by the tool that consumes it", () => {
   });
 
   test("the NixOS module never carries key material, even when the CLI is given key files", () => {
-    expect(renderNixos(spec((c) => (c.exit.presharedKeyFile = "psk")))).not.toMatch(/PrivateKey|privateKey =|presharedKey =/);
+    expect(renderNixos(spec((c) => (c.exit!.presharedKeyFile = "psk")))).not.toMatch(/PrivateKey|privateKey =|presharedKey =/);
   });
 
   const cloudInit = Bun.which("cloud-init");
@@ -153,7 +153,7 @@ describe("each rendering is accepted by the tool that consumes it", () => {
   test.skipIf(cloudInit === null)(`cloud-init schema --config-file validates the user-data${cloudInit === null ? " (SKIPPED: apt-get install cloud-init; scripts/setup.sh installs it)" : ""}`, () => {
     const dir = mkdtempSync(join(tmpdir(), "egressd-exit-"));
     try {
-      for (const [name, text] of [["with-key", renderCloudInit(spec(), { privateKey: EXIT_KEY })], ["placeholder", renderCloudInit(spec((c) => (c.exit.presharedKeyFile = "psk")))]] as const) {
+      for (const [name, text] of [["with-key", renderCloudInit(spec(), { privateKey: EXIT_KEY })], ["placeholder", renderCloudInit(spec((c) => (c.exit!.presharedKeyFile = "psk")))]] as const) {
         const file = join(dir, `${name}.yaml`);
         writeFileSync(file, text);
         const r = Bun.spawnSync([cloudInit!, "schema", "--config-file", file]);

@@ -48,6 +48,24 @@ export function testSpec(over: { interface?: Partial<HostSpec["interface"]>; exi
   };
 }
 
+/** A second exit's key (generated with `wg genkey | wg pubkey`; never used anywhere real). */
+export const SECOND_EXIT_PUBLIC = "XQY2+iq1v2dtKDyqMZq5s3Y2dxXCBiMiHKa/9biuUH4=";
+
+/**
+ * {@link testSpec} with several exits (default two: hetzner, ovh; three adds `scaleway`), each with its
+ * own interface and tunnel addresses, as the daemon maps `exits: [...]`.
+ */
+export function twoExitSpec(over: { count?: 2 | 3; routing?: Partial<HostSpec["routing"]> } = {}): HostSpec {
+  const base = testSpec({ routing: over.routing });
+  const names = ["hetzner", "ovh", "scaleway"].slice(0, over.count ?? 2);
+  const exits = names.map((name, i) => ({
+    exit: { ...base.exit, name, publicKey: i === 0 ? KEYS.exitPublic : i === 1 ? SECOND_EXIT_PUBLIC : KEYS.strangerPublic, endpoint: `198.51.100.${2 + i}:51820` },
+    interfaceName: `wg-egress-${i}`,
+    addresses: [`10.100.${i}.2/32`, `fd00:${i}::2/128`],
+  }));
+  return { ...base, interface: { ...base.interface, name: exits[0]!.interfaceName, addresses: exits[0]!.addresses }, exit: exits[0]!.exit, exits };
+}
+
 /** `ip -j -N -4 rule show` with our two rules present. */
 export const HEALTHY_RULES = (family: 4 | 6) =>
   [

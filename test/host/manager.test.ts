@@ -17,11 +17,12 @@ import {
   WireGuardUnavailableError,
 } from "../../lib/host/errors.ts";
 import { HostManager, buildParts, type HostManagerOptions } from "../../lib/host/manager.ts";
+import { validateExits } from "../../lib/host/exits.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { silentLogger } from "../../lib/log/logger.ts";
 import type { Repair } from "../../lib/host/change.ts";
 import { expectGolden } from "./golden.ts";
-import { HEALTHY_ROUTES, dumpText, fakeHost, link, nftJson, testSpec } from "./fixtures.ts";
+import { HEALTHY_ROUTES, dumpText, fakeHost, link, nftJson, testSpec, twoExitSpec } from "./fixtures.ts";
 
 const NOW = 1_700_000_100_000; // 100 s after the fixtures' handshake
 
@@ -393,9 +394,26 @@ describe("the parts list", () => {
     expect(parts.ordered).toContain(parts.exits[0]!.interface);
   });
 
-  test("several exits are refused until the firewall renders them all", () => {
+  test("several exits: each exit's parts named after it, then the shared table, the rules and one firewall", () => {
     const host = fakeHost();
-    const n = validateSpec(testSpec());
-    expect(() => buildParts([n, n], { ctx: { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4] }, sysctl: host.sysctl })).toThrow("exactly one exit");
+    const layout = validateExits(twoExitSpec());
+    const parts = buildParts(layout.exits, { ctx: { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4] }, sysctl: host.sysctl, shared: layout.shared });
+    expect(parts.ordered.map((p) => [p.name, p.exit ?? null])).toEqual([
+      ["sysctl", null],
+      ["interface:hetzner", "hetzner"],
+      ["routes:hetzner", "hetzner"],
+      ["interface:ovh", "ovh"],
+      ["routes:ovh", "ovh"],
+      ["routes:active", null],
+      ["rules", null],
+      ["firewall", null],
+    ]);
+    expect(parts.firewall.ruleset).toContain('oifname { "lo", "wg-egress-0", "wg-egress-1" } accept');
+  });
+
+  test("several exits need the shared spec", () => {
+    const host = fakeHost();
+    const layout = validateExits(twoExitSpec());
+    expect(() => buildParts(layout.exits, { ctx: { runner: host.runner, log: silentLogger, now: () => NOW, families: () => [4] }, sysctl: host.sysctl })).toThrow("shared spec");
   });
 });

@@ -4,13 +4,12 @@ import {
   desiredRoutes,
   desiredRules,
   foreignRoutes,
-  parseRoutes,
-  parseRules,
   planRoutes,
   planRules,
   routeAddArgv,
   ruleAddArgv,
 } from "../../lib/host/routing.ts";
+import { parseRoutes, parseRules } from "../../lib/host/routing-parse.ts";
 import { observeRoutes } from "../../lib/host/policy.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatArgv } from "../../lib/exec/argv.ts";

@@ -7,6 +7,26 @@ import { reconcileFamilies } from "../../lib/metrics/reconcile.ts";
 import { defaultRuntime, PROXY_RESULTS } from "../../lib/metrics/sources.ts";
 import { tunnelFamilies } from "../../lib/metrics/tunnel.ts";
 
+/** The UDP families of a snapshot without `udp`: every sample at 0. */
+const UDP_ZEROS =
+  "# HELP egressd_proxy_udp_associations_active SOCKS5 UDP associations open now.\n" +
+  "# TYPE egressd_proxy_udp_associations_active gauge\n" +
+  "egressd_proxy_udp_associations_active 0\n" +
+  "# HELP egressd_proxy_udp_associations_total SOCKS5 UDP associations opened.\n" +
+  "# TYPE egressd_proxy_udp_associations_total counter\n" +
+  "egressd_proxy_udp_associations_total 0\n" +
+  "# HELP egressd_proxy_udp_datagrams_total UDP datagrams relayed; upstream is client to destination, downstream destination to client.\n" +
+  "# TYPE egressd_proxy_udp_datagrams_total counter\n" +
+  'egressd_proxy_udp_datagrams_total{direction="upstream"} 0\n' +
+  'egressd_proxy_udp_datagrams_total{direction="downstream"} 0\n' +
+  "# HELP egressd_proxy_udp_bytes_total UDP payload bytes relayed (without the SOCKS5 header), by direction.\n" +
+  "# TYPE egressd_proxy_udp_bytes_total counter\n" +
+  'egressd_proxy_udp_bytes_total{direction="upstream"} 0\n' +
+  'egressd_proxy_udp_bytes_total{direction="downstream"} 0\n' +
+  "# HELP egressd_proxy_udp_dropped_total UDP datagrams dropped, by reason.\n" +
+  "# TYPE egressd_proxy_udp_dropped_total counter\n" +
+  ["policy", "fragment", "foreign_source", "over_limit", "malformed", "unresolved", "send_failed"].map((r) => `egressd_proxy_udp_dropped_total{reason="${r}"} 0\n`).join("");
+
 describe("proxy", () => {
   const text = renderFamilies(
     proxyFamilies({
@@ -50,7 +70,45 @@ describe("proxy", () => {
         "egressd_proxy_accept_paused_total 0\n" +
         "# HELP egressd_proxy_handshake_evictions_total Connections still in their handshake closed to make room for a new client (handshakes may hold half of maxConnections).\n" +
         "# TYPE egressd_proxy_handshake_evictions_total counter\n" +
-        "egressd_proxy_handshake_evictions_total 0\n",
+        "egressd_proxy_handshake_evictions_total 0\n" +
+        UDP_ZEROS,
+    );
+  });
+
+  test("UDP ASSOCIATE: associations, datagrams and bytes by direction, drops by every reason", () => {
+    const udp = renderFamilies(
+      proxyFamilies({
+        connectionsActive: 0,
+        connectionsTotal: {},
+        relayedBytes: {},
+        connectDuration: { bounds: [], counts: [0], sum: 0 },
+        udp: { associationsActive: 2, associationsTotal: 7, datagrams: { upstream: 40, downstream: 38 }, bytes: { upstream: 1200, downstream: 5000 }, dropped: { foreign_source: 3, fragment: 1 } },
+      }),
+    );
+    expect(udp.slice(udp.indexOf("# HELP egressd_proxy_udp_"))).toBe(
+      "# HELP egressd_proxy_udp_associations_active SOCKS5 UDP associations open now.\n" +
+        "# TYPE egressd_proxy_udp_associations_active gauge\n" +
+        "egressd_proxy_udp_associations_active 2\n" +
+        "# HELP egressd_proxy_udp_associations_total SOCKS5 UDP associations opened.\n" +
+        "# TYPE egressd_proxy_udp_associations_total counter\n" +
+        "egressd_proxy_udp_associations_total 7\n" +
+        "# HELP egressd_proxy_udp_datagrams_total UDP datagrams relayed; upstream is client to destination, downstream destination to client.\n" +
+        "# TYPE egressd_proxy_udp_datagrams_total counter\n" +
+        'egressd_proxy_udp_datagrams_total{direction="upstream"} 40\n' +
+        'egressd_proxy_udp_datagrams_total{direction="downstream"} 38\n' +
+        "# HELP egressd_proxy_udp_bytes_total UDP payload bytes relayed (without the SOCKS5 header), by direction.\n" +
+        "# TYPE egressd_proxy_udp_bytes_total counter\n" +
+        'egressd_proxy_udp_bytes_total{direction="upstream"} 1200\n' +
+        'egressd_proxy_udp_bytes_total{direction="downstream"} 5000\n' +
+        "# HELP egressd_proxy_udp_dropped_total UDP datagrams dropped, by reason.\n" +
+        "# TYPE egressd_proxy_udp_dropped_total counter\n" +
+        'egressd_proxy_udp_dropped_total{reason="policy"} 0\n' +
+        'egressd_proxy_udp_dropped_total{reason="fragment"} 1\n' +
+        'egressd_proxy_udp_dropped_total{reason="foreign_source"} 3\n' +
+        'egressd_proxy_udp_dropped_total{reason="over_limit"} 0\n' +
+        'egressd_proxy_udp_dropped_total{reason="malformed"} 0\n' +
+        'egressd_proxy_udp_dropped_total{reason="unresolved"} 0\n' +
+        'egressd_proxy_udp_dropped_total{reason="send_failed"} 0\n',
     );
   });
 

@@ -181,6 +181,10 @@ let
         type = types.listOf types.port;
         default = [ ];
       };
+      allowedUDPPortRanges = mkOption {
+        type = types.listOf (types.attrsOf types.port);
+        default = [ ];
+      };
     };
   };
 
@@ -428,7 +432,7 @@ else
     sysctl = config.boot.kernel.sysctl;
     kernelModules = config.boot.kernelModules;
     firewall = {
-      interfaces = lib.mapAttrs (_: i: { inherit (i) allowedTCPPorts allowedUDPPorts; }) config.networking.firewall.interfaces;
+      interfaces = lib.mapAttrs (_: i: { inherit (i) allowedTCPPorts allowedUDPPorts allowedUDPPortRanges; }) config.networking.firewall.interfaces;
       inherit (config.networking.firewall) extraCommands extraStopCommands extraReversePathFilterRules;
     };
   }

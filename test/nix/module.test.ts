@@ -211,8 +211,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
 
     test("openFirewall opens the proxy port on the pod interface and the metrics port on the LAN only", () => {
       expect(out.firewall.interfaces).toEqual({
-        cni0: { allowedTCPPorts: [1080], allowedUDPPorts: [] },
-        lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [] },
+        cni0: { allowedTCPPorts: [1080], allowedUDPPorts: [], allowedUDPPortRanges: [] },
+        lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [], allowedUDPPortRanges: [] },
       });
     });
 
@@ -400,6 +400,31 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     expect(configSchema.parse(JSON.parse(out.settingsJSON))).toEqual(configSchema.parse(minimal.settings));
   });
 
+  test("several exits (settings.exits): no one-exit fields in the config, every exit's interface exempted, restart on a change", () => {
+    const second = "XQY2+iq1v2dtKDyqMZq5s3Y2dxXCBiMiHKa/9biuUH4=";
+    const exits = {
+      privateKeyFile: "/run/secrets/k",
+      settings: {
+        exits: [
+          { name: "hetzner", publicKey: EXIT_PUBLIC_KEY, endpoint: "192.0.2.1:51820", addresses: ["10.100.0.2/32"] },
+          { name: "ovh", publicKey: second, endpoint: "192.0.2.2:51820", addresses: ["10.100.1.2/32"], interface: "wg-ovh" },
+        ],
+      },
+    };
+    const out = evalModule(exits, { extra: { networking: { nftables: { enable: true } } } });
+    expect(out.failedAssertions).toEqual([]);
+    const json = JSON.parse(out.settingsJSON);
+    expect(json.exit).toBeUndefined();
+    expect(json.interface.addresses).toBeUndefined();
+    const parsed = configSchema.parse(json);
+    expect(parsed.exits!.map((e) => e.name)).toEqual(["hetzner", "ovh"]);
+    expect(out.firewall.extraReversePathFilterRules).toContain('iifname { "wg-egress-0", "wg-ovh" } accept');
+    const iptables = evalModule(exits);
+    expect(iptables.firewall.extraCommands).toContain("-I nixos-fw-rpfilter -i wg-egress-0 -j RETURN");
+    expect(iptables.firewall.extraCommands).toContain("-I nixos-fw-rpfilter -i wg-ovh -j RETURN");
+    expect(JSON.stringify(out.service.restartTriggersJSON)).toContain("wg-ovh");
+  });
+
   describe("the reverse-path filter (replies from the tunnel arrive unmarked)", () => {
     const rule = 'iifname "wg-egress" accept';
     test("iptables firewall, strict (NixOS's default): the tunnel is exempted in nixos-fw-rpfilter", () => {
@@ -443,6 +468,14 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
   test("openFirewall = false opens nothing", () => {
     const out = evalModule(gateway({ openFirewall: false }));
     expect(out.firewall.interfaces).toEqual({});
+  });
+
+  test("openFirewall opens settings.proxy.udp.portRange (UDP ASSOCIATE relays) on the proxy interfaces only", () => {
+    const out = evalModule(gateway({ settings: { proxy: { listen: ["10.1.0.1:1080"], udp: { portRange: "40000-40100" } } } }));
+    expect(out.firewall.interfaces.cni0.allowedUDPPortRanges).toEqual([{ from: 40000, to: 40100 }]);
+    expect(out.firewall.interfaces.lan0.allowedUDPPortRanges).toEqual([]);
+    const off = evalModule(gateway({ settings: { proxy: { listen: ["10.1.0.1:1080"], udp: { enabled: false, portRange: "40000-40100" } } } }));
+    expect(off.firewall.interfaces.cni0.allowedUDPPortRanges).toEqual([]);
   });
 
   test("several proxy listeners on one port open it once", () => {
@@ -575,8 +608,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     expect(out.failedAssertions).toEqual([]);
     expect(out.service.serviceConfig.LoadCredential).toEqual(["private-key:/run/secrets/egressd/private-key"]);
     expect(out.firewall.interfaces).toEqual({
-      k8s0: { allowedTCPPorts: [1080], allowedUDPPorts: [] },
-      lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [] },
+      k8s0: { allowedTCPPorts: [1080], allowedUDPPorts: [], allowedUDPPortRanges: [] },
+      lan0: { allowedTCPPorts: [9586], allowedUDPPorts: [], allowedUDPPortRanges: [] },
     });
     const check = checkConfig(out.settingsJSON, credentials(["private-key"]));
     expect(check.stderr).toBe("");

@@ -97,7 +97,6 @@ describe("CONNECT", () => {
 describe("replies to requests the proxy will not serve", () => {
   const cases: [string, number[] | (() => number[]), number, string][] = [
     ["BIND", () => Array.from(encodeRequest(Command.bind, host("127.0.0.1"), 80)), Reply.commandNotSupported, "protocol_error"],
-    ["UDP ASSOCIATE", () => Array.from(encodeRequest(Command.udpAssociate, host("0.0.0.0"), 0)), Reply.commandNotSupported, "protocol_error"],
     ["unknown command 9", [5, 9, 0, 1, 127, 0, 0, 1, 0, 80], Reply.commandNotSupported, "protocol_error"],
     ["unknown address type 2", [5, 1, 0, 2, 127, 0, 0, 1, 0, 80], Reply.addressTypeNotSupported, "protocol_error"],
     ["unknown address type 0xff", [5, 1, 0, 0xff], Reply.addressTypeNotSupported, "protocol_error"],

@@ -6,50 +6,8 @@ import { parseCidr, parseIp, type IpAddr } from "../../lib/net/ip.ts";
 import { checkDestination } from "../../lib/proxy/policy.ts";
 import { encodeUdpDatagram, parseUdpDatagram, UdpHeaderError } from "../../lib/proxy/socks5-udp.ts";
 import { createUdpStats, openUdpAssociation, type UdpAssociation, type UdpAssociationOptions, type UdpStats } from "../../lib/proxy/udp-relay.ts";
-
-type Sock = Bun.udp.Socket<"uint8array">;
-interface Received {
-  data: Uint8Array;
-  port: number;
-  address: string;
-}
-
-/** A UDP socket that queues what it receives. */
-async function peer(hostname = "127.0.0.1"): Promise<{ sock: Sock; got: Received[]; next(ms?: number): Promise<Received | null> }> {
-  const got: Received[] = [];
-  const sock = await Bun.udpSocket({
-    hostname,
-    port: 0,
-    binaryType: "uint8array",
-    socket: { data: (_s, data, port, address) => void got.push({ data: data.slice(), port, address }) },
-  });
-  return {
-    sock,
-    got,
-    async next(ms = 1000) {
-      const deadline = Date.now() + ms;
-      while (got.length === 0 && Date.now() < deadline) await Bun.sleep(5);
-      return got.shift() ?? null;
-    },
-  };
-}
-
-/** An echo server: answers each datagram with "echo:" + payload. */
-async function echoServer(hostname = "127.0.0.1"): Promise<{ sock: Sock; seen: Received[] }> {
-  const seen: Received[] = [];
-  const sock = await Bun.udpSocket({
-    hostname,
-    port: 0,
-    binaryType: "uint8array",
-    socket: {
-      data: (s, data, port, address) => {
-        seen.push({ data: data.slice(), port, address });
-        s.send(Buffer.concat([Buffer.from("echo:"), data]), port, address);
-      },
-    },
-  });
-  return { sock, seen };
-}
+import { cleanup } from "./helpers.ts";
+import { peer, udpEcho as echoServer, wrap } from "./udp-helpers.ts";
 
 const loopbackAllowed = (addr: IpAddr) => checkDestination(addr, { allowDestinations: [parseCidr("127.0.0.0/8"), parseCidr("::1/128")] });
 const defaultPolicy = (addr: IpAddr) => checkDestination(addr, {});
@@ -57,8 +15,9 @@ const noResolve = async (name: string): Promise<IpAddr[]> => {
   throw new Error(`no resolver in this test (${name})`);
 };
 const open: { close(): void }[] = [];
-afterEach(() => {
+afterEach(async () => {
   for (const o of open.splice(0)) o.close();
+  await cleanup();
 });
 
 async function associate(stats: UdpStats, o: Partial<UdpAssociationOptions> = {}): Promise<UdpAssociation> {
@@ -74,7 +33,6 @@ async function associate(stats: UdpStats, o: Partial<UdpAssociationOptions> = {}
   return a;
 }
 
-const wrap = (host: string, port: number, text: string) => encodeUdpDatagram({ host: { type: "ip", ip: parseIp(host)! }, port }, new TextEncoder().encode(text));
 const text = (d: Uint8Array) => new TextDecoder().decode(d);
 async function until(check: () => boolean, ms = 1000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -198,6 +156,35 @@ describe("UDP association on loopback", () => {
     await until(() => stats.drops.foreign_source >= 1);
     expect(stats.drops.foreign_source).toBe(1);
     expect(await client.next(100)).toBeNull();
+  });
+
+  // Regression: Bun reports an ICMP port unreachable as an `error` call with no error object; the
+  // relay used to end the association on it (and read `.message` of undefined).
+  test("an ICMP port unreachable from one destination (or from the client) does not end the association", async () => {
+    const stats = createUdpStats();
+    const echo = await echoServer();
+    const client = await peer();
+    const gone = await peer();
+    const closedPort = gone.sock.port;
+    gone.sock.close();
+    const ended: string[] = [];
+    const a = await associate(stats, { onEnd: (r) => ended.push(r) });
+    for (let i = 0; i < 3; i++) {
+      client.sock.send(wrap("127.0.0.1", closedPort, `lost ${i}`), a.bound.port, "127.0.0.1");
+      await Bun.sleep(20);
+    }
+    client.sock.send(wrap("127.0.0.1", echo.sock.port, "still here"), a.bound.port, "127.0.0.1");
+    const r = await client.next();
+    expect(text((parseUdpDatagram(r!.data) as { data: Uint8Array }).data)).toBe("echo:still here");
+    // The client's own socket goes away: the reply to it bounces, and the association stays.
+    const second = await peer();
+    const b = await associate(stats, { onEnd: (r) => ended.push(r), clientPort: second.sock.port });
+    second.sock.send(wrap("127.0.0.1", echo.sock.port, "x"), b.bound.port, "127.0.0.1");
+    await until(() => echo.seen.length >= 2);
+    second.sock.close();
+    await Bun.sleep(100);
+    expect({ a: a.closed, b: b.closed, ended }).toEqual({ a: false, b: false, ended: [] });
+    expect(stats.datagramsUp).toBe(5);
   });
 
   test("names: resolved by the resolver given, checked again after resolution, failures counted", async () => {
