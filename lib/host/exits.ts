@@ -3,7 +3,7 @@
  * shared one the policy rules and the shared table are built from.
  *
  * One exit (the `interface` + `exit` form): exactly today's layout, byte for byte: the exit's routes in
- * `routing.table`, five rules per family.
+ * `routing.table`, six rules per family.
  *
  * Several exits (`exits`, failover): exit i gets its own WireGuard interface (`interfaceName`), its own
  * tunnel addresses, and its own route table `routing.table + 1 + i` (its routes plus its own
@@ -32,7 +32,7 @@ import { SpecError } from "./errors.ts";
 import { validateSpec, type HostSpec, type NormalizedSpec } from "./spec.ts";
 
 /** Priorities the rules take with one exit (routing.ts). */
-export const SINGLE_RULE_COUNT = 5;
+export const SINGLE_RULE_COUNT = 6;
 /** Priorities the rules take with several exits (see the module comment). */
 export const FAILOVER_RULE_COUNT = 7;
 

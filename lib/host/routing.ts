@@ -1,7 +1,7 @@
 /**
  * Policy routing for the daemon's traffic, IPv4 and IPv6.
  *
- * Per family, five rules at priorities `rulePriority + 0..4`, each stamped `protocol` {@link RT_PROTOCOL}
+ * Per family, six rules at priorities `rulePriority + 0..5`, each stamped `protocol` {@link RT_PROTOCOL}
  * (the ownership marker):
  * ```
  * P+0  fwmark <wireguardFwmark> lookup main                 WireGuard's own UDP never enters the tunnel table,
@@ -11,6 +11,8 @@
  * P+2  fwmark <fwmark> lookup <table>                       marked packets take the tunnel's routes
  * P+3  uidrange <uid>-<uid> lookup main suppress_prefixlength 0
  * P+4  uidrange <uid>-<uid> lookup <table>                  the same two, at connect() time
+ * P+5  from <tunnel address> lookup <table>                 the kernel's own packets for a closed socket
+ *                                                           (TIME_WAIT ACK, RST): no uid, no mark, tunnel source
  * ```
  * The fwmark rules are the design's (nftables marks the daemon's packets; replies from the tunnel carry the
  * restored mark, which reverse-path checks need). The uidrange rules apply the same decision when a socket
@@ -51,7 +53,7 @@ export const KILL_SWITCH_METRIC = 4294967295;
 export type Family = 4 | 6;
 
 /** How many consecutive priorities egressd's rules use, starting at `rulePriority`. */
-export const RULE_COUNT = 5;
+export const RULE_COUNT = 6;
 
 /** The priorities egressd owns for a given `rulePriority` (`count` of them; default {@link RULE_COUNT}). */
 export function rulePriorities(rulePriority: number, count: number = RULE_COUNT): number[] {
@@ -145,6 +147,12 @@ export function desiredRules(n: NormalizedSpec, families: readonly Family[], exi
     { family, priority: p + 2, fwmark: r.fwmark, uid: null, table: r.table, suppressPrefixlength: null },
     { family, priority: p + 3, fwmark: null, uid, table: 254, suppressPrefixlength: 0 },
     { family, priority: p + 4, fwmark: null, uid, table: r.table, suppressPrefixlength: null },
+    // The kernel's own packets for a socket that is gone (a TIME_WAIT ACK, a RST) carry neither the
+    // uid nor the mark; with the tunnel's address as their source they must not fall through to main
+    // and leave by the home connection, where the home router would masquerade them.
+    ...n.addresses
+      .filter((a) => a.family === family)
+      .map((a): RuleSpec => ({ family, priority: p + 5, from: a.local, fwmark: null, uid: null, table: r.table, suppressPrefixlength: null })),
   ]);
 }
 

@@ -190,7 +190,7 @@ export function validateSpec(spec: HostSpec, opts: { ruleCount?: number } = {}):
     bad("routing.table", `must be 1..4294967295 and not a reserved table (253 default, 254 main, 255 local), got ${r.table}`);
   }
   if (!Number.isInteger(r.rulePriority) || r.rulePriority < 1 || r.rulePriority + ruleCount - 1 >= MAIN_RULE_PRIORITY) {
-    const words = ruleCount === 5 ? "all five rules" : `all ${ruleCount} rules`;
+    const words = `all ${ruleCount} rules`;
     bad("routing.rulePriority", `must be 1..${MAIN_RULE_PRIORITY - ruleCount} so ${words} come before main, got ${r.rulePriority}`);
   }
   const allowDestinations = parseCidrs(r.allowDestinations, "routing.allowDestinations", bad);

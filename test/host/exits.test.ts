@@ -51,11 +51,11 @@ function renderLayout(spec: HostSpec): string {
 }
 
 describe("validateExits", () => {
-  test("one exit: exactly the one-exit layout (five rules, routes in the shared table)", () => {
+  test("one exit: exactly the one-exit layout (six rules, routes in the shared table)", () => {
     const l = validateExits(testSpec());
     expect(l.failover).toBe(false);
     expect(l.exits).toEqual([l.shared]);
-    expect(l.ruleCount).toBe(5);
+    expect(l.ruleCount).toBe(6);
     expect(l.shared.spec.routing.table).toBe(51820);
   });
 

@@ -75,6 +75,7 @@ export const HEALTHY_RULES = (family: 4 | 6) =>
     { priority: 5002, src: "all", fwmark: "0xca6c", table: "51820", protocol: "212" },
     { priority: 5003, src: "all", uid_start: 64000, uid_end: 64000, table: "254", suppress_prefixlen: 0, protocol: "212" },
     { priority: 5004, src: "all", uid_start: 64000, uid_end: 64000, table: "51820", protocol: "212" },
+    { priority: 5005, src: family === 4 ? "10.100.0.2" : "fd00::2", table: "51820", protocol: "212" },
     { priority: 32766, src: "all", table: "254" },
     ...(family === 4 ? [{ priority: 32767, src: "all", table: "253" }] : []),
   ] as Record<string, unknown>[];
@@ -202,7 +203,7 @@ export function fakeHost(initial: Partial<FakeHostState> = {}, ifname = "wg-egre
     .on(/^ip -j -6 route show table/, () => (state.routes[6].length ? { stdout: JSON.stringify(state.routes[6]) } : { exitCode: 2, stderr: "Error: ipv6: FIB table does not exist.\nDump terminated" }))
     .on(/^ip -[46] rule add /, (c) => {
       const table = word(c.argv, "lookup")!;
-      const rule: Record<string, unknown> = { priority: Number(word(c.argv, "priority")), src: "all" };
+      const rule: Record<string, unknown> = { priority: Number(word(c.argv, "priority")), src: word(c.argv, "from") ?? "all" };
       if (word(c.argv, "fwmark") !== undefined) rule.fwmark = word(c.argv, "fwmark");
       const uids = word(c.argv, "uidrange")?.split("-");
       if (uids) Object.assign(rule, { uid_start: Number(uids[0]), uid_end: Number(uids[1]) });
@@ -221,6 +222,7 @@ export function fakeHost(initial: Partial<FakeHostState> = {}, ifname = "wg-egre
         (r) =>
           r.priority === Number(word(c.argv, "priority")) &&
           r.fwmark === word(c.argv, "fwmark") &&
+          r.src === (word(c.argv, "from") ?? "all") &&
           (r.uid_start === undefined ? undefined : `${r.uid_start}-${r.uid_end}`) === word(c.argv, "uidrange") &&
           (table === undefined || r.table === (table === "main" ? "254" : table)),
       );

@@ -107,7 +107,7 @@ function byPort(lines: readonly string[], port: number): number {
 }
 
 async function ourRules(): Promise<{ v4: number; v6: number }> {
-  const count = async (f: string) => (await gw("ip", f, "rule", "show")).stdout.split("\n").filter((l) => /^500[0-4]:/.test(l)).length;
+  const count = async (f: string) => (await gw("ip", f, "rule", "show")).stdout.split("\n").filter((l) => /^500[0-5]:/.test(l)).length;
   return { v4: await count("-4"), v6: await count("-6") };
 }
 
@@ -262,15 +262,41 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
     test("trap 2: with strict rp_filter, tunnel replies need the restored mark and src_valid_mark", async () => {
       await gw("sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.default.rp_filter=1", `net.ipv4.conf.${lab.gateway.wgName}.rp_filter=1`, "net.ipv4.conf.wan.rp_filter=1");
       expect(await sourceSeen(lab.addr.host4, true)).toBe(lab.addr.exitWan4);
+      // The tunnel-address rule (P+5) also passes the reverse-path check of a reply (its source is
+      // the tunnel address), so with it in place either fix alone suffices: break all three.
+      await gw("ip", "-4", "rule", "del", "priority", "5005");
+      expect(await sourceSeen(lab.addr.host4, true)).toBe(lab.addr.exitWan4);
       const chain = (await gw("nft", "-a", "list", "chain", "inet", "egressd", "restore_mark")).stdout;
       const handle = /restore mark on tunnel replies" # handle (\d+)/.exec(chain)![1]!;
       await gw("nft", "delete", "rule", "inet", "egressd", "restore_mark", "handle", handle);
       await gw("sysctl", "-q", "-w", "net.ipv4.conf.all.src_valid_mark=0");
       expect((await connect(lab.addr.host4, { marked: true })).exitCode).not.toBe(0); // replies dropped by rp_filter
       const { repairs: done } = await host.reconcile();
-      expect(done.map((r) => `${r.component}/${r.action}`)).toEqual(["sysctl/enable-src-valid-mark", "firewall/apply-ruleset"]);
+      expect(done.map((r) => `${r.component}/${r.action}`)).toEqual(["sysctl/enable-src-valid-mark", "rules/add-rule", "firewall/apply-ruleset"]);
       expect(await sourceSeen(lab.addr.host4, true)).toBe(lab.addr.exitWan4);
     }, 20_000);
+  });
+
+  describe("the kernel's own packets", () => {
+    test("regression: packets from the tunnel address without the uid or the mark (a closed socket's TIME_WAIT ACK or RST) left by the WAN", async () => {
+      // Such packets have no socket uid and no mark: only the tunnel-address rule (P+5) keeps them out
+      // of main, whose default route is the home connection. An unmarked uid binding the tunnel
+      // address sends exactly such packets.
+      const tunnelAddr = lab.addr.tunnelGw4.split("/")[0]!;
+      const viaSource = () => lab.exec(lab.ns.gw, ["ncat", "--recv-only", "-w", "2", "-s", tunnelAddr, lab.addr.host4, String(CONTROL_PORT)], { uid: lab.uid + 1, timeoutMs: 10_000 });
+      const wan = `tcp and host ${lab.addr.host4} and port ${CONTROL_PORT}`;
+      const cap = await lab.capture(lab.ns.gw, "wan", wan);
+      expect((await viaSource()).stdout.trim()).toBe(lab.addr.exitWan4); // through the tunnel
+      expect((await cap.stop()).lines).toEqual([]);
+      // The control: without the rule the same packets take the WAN.
+      await gw("ip", "-4", "rule", "del", "priority", "5005");
+      const cap2 = await lab.capture(lab.ns.gw, "wan", wan);
+      await viaSource();
+      expect((await cap2.stop()).lines.length).toBeGreaterThan(0);
+      const { repairs: done } = await host.reconcile();
+      expect(done.map((r) => `${r.component}/${r.action}`)).toEqual(["rules/add-rule"]);
+      expect((await viaSource()).stdout.trim()).toBe(lab.addr.exitWan4);
+    }, 30_000);
   });
 
   describe("fail closed: zero packets from the marked uid reach the internet host outside the tunnel", () => {
@@ -297,7 +323,7 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
     test("routing bypassed (all our rules deleted): the leak guard drops and counts, capture sees none", async () => {
       const before = (await host.leakCounter())!;
       const cap = await lab.capture(lab.ns.gw, "wan", filter);
-      for (const prio of ["5000", "5001", "5002", "5003", "5004"]) await gw("ip", "-4", "rule", "del", "priority", prio);
+      for (const prio of ["5000", "5001", "5002", "5003", "5004", "5005"]) await gw("ip", "-4", "rule", "del", "priority", prio);
       const r = await connect(lab.addr.host4, { marked: true, wait: 1 });
       expect(r.exitCode).not.toBe(0); // the SYN is dropped after the reroute: the caller's timeout ends it
       expect(await sourceSeen(lab.addr.host4, false)).toBe(lab.addr.gwWan4);
@@ -307,7 +333,7 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
       const after = (await host.leakCounter())!;
       expect(after.packets).toBeGreaterThan(before.packets);
       expect(after.bytes).toBeGreaterThan(before.bytes);
-      expect((await host.reconcile()).repairs.map((x) => x.action)).toEqual(["add-rule", "add-rule", "add-rule", "add-rule", "add-rule"]);
+      expect((await host.reconcile()).repairs.map((x) => x.action)).toEqual(["add-rule", "add-rule", "add-rule", "add-rule", "add-rule", "add-rule"]);
       expect(await sourceSeen(lab.addr.host4, true)).toBe(lab.addr.exitWan4);
     }, 20_000);
 
@@ -361,7 +387,7 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
 
     test("ip rule del (the table lookup rule)", async () => {
       await expectRepair(["ip", "-4", "rule", "del", "priority", "5002", "fwmark", "0xca6c", "lookup", "51820"], "rules", "add-rule");
-      expect(await ourRules()).toEqual({ v4: 5, v6: 5 });
+      expect(await ourRules()).toEqual({ v4: 6, v6: 6 });
       expect(await sourceSeen(lab.addr.host4, true)).toBe(lab.addr.exitWan4);
     }, 15_000);
 
@@ -435,7 +461,7 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
       const h = gatewayHost();
       await h.up();
       expect((await h.up()).changes).toEqual([]);
-      expect(await ourRules()).toEqual({ v4: 5, v6: 5 });
+      expect(await ourRules()).toEqual({ v4: 6, v6: 6 });
       await h.down();
       await h.down();
       await expectSnapshot(baseline);
@@ -452,12 +478,12 @@ describe.skipIf(skip !== null)("real wg/ip/nft in namespaces", () => {
       await waitUntil(async () => !(await Bun.file(`/proc/${pid}/status`).exists()), 3000, "wireguard-go to die with its parent (pdeathsig)");
       expect((await gw("ip", "link", "show", lab.gateway.wgName)).exitCode).not.toBe(0);
       // Stale: our rules, routes and table survive the crash; add a rule an older config left behind.
-      expect(await ourRules()).toEqual({ v4: 5, v6: 5 });
+      expect(await ourRules()).toEqual({ v4: 6, v6: 6 });
       await gw("ip", "-4", "rule", "add", "priority", "5002", "fwmark", "0x1234", "lookup", "51820", "protocol", "212");
 
       const h = gatewayHost();
       await h.up();
-      expect(await ourRules()).toEqual({ v4: 5, v6: 5 });
+      expect(await ourRules()).toEqual({ v4: 6, v6: 6 });
       expect((await gw("ip", "-4", "rule", "show")).stdout).not.toContain("0x1234");
       expect((await gw("ip", "-4", "route", "show", "table", "51820")).stdout.trim().split("\n").length).toBe(2);
       expect((await gw("nft", "list", "tables")).stdout.match(/inet egressd/g)?.length).toBe(1);

@@ -26,7 +26,9 @@ describe("desired state", () => {
       "ip -4 rule add priority 5003 uidrange 64000-64000 lookup main suppress_prefixlength 0 protocol 212",
       "ip -4 rule add priority 5004 uidrange 64000-64000 lookup 51820 protocol 212",
     ];
-    expect(desiredRules(n, [4, 6]).map(ruleAddArgv).map(formatArgv)).toEqual([...v4, ...v4.map((l) => l.replace("ip -4", "ip -6"))]);
+    // Last, the tunnel address: the kernel's own packets of a closed socket (no uid, no mark).
+    const v6 = [...v4.map((l) => l.replace("ip -4", "ip -6")), "ip -6 rule add priority 5005 from fd00::2 lookup 51820 protocol 212"];
+    expect(desiredRules(n, [4, 6]).map(ruleAddArgv).map(formatArgv)).toEqual([...v4, "ip -4 rule add priority 5005 from 10.100.0.2 lookup 51820 protocol 212", ...v6]);
   });
   test("routes: tunnel default plus unreachable default with the worst metric", () => {
     expect([...desiredRoutes(n, 4), ...desiredRoutes(n, 6)].map((r) => formatArgv(routeAddArgv(r, 51820)))).toEqual([
@@ -48,14 +50,16 @@ describe("desired state", () => {
 
 describe("parsing ip -j", () => {
   test("rules at our priorities only, with their protocol and uid range", () => {
-    const rules = parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001, 5002, 5003, 5004]);
+    const rules = parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001, 5002, 5003, 5004, 5005]);
     expect(rules.map((r) => [r.priority, r.fwmark, r.uidStart, r.table, r.suppressPrefixlength, r.protocol])).toEqual([
       [5000, 0xca6d, null, "254", null, "212"],
       [5001, 0xca6c, null, "254", 0, "212"],
       [5002, 0xca6c, null, "51820", null, "212"],
       [5003, null, 64000, "254", 0, "212"],
       [5004, null, 64000, "51820", null, "212"],
+      [5005, null, null, "51820", null, "212"],
     ]);
+    expect(rules[5]!.src).toBe("10.100.0.2");
     expect(rules.every((r) => !r.hasOtherSelectors)).toBe(true);
     expect(rules[3]!.selector).toEqual(["priority", "5003", "uidrange", "64000-64000", "lookup", "254", "suppress_prefixlength", "0", "protocol", "212"]);
   });
@@ -77,7 +81,7 @@ describe("parsing ip -j", () => {
 
 describe("planning", () => {
   test("healthy: nothing to do", () => {
-    expect(planRules(desiredRules(n, [4]), parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001, 5002, 5003, 5004]))).toEqual([]);
+    expect(planRules(desiredRules(n, [4]), parseRules(JSON.stringify(HEALTHY_RULES(4)), 4, [5000, 5001, 5002, 5003, 5004, 5005]))).toEqual([]);
     expect(planRoutes(desiredRoutes(n, 4), parseRoutes(JSON.stringify(HEALTHY_ROUTES(4)), 4), 51820)).toEqual([]);
   });
   test("stale rule of an old config and a duplicate: add the missing, delete the rest", async () => {
@@ -89,7 +93,7 @@ describe("planning", () => {
         { priority: 5002, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" },
       ]),
       4,
-      [5000, 5001, 5002, 5003, 5004],
+      [5000, 5001, 5002, 5003, 5004, 5005],
     );
     const changes = planRules(desiredRules(n, [4]), observed);
     expect(changes.map((c) => c.action)).toEqual(["add-rule", "delete-rule", "delete-rule"]);
@@ -113,7 +117,7 @@ describe("planning", () => {
     const observed = parseRules(
       JSON.stringify([...HEALTHY_RULES(4).filter((r) => r.priority !== 5002), { priority: 5002, src: "all", fwmark: "0x1234", table: "51820", protocol: "212" }]),
       4,
-      [5000, 5001, 5002, 5003, 5004],
+      [5000, 5001, 5002, 5003, 5004, 5005],
     );
     const r = new FakeRunner();
     for (const c of planRules(desiredRules(n, [4]), observed)) await c.undo!(r);
