@@ -228,6 +228,7 @@ describe("missingRouting", () => {
       { priority: 5002, src: "all", fwmark: "0xca6c", table: "51820", protocol: "212" },
       { priority: 5003, src: "all", uid_start: 400, uid_end: 400, table: "254", suppress_prefixlen: 0, protocol: "212" },
       { priority: 5004, src: "all", uid_start: 400, uid_end: 400, table: "51820", protocol: "212" },
+      { priority: 5005, src: f === 4 ? "10.100.0.2" : "fd00::2", table: "51820", protocol: "212" },
       { priority: 32766, src: "all", table: "254" },
       ...(f === 4 ? [{ priority: 32767, src: "all", table: "253" }] : []),
     ]);
@@ -243,7 +244,7 @@ describe("missingRouting", () => {
             { type: "unreachable", dst: "default", dev: "lo", protocol: "212", metric: 4294967295, flags: [], pref: "medium" },
           ],
     );
-  const PRIOS = [5000, 5001, 5002, 5003, 5004];
+  const PRIOS = [5000, 5001, 5002, 5003, 5004, 5005];
   const n = validateSpec(hostSpec(parse({ interface: { addresses: ["10.100.0.2/32", "fd00::2/128"] }, exit: { publicKey: EXIT_KEY, endpoint: "192.0.2.1:51820" } }), 400));
   const observed = (drop: (kind: "rule" | "route", f: 4 | 6, o: { priority?: number; type?: string }) => boolean = () => false) => {
     const rules = ([4, 6] as const).flatMap((f) => parseRules(JSON.stringify(JSON.parse(RULES(f)).filter((o: any) => !drop("rule", f, o))), f, PRIOS));
@@ -265,7 +266,7 @@ describe("missingRouting", () => {
   });
 
   test("an empty host misses everything, per family asked for", () => {
-    expect(missingRouting(n, [4, 6], { rules: [], routes: [] }).length).toBe(2 * (5 + 2));
+    expect(missingRouting(n, [4, 6], { rules: [], routes: [] }).length).toBe(2 * (6 + 2));
     expect(missingRouting(n, [4], { rules: [], routes: [] }).every((m) => m.startsWith("IPv4 "))).toBe(true);
   });
 
