@@ -5,7 +5,7 @@
  * lib/metrics turns this into `egressd_proxy_*` families.
  */
 
-import { createUdpStats, type UdpStats } from "./udp-relay.ts";
+import { createUdpStats, type UdpStats } from "./udp-stats.ts";
 
 /** Every way a client connection can end; exactly these are the `result` label values. */
 export const CONNECTION_RESULTS = [

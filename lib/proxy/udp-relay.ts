@@ -22,31 +22,9 @@
 import { formatIp, isDnsName, parseIp, unmapIp, type IpAddr } from "../net/ip.ts";
 import type { Resolve } from "./resolve.ts";
 import { encodeUdpDatagram, parseUdpDatagram, STANDALONE_FRAG, UdpHeaderError } from "./socks5-udp.ts";
+import type { UdpDropReason, UdpStats } from "./udp-stats.ts";
 
-/** Why a datagram was dropped: the `reason` label of the drop counter. */
-export const UDP_DROP_REASONS = ["policy", "fragment", "foreign_source", "over_limit", "malformed", "unresolved", "send_failed"] as const;
-/** One of {@link UDP_DROP_REASONS}. */
-export type UdpDropReason = (typeof UDP_DROP_REASONS)[number];
-
-/** Counters shared by every association of a proxy; read by the metrics. */
-export interface UdpStats {
-  associationsActive: number;
-  associationsTotal: number;
-  /** Client to destination. */
-  datagramsUp: number;
-  bytesUp: number;
-  /** Destination to client. */
-  datagramsDown: number;
-  bytesDown: number;
-  readonly drops: Record<UdpDropReason, number>;
-}
-
-/** Fresh zeroed {@link UdpStats}. */
-export function createUdpStats(): UdpStats {
-  const drops = {} as Record<UdpDropReason, number>;
-  for (const r of UDP_DROP_REASONS) drops[r] = 0;
-  return { associationsActive: 0, associationsTotal: 0, datagramsUp: 0, bytesUp: 0, datagramsDown: 0, bytesDown: 0, drops };
-}
+export { createUdpStats, UDP_DROP_REASONS, type UdpDropReason, type UdpStats } from "./udp-stats.ts";
 
 /** Sockets one association may hold: the relay socket and an outbound socket per family. */
 export const UDP_FDS_PER_ASSOCIATION = 3;
