@@ -16,6 +16,7 @@ PACKAGES=(
   cloud-init   # `cloud-init schema`, to validate `egressd exit-config --format cloud-init`
   man-db groff-base lintian zsh fish   # the man pages, the .deb and the completions (test/docs, test/deb)
   dante-client bind9-dnsutils ldnsutils  # socksify wrapping drill and dig: SOCKS5 UDP ASSOCIATE clients
+  openssl python3-cryptography git  # the test CA; the handshake probe's Python reference; git clone via the proxy
 )
 
 missing=()
