@@ -16,6 +16,7 @@ import { renderNft, renderSysctl } from "../../lib/exit/nft.ts";
 import { ExitSpecError, exitSpecsFromConfig } from "../../lib/exit/spec.ts";
 import { PRIVATE_KEY_PLACEHOLDER, renderWgQuick, renderWgSetconf } from "../../lib/exit/wireguard.ts";
 import { expectGolden } from "../host/golden.ts";
+import { run as runNix } from "../nix/helpers.ts";
 import { runCli } from "../cli/spawn.ts";
 
 const GOLDEN = join(import.meta.dir, "golden");
@@ -137,10 +138,11 @@ describe("each rendering is accepted by the tool that consumes it", () => {
 
   test.skipIf(!tools("nix-instantiate"))("nix-instantiate --parse accepts the NixOS module, and it is a function", () => {
     for (const text of [renderNixos(spec()), renderNixos(spec((c) => (c.exit!.presharedKeyFile = "psk"), { interfaceName: "wg-exit" }))]) {
-      const r = Bun.spawnSync(["nix-instantiate", "--parse", "-E", text]);
-      expect(r.stderr.toString()).toBe("");
-      expect(r.exitCode).toBe(0);
-      expect(r.stdout.toString()).toMatch(/^\(\{ \.\.\. }: /);
+      // The nix helpers' runner: it keeps the result independent of the host's nixbld group.
+      const r = runNix(["nix-instantiate", "--parse", "-E", text]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^\(\{ \.\.\. }: /);
     }
   });
 
