@@ -104,4 +104,16 @@ describe.skipIf(skip !== null)("real HTTP clients through the tunnel", () => {
     expect(lines.some((l) => /protocol=http_connect\b/.test(l))).toBe(true);
     expect(lines.some((l) => /protocol=http\b/.test(l))).toBe(true);
   });
+
+  test("every forwarded request has a line naming its destination; the 504s are connect timeouts to the silent host", () => {
+    const requests = bed.gw.log.filter((l) => l.includes("proxy http request"));
+    // apt, git and the clients' http fetches: far more requests than connections would show.
+    expect(requests.length).toBeGreaterThan(20);
+    const silent = requests.filter((l) => l.includes(" target=silent.example.test:8443 "));
+    expect(silent.length).toBeGreaterThanOrEqual(4); // curl, python, wget, go over http://
+    for (const l of silent) expect(l).toMatch(/ status=504 result=timeout reason="ETIMEDOUT: connect to 203\.0\.113\.11:8443 timed out after 3000 ms" /);
+    const tunnelled = bed.gw.log.filter((l) => l.includes("proxy connection closed") && l.includes(" protocol=http_connect ") && l.includes(" target=silent.example.test:8443 "));
+    expect(tunnelled.length).toBeGreaterThanOrEqual(4); // the same clients over https://
+    for (const l of tunnelled) expect(l).toContain(" result=timeout ");
+  });
 });
