@@ -91,7 +91,7 @@ export class HttpForwarder implements ClientLeg, UpstreamOwner {
     const x = this.#x;
     // A FIN after a complete request still gets its response (RFC 9112 §9.6 lets a client half-close).
     if (x && x.request.kind === "done") return;
-    if (x) this.#endExchange(x, { reason: "client closed before its request was complete" });
+    if (x) return this.#refuse(Status.badRequest, "the client closed before its request body was complete", Failure.protocolError);
     this.#endClient();
   }
 

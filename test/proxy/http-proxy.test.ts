@@ -430,6 +430,22 @@ describe("the log of a kept-alive forwarding connection", () => {
   });
 });
 
+test("a client that half-closes in the middle of its request body gets 400, and the request's line says so", async () => {
+  const a = namedServer("A");
+  const { log, lines } = recordingLog();
+  const { server, port } = start({ log });
+  const c = await RawConn.connect(port);
+  c.write(enc.encode(`POST http://127.0.0.1:${a}/p HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc`));
+  await Bun.sleep(50);
+  c.shutdown();
+  const text = dec.decode(await c.readToEnd());
+  expect(text).toStartWith("HTTP/1.1 400 Bad Request\r\n");
+  expect(text).toEndWith("the client closed before its request body was complete\n");
+  await until(() => server.stats.connectionsActive === 0);
+  const req = lines.find((l) => l.msg === "proxy http request")!.f;
+  expect([req.target, req.status, req.result]).toEqual([`127.0.0.1:${a}`, 400, "protocol_error"]);
+});
+
 describe("an idle kept-alive forwarding connection", () => {
   /** A raw HTTP server answering each request with `ok`, counting its open connections. */
   function countingServer(): { port: number; open: () => number } {
