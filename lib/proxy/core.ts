@@ -91,6 +91,11 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     return this.settings.auth;
   }
 
+  /** See {@link ProtocolCore.idleTimeoutMs}. */
+  get idleTimeoutMs(): number {
+    return this.settings.idleTimeoutMs;
+  }
+
   /**
    * Connects `conn` to `host:port` under the policy and starts the relay; on failure answers with
    * `conn.protocol.failed(kind)` and closes. `early` is what the client sent after its request

@@ -127,6 +127,13 @@ export interface ProtocolCore {
   readonly auth: CredentialChecker | null;
   readonly stats: ProxyStats;
   readonly log: Logger;
+  /** Monotonic milliseconds: the clock of log-line durations and idle bookkeeping. */
+  readonly clock: () => number;
+  /**
+   * proxy.idleTimeout in ms as in force now (0: never). A {@link ClientLeg} of the protocol's own
+   * reads it when it starts, as a relay does, and keeps `clock`/`lastActivity` when it is on.
+   */
+  readonly idleTimeoutMs: number;
   /**
    * Connects `conn` to `host:port` under the destination policy (resolving a name per the DNS
    * mode, checking every address), then relays; the outcome comes back through the handler's
