@@ -15,6 +15,7 @@ import { type ConfigProblem, ConfigError, formatPath, problemsFromZod } from "./
 import { jsonDepthProblem, jsonPathAt, jsonValueProblems } from "./json-limits.ts";
 import { jsonDuplicateKey, jsonErrorOffset, positionOf } from "./json-position.ts";
 import { describeFileError, FileReadError, readRegularFile } from "./read-file.ts";
+import { authAccounts } from "./auth.ts";
 import { type Config, configSchema } from "./schema.ts";
 import { readSecretFile, SecretFileError } from "./secret-file.ts";
 import { decodeUtf8 } from "./utf8.ts";
@@ -38,7 +39,6 @@ export interface LoadOptions {
 const SECRET_FIELDS = [
   { path: "interface.privateKeyFile", kind: "key" },
   { path: "exit.presharedKeyFile", kind: "key" },
-  { path: "proxy.auth.passwordFile", kind: "password" },
 ] as const;
 
 /** Resolves a secret path: absolute stays, relative goes to $CREDENTIALS_DIRECTORY or `baseDir`. */
@@ -54,8 +54,6 @@ function getField(c: Config, path: string): string | null {
       return c.interface.privateKeyFile;
     case "exit.presharedKeyFile":
       return c.exit.presharedKeyFile;
-    case "proxy.auth.passwordFile":
-      return c.proxy.auth?.passwordFile ?? null;
   }
   return null;
 }
@@ -63,7 +61,6 @@ function getField(c: Config, path: string): string | null {
 function setField(c: Config, path: string, value: string): void {
   if (path === "interface.privateKeyFile") c.interface.privateKeyFile = value;
   else if (path === "exit.presharedKeyFile") c.exit.presharedKeyFile = value;
-  else if (path === "proxy.auth.passwordFile" && c.proxy.auth) c.proxy.auth.passwordFile = value;
 }
 
 /**
@@ -99,12 +96,24 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
     if (i === 0) config.exit.presharedKeyFile = e.presharedKeyFile;
     if (opts.checkFiles === false) return;
     try {
-      readSecretFile(e.presharedKeyFile, { field: path, kind: "key", warn });
+      readSecretFile(e.presharedKeyFile, { field: path, kind: "key", warn, credentialsDirectory: (opts.env ?? process.env).CREDENTIALS_DIRECTORY });
     } catch (err) {
       if (!(err instanceof SecretFileError)) throw err;
       problems.push({ path, message: err.message });
     }
   });
+  // Every account of proxy.auth, in either form, names its own password file.
+  for (const { at, account } of authAccounts(config.proxy.auth)) {
+    const path = `${at}.passwordFile`;
+    account.passwordFile = resolveSecretPath(account.passwordFile, opts);
+    if (opts.checkFiles === false) continue;
+    try {
+      readSecretFile(account.passwordFile, { field: path, kind: "password", warn, credentialsDirectory: (opts.env ?? process.env).CREDENTIALS_DIRECTORY });
+    } catch (err) {
+      if (!(err instanceof SecretFileError)) throw err;
+      problems.push({ path, message: err.message });
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
   return config;
 }
