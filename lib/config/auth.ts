@@ -30,7 +30,7 @@ export const authSchema = z
     exit: exitName.optional().describe("With `exits`: the exit the one account's connections leave by, and no other."),
     users: z
       .array(userSchema)
-      .min(1, { message: "needs at least one user; for no authentication set proxy.auth to null" })
+      .min(1)
       .max(MAX_AUTH_USERS)
       .optional()
       .describe("Several accounts, each `{ \"username\": ..., \"passwordFile\": ..., \"exit\"?: ... }`, instead of the one-account fields."),

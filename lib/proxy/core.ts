@@ -139,6 +139,9 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
         if (!live()) return void socket.terminate();
         done = true;
         this.#prepareTarget(socket, started);
+        // Which exit the latest upstream left by: for the log line, and for resetFrom.
+        const local = parseIp(socket.localAddress);
+        conn.bound = local ? formatIp(unmapIp(local)) : null;
         this.#count(conn, "ok");
         callbacks.onConnected(socket, address);
       },
