@@ -55,7 +55,7 @@ const exitsEntrySchema = exitSchema.extend({
     .min(1)
     .max(64)
     .regex(/^[A-Za-z0-9_.-]+$/, { message: "must be letters, digits, _ . - (it is a metric label and a log field)" })
-    .describe("The exit's name: in logs, status, the `exit` and `friendly_name` metric labels, and proxy.pinnedListeners."),
+    .describe("The exit's name: in logs, status, the `exit` and `friendly_name` metric labels, and the pins (proxy.pinnedListeners, an exit of proxy.auth)."),
   addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).describe("The gateway's tunnel addresses for this exit, as its VPS's peer entry allows them; distinct from every other exit's."),
   interface: ifName.optional().describe("This exit's WireGuard interface. Default: interface.name + \"-\" + the exit's index (wg-egress-0, wg-egress-1, ...)."),
   probe: probeTargetSchema.optional().describe("What this exit's health probe connects to. Default: failover.probe.target."),
