@@ -75,44 +75,32 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
   const config = result.data;
   const problems: ConfigProblem[] = [];
   const warn = opts.warn ?? (() => {});
-  for (const { path, kind } of SECRET_FIELDS) {
-    const raw = getField(config, path);
-    if (raw === null || (path === "exit.presharedKeyFile" && config.exits)) continue;
+  // Resolves one secret path and (unless checkFiles is off) checks the file, as a problem of `path`.
+  const secret = (path: string, raw: string, kind: "key" | "password"): string => {
     const file = resolveSecretPath(raw, opts);
-    setField(config, path, file);
-    if (opts.checkFiles === false) continue;
+    if (opts.checkFiles === false) return file;
     try {
       readSecretFile(file, { field: path, kind, warn, credentialsDirectory: (opts.env ?? process.env).CREDENTIALS_DIRECTORY });
     } catch (e) {
       if (!(e instanceof SecretFileError)) throw e;
       problems.push({ path, message: e.message });
     }
+    return file;
+  };
+  for (const { path, kind } of SECRET_FIELDS) {
+    const raw = getField(config, path);
+    if (raw === null || (path === "exit.presharedKeyFile" && config.exits)) continue;
+    setField(config, path, secret(path, raw, kind));
   }
   // Each exit of several has its own preshared key file; `exit` is the first of them.
   config.exits?.forEach((e, i) => {
     if (e.presharedKeyFile === null) return;
-    const path = `exits[${i}].presharedKeyFile`;
-    e.presharedKeyFile = resolveSecretPath(e.presharedKeyFile, opts);
+    e.presharedKeyFile = secret(`exits[${i}].presharedKeyFile`, e.presharedKeyFile, "key");
     if (i === 0) config.exit.presharedKeyFile = e.presharedKeyFile;
-    if (opts.checkFiles === false) return;
-    try {
-      readSecretFile(e.presharedKeyFile, { field: path, kind: "key", warn, credentialsDirectory: (opts.env ?? process.env).CREDENTIALS_DIRECTORY });
-    } catch (err) {
-      if (!(err instanceof SecretFileError)) throw err;
-      problems.push({ path, message: err.message });
-    }
   });
   // Every account of proxy.auth, in either form, names its own password file.
   for (const { at, account } of authAccounts(config.proxy.auth)) {
-    const path = `${at}.passwordFile`;
-    account.passwordFile = resolveSecretPath(account.passwordFile, opts);
-    if (opts.checkFiles === false) continue;
-    try {
-      readSecretFile(account.passwordFile, { field: path, kind: "password", warn, credentialsDirectory: (opts.env ?? process.env).CREDENTIALS_DIRECTORY });
-    } catch (err) {
-      if (!(err instanceof SecretFileError)) throw err;
-      problems.push({ path, message: err.message });
-    }
+    account.passwordFile = secret(`${at}.passwordFile`, account.passwordFile, "password");
   }
   if (problems.length) throw new ConfigError(problems);
   return config;

@@ -10,7 +10,7 @@ import { authAccounts } from "../../lib/config/auth.ts";
 import { effectiveConfig } from "../../lib/config/effective.ts";
 import { ConfigError } from "../../lib/config/errors.ts";
 import { loadConfig, parseConfig } from "../../lib/config/load.ts";
-import { EXIT_PUBLIC_KEY, makeConfigDir, minimalConfig } from "./fixtures.ts";
+import { EXIT_PUBLIC_KEY, makeConfigDir, minimalConfig, problemsOf } from "./fixtures.ts";
 
 const NO_FILES = { checkFiles: false, env: {}, baseDir: "/etc/egressd" } as const;
 const SECOND_KEY = "XQY2+iq1v2dtKDyqMZq5s3Y2dxXCBiMiHKa/9biuUH4=";
@@ -24,16 +24,6 @@ function twoExits(auth: unknown): Record<string, any> {
     ],
     proxy: { listen: ["10.1.0.1:1080", "10.1.0.1:1081"], allowClients: ["10.1.0.0/24"], auth },
   };
-}
-
-function problemsOf(input: unknown): string[] {
-  try {
-    parseConfig(input, NO_FILES);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    return e.problems.map((p) => p.message);
-  }
-  throw new Error("the config was accepted");
 }
 
 describe("proxy.auth forms", () => {
