@@ -96,6 +96,18 @@ function checkConfig(json: string, creds: string): { code: number; stdout: strin
   return run([ctx.stub.egressd, "check-config", "--config", file], { env: { ...process.env, CREDENTIALS_DIRECTORY: creds } });
 }
 
+/** Runs the module's build-time check script on its generated file, as the build would; it must pass and install the file. */
+function runBuildCheck(out: any): void {
+  const settings = out.settingsStorePath as string;
+  mkdirSync(join(settings, ".."), { recursive: true });
+  writeFileSync(settings, out.settingsJSON);
+  const env = { PATH: `${ctx.stub.root}/pkgs/egressd/bin:/usr/bin:/bin`, TMPDIR: ctx.work, settings, out: out.configCheck.out };
+  const r = run(["bash", "-euo", "pipefail", "-c", out.configCheck.script], { env });
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  expect(readFileSync(out.configCheck.out, "utf8")).toBe(out.settingsJSON);
+}
+
 describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
   describe("the design gateway (pods -> 10.1.0.1:1080 -> tunnel -> VPS, metrics on 10.0.0.1:9586)", () => {
     const gatewayOut = once(() => evalModule(gateway()));
@@ -217,14 +229,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     });
 
     test("the build-time check runs the real check-config on the generated file, then installs it", () => {
-      const settings = out.settingsStorePath as string;
-      writeFileSync(settings, out.settingsJSON);
       expect(out.configCheck.nativeBuildInputs).toEqual([`${ctx.stub.root}/pkgs/egressd`]);
-      const env = { PATH: `${ctx.stub.root}/pkgs/egressd/bin:/usr/bin:/bin`, TMPDIR: ctx.work, settings, out: out.configCheck.out };
-      const r = run(["bash", "-euo", "pipefail", "-c", out.configCheck.script], { env });
-      expect(r.stderr).toBe("");
-      expect(r.code).toBe(0);
-      expect(readFileSync(out.configCheck.out, "utf8")).toBe(out.settingsJSON);
+      runBuildCheck(out);
     });
   });
 
@@ -477,15 +483,7 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     });
 
     test("the build-time check makes a throwaway credential for each, and passes", () => {
-      const out = evalModule(twoExits());
-      const settings = out.settingsStorePath as string;
-      mkdirSync(join(settings, ".."), { recursive: true });
-      writeFileSync(settings, out.settingsJSON);
-      const env = { PATH: `${ctx.stub.root}/pkgs/egressd/bin:/usr/bin:/bin`, TMPDIR: ctx.work, settings, out: out.configCheck.out };
-      const r = run(["bash", "-euo", "pipefail", "-c", out.configCheck.script], { env });
-      expect(r.stderr).toBe("");
-      expect(r.code).toBe(0);
-      expect(readFileSync(out.configCheck.out, "utf8")).toBe(out.settingsJSON);
+      runBuildCheck(evalModule(twoExits()));
     });
 
     test("without PSKs the exits name none; the one-user form with a pin passes through", () => {
