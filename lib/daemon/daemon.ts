@@ -28,7 +28,7 @@ import { HostReads } from "./host-reads.ts";
 import { explainListenFailure } from "./listen-failure.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
-import { exitSources, hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
+import { exitSources, hostSpec, proxyOptions, reloadRefusal, sourceAddressList } from "./specs.ts";
 import { FailoverLoop } from "./failover.ts";
 import type { DaemonStatus, ReconcileStatus } from "./status.ts";
 import { collectStatus, type DaemonState, type DaemonView, readiness, statusLine } from "./views.ts";
@@ -197,7 +197,7 @@ export class Daemon {
       this.#log.info("tunnel configured", { interface: c.interface.name, implementation: up.implementation, changes: up.changes.length });
       if (this.#stopRequested) return;
       this.#failover = this.#host.failover ? this.#newFailover(c) : null;
-      this.#proxyOptions = { ...(await proxyOptions(c)), log: this.#log };
+      this.#proxyOptions = { ...(await proxyOptions(c)), log: this.#log, exitDown: this.#exitDown };
       this.#proxy = new ProxyServer(this.#proxyOptions);
       await this.#startProxy(this.#proxy, this.#opts.bindRetryMs ?? 30_000);
       if (this.#stopRequested) return;
@@ -226,6 +226,9 @@ export class Daemon {
     this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metrics?.url ?? "off" });
   }
 
+  /** Whether the failover loop holds an exit down: connections pinned to it then fail at once. */
+  readonly #exitDown = (exit: string): boolean => this.#failover?.isDown(exit) ?? false;
+
   /** The failover loop over the config's exits; an exit that goes down has its connections reset. */
   #newFailover(c: Config): FailoverLoop {
     const settings = c.failover ?? FAILOVER_DEFAULTS;
@@ -234,7 +237,7 @@ export class Daemon {
       exits: c.exits!.map((e) => ({
         name: e.name,
         publicKey: e.publicKey,
-        addresses: Object.values(sources.get(e.name) ?? {}),
+        addresses: sourceAddressList(sources.get(e.name)),
         target: e.probe ?? settings.probe.target,
       })),
       settings,
@@ -242,7 +245,7 @@ export class Daemon {
       dump: (exit) => this.#reads.dump(exit),
       log: this.#log,
       onExitDown: (exit) => {
-        const n = this.#proxy?.resetFrom(Object.values(sources.get(exit) ?? {}), `exit ${exit} went down`) ?? 0;
+        const n = this.#proxy?.resetFrom(sourceAddressList(sources.get(exit)), `exit ${exit} went down`) ?? 0;
         this.#log.warn("reset connections through a dead exit", { exit, connections: n });
       },
     });
@@ -361,7 +364,7 @@ export class Daemon {
       // Refuse what cannot change in place (see the module comment) before touching anything.
       const refusal = reloadRefusal(old, next);
       if (refusal !== null) throw new Error(refusal);
-      const nextProxy = { ...(await proxyOptions(next)), log: this.#log };
+      const nextProxy = { ...(await proxyOptions(next)), log: this.#log, exitDown: this.#exitDown };
       const oldProxy = this.#proxyOptions!;
       this.#proxy!.update(nextProxy);
       this.#proxyOptions = nextProxy;
