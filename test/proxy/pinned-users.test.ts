@@ -163,7 +163,9 @@ describe("users pinned to an exit", () => {
       expect(status).toBe(403);
       expect(body).toContain("user alice is pinned to exit b but this listener to exit a");
       expect(target.seen).toEqual([]);
-      expect(lines.filter((l) => l.includes("user=alice")).map((l) => /result=(\S+)/.exec(l)![1])).toEqual(["denied_destination", "denied_destination"]);
+      const results = (prefix: string) => lines.filter((l) => l.startsWith(prefix) && l.includes("user=alice")).map((l) => /result=(\S+)/.exec(l)![1]);
+      expect(results("proxy connection closed")).toEqual(["denied_destination", "denied_destination"]);
+      expect(results("proxy http request")).toEqual(["denied_destination"]); // the forwarded request's own line
     });
 
     test("an unpinned user takes the listener's exit; a user pinned to the same exit passes", async () => {
