@@ -106,7 +106,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       conn.paused = true;
       conn.socket.pause();
     }
-    conn.target = formatTarget(host, port);
+    conn.target ??= formatTarget(host, port); // HTTP has set it already, for its 407
     if (this.log.debugEnabled) this.log.debug("proxy request", { client: conn.client, protocol: conn.label ?? conn.protocol?.name, target: conn.target, user: conn.user });
     conn.dialStart = this.clock();
     this.#open(conn, host, port, {
