@@ -53,7 +53,13 @@ export function defaultFormat(env: Record<string, string | undefined> = process.
   return env.JOURNAL_STREAM ? "journal" : "text";
 }
 
+/** What makes a value need quoting; `\s` covers the newline, so a value without one is written as is. */
+const NEEDS_QUOTING = /[\s"=]/;
+
 function renderValue(v: unknown): string {
+  // The common cases first (a plain word, a number): one line per proxied connection passes here.
+  if (typeof v === "number") return String(v);
+  if (typeof v === "string" && v !== "" && !NEEDS_QUOTING.test(v)) return v;
   let s: string;
   if (typeof v === "string") s = v;
   else if (v instanceof Error) s = v.message;
@@ -61,30 +67,46 @@ function renderValue(v: unknown): string {
   else if (typeof v === "object" && v !== null) s = JSON.stringify(v);
   else s = String(v);
   s = s.replace(/\n/g, "\\n");
-  return /[\s"=]/.test(s) || s === "" ? JSON.stringify(s) : s;
+  return NEEDS_QUOTING.test(s) || s === "" ? JSON.stringify(s) : s;
 }
 
 /** Renders `key=value` pairs for the journal and text formats. */
 export function renderFields(fields: Fields | undefined): string {
   if (!fields) return "";
   let out = "";
-  for (const [k, v] of Object.entries(fields)) {
+  for (const k of Object.keys(fields)) {
+    const v = fields[k];
     if (v === undefined) continue;
     out += ` ${k}=${renderValue(v)}`;
   }
   return out;
 }
 
+/** `level.padEnd(5)` for the text format, computed once. */
+const PADDED: Record<Level, string> = { debug: "debug", info: "info ", warn: "warn ", error: "error" };
+
+/** The last timestamp rendered and its text: lines logged within the same millisecond share it. */
+let lastNow = NaN;
+let lastIso = "";
+
+function isoTime(now: number): string {
+  if (now !== lastNow) {
+    lastIso = new Date(now).toISOString();
+    lastNow = now;
+  }
+  return lastIso;
+}
+
 /** Renders one event as one line (without the trailing newline). */
 export function renderLine(format: LogFormat, level: Level, msg: string, fields: Fields | undefined, now: number): string {
-  const oneLine = msg.replace(/\n/g, "\\n");
+  const oneLine = msg.includes("\n") ? msg.replace(/\n/g, "\\n") : msg;
   switch (format) {
     case "journal":
       return `<${SD_PRIORITY[level]}>${oneLine}${renderFields(fields)}`;
     case "text":
-      return `${new Date(now).toISOString()} ${level.padEnd(5)} ${oneLine}${renderFields(fields)}`;
+      return `${isoTime(now)} ${PADDED[level]} ${oneLine}${renderFields(fields)}`;
     case "json": {
-      const obj: Record<string, unknown> = { time: new Date(now).toISOString(), level, msg };
+      const obj: Record<string, unknown> = { time: isoTime(now), level, msg };
       if (fields) {
         for (const [k, v] of Object.entries(fields)) {
           if (v === undefined) continue;

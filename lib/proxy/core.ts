@@ -113,7 +113,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       conn.paused = true;
       conn.socket.pause();
     }
-    conn.target = formatTarget(host, port);
+    conn.target ??= formatTarget(host, port); // HTTP has set it already, for its 407
     if (this.log.debugEnabled) this.log.debug("proxy request", { client: conn.client, protocol: conn.label ?? conn.protocol?.name, target: conn.target, user: conn.user });
     conn.dialStart = this.clock();
     this.#open(conn, host, port, {
@@ -269,7 +269,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     this.stats.connectionsActive--;
     const relay = conn.relay;
     const extra = conn.protocol?.closed?.(conn);
-    this.log.info("proxy connection closed", {
+    const fields = {
       client: conn.client,
       protocol: conn.label ?? conn.protocol?.name,
       target: conn.target,
@@ -281,8 +281,8 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       up: relay?.bytesClientToTarget ?? 0,
       down: relay?.bytesTargetToClient ?? 0,
       duration: ((this.clock() - conn.startedAt) / 1000).toFixed(3),
-      ...extra,
-    });
+    };
+    this.log.info("proxy connection closed", extra ? { ...fields, ...extra } : fields);
     this.#tracker.closed(conn);
   }
 
@@ -371,8 +371,10 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
   #connected(conn: ClientConn, target: TargetSocket, address: IpAddr, port: number): void {
     const now = this.#prepareTarget(target, conn.dialStart);
     conn.address = formatHostPort({ host: formatIp(address), port });
-    const local = parseIp(target.localAddress);
-    conn.bound = local ? formatIp(unmapIp(local)) : null;
+    const localText = target.localAddress;
+    const local = parseIp(localText);
+    // An unmapped IPv4 address is already in formatIp's form (see #accept in server.ts).
+    conn.bound = local ? (local.family === 4 ? localText : formatIp(unmapIp(local))) : null;
     const relay = this.#newRelay(conn, target);
     conn.stage = Stage.relaying;
     this.#setResult(conn, "ok");

@@ -195,8 +195,8 @@ export class DialRace {
         allowHalfOpen: true,
         data: attempt,
         socket: targetHandlers,
-        ...(local !== undefined ? { localAddress: local } : {}),
       };
+      if (local !== undefined) options.localAddress = local;
       connect(options)
         .then(undefined, (err: unknown) => this.failed(attempt, err instanceof Error ? err : new Error(String(err))));
     } catch (err) {

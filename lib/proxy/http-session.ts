@@ -24,6 +24,9 @@ import { formatTarget, Stage, type ClientConn, type ProtocolCore, type ProtocolH
 /** The message for a request in origin form: the client treats us as an origin server. */
 export const NOT_A_PROXY_REQUEST = "this is a proxy: send CONNECT host:port, or an absolute URI such as GET http://host/path";
 
+/** The 200 every successful CONNECT gets: the same bytes each time, so encoded once (a socket write copies them). */
+const CONNECT_ESTABLISHED = encodeConnectEstablished();
+
 /** Builds the HTTP handler: the `ProtocolFactory` for `ProxyServerOptions.protocols`. */
 export function httpProtocol(core: ProtocolCore): ProtocolHandler {
   return new HttpProtocol(core);
@@ -57,13 +60,14 @@ export class HttpProtocol implements ProtocolHandler {
     const t = head.target;
     if (t.form === "origin" || t.form === "asterisk") return this.#reject(conn, Status.badRequest, NOT_A_PROXY_REQUEST);
     conn.label = t.form === "authority" ? "http_connect" : "http";
-    conn.target = formatTarget(httpTarget(t.host), t.port);
+    const target = httpTarget(t.host);
+    conn.target = formatTarget(target, t.port);
     const denied = checkProxyAuth(core, { conn, headers: head.headers });
     if (denied !== null) {
       conn.socket.write(failureResponse(Failure.authFailed, { reason: denied, target: conn.target }));
       return core.fail(conn, Failure.authFailed, denied);
     }
-    if (t.form === "authority") return core.connect(conn, httpTarget(t.host), t.port, buf.subarray(r.consumed));
+    if (t.form === "authority") return core.connect(conn, target, t.port, buf.subarray(r.consumed));
     // Forwarding: the forwarder parses this head again (cheap) so that every request, the first
     // included, takes one path.
     const forwarder = new HttpForwarder(core, conn);
@@ -73,7 +77,7 @@ export class HttpProtocol implements ProtocolHandler {
   }
 
   connected(conn: ClientConn, _local: IpAddr | null, _localPort: number): void {
-    conn.socket.write(encodeConnectEstablished());
+    conn.socket.write(CONNECT_ESTABLISHED);
   }
 
   failed(conn: ClientConn, kind: FailureKind, reason: string): void {

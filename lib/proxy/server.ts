@@ -389,7 +389,10 @@ export class ProxyServer {
     }
     const parsed = parseIp(remote);
     const ip = parsed && unmapIp(parsed); // the edge for clients: a dual-stack listener reports IPv4 mapped
-    const client = formatHostPort({ host: ip ? formatIp(ip) : remote, port: socket.remotePort });
+    // An IPv4 peer that was not mapped is already written as formatIp would write it (the kernel's
+    // dotted quad), so it is used as is: this runs for every connection.
+    const host = ip === parsed && ip?.family === 4 ? remote : ip ? formatIp(ip) : remote;
+    const client = formatHostPort({ host, port: socket.remotePort });
     const settings = this.#settings;
     if (this.#state !== "running") {
       socket.end();

@@ -35,6 +35,10 @@ import {
   type ReplyCode,
 } from "./socks5.ts";
 
+/** The two method selections a successful greeting gets, encoded once (a socket write copies them). */
+const SELECT_NO_AUTH = encodeMethodSelection(AuthMethod.noAuth);
+const SELECT_USERNAME_PASSWORD = encodeMethodSelection(AuthMethod.usernamePassword);
+
 /** The sub-stages of a SOCKS5 handshake, kept in `ClientConn.step`. */
 const Step = { greeting: 0, auth: 1, request: 2, associating: 3 } as const;
 
@@ -104,7 +108,7 @@ export class Socks5Protocol implements ProtocolHandler {
             if (auth) core.stats.authFailures++;
             return core.fail(conn, auth ? Failure.authFailed : Failure.protocolError, why);
           }
-          conn.socket.write(encodeMethodSelection(want));
+          conn.socket.write(auth ? SELECT_USERNAME_PASSWORD : SELECT_NO_AUTH);
           conn.step = auth ? Step.auth : Step.request;
           buf = buf.subarray(r.consumed);
           continue;

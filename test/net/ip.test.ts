@@ -22,10 +22,22 @@ const bytes = (s: string) => {
 };
 
 describe("parseIp", () => {
+  test("every IPv4 byte value round-trips, in every position", () => {
+    for (let v = 0; v < 256; v++) {
+      for (const text of [`${v}.0.0.0`, `0.${v}.0.0`, `0.0.${v}.0`, `0.0.0.${v}`, `${v}.${255 - v}.${v}.${255 - v}`]) {
+        const a = parseIp(text);
+        expect(a?.family).toBe(4);
+        expect(formatIp(a!)).toBe(text);
+      }
+    }
+  });
+
   test.each([
     ["0.0.0.0", [0, 0, 0, 0]],
     ["255.255.255.255", [255, 255, 255, 255]],
     ["10.1.0.1", [10, 1, 0, 1]],
+    ["1.22.199.250", [1, 22, 199, 250]],
+    ["100.9.99.200", [100, 9, 99, 200]],
     ["::", new Array(16).fill(0)],
     ["::1", [...new Array(15).fill(0), 1]],
     ["1::", [0, 1, ...new Array(14).fill(0)]],

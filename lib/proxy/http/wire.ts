@@ -114,13 +114,23 @@ export type HeaderList = readonly HeaderField[];
 
 /** All values of a field, in order, each as sent (a field may also carry a comma list). */
 export function headerValues(headers: HeaderList, name: string): string[] {
+  // A loop rather than filter/map: called several times per request head, on the hot path.
   const lower = name.toLowerCase();
-  return headers.filter(([n]) => n.toLowerCase() === lower).map(([, v]) => v);
+  const out: string[] = [];
+  for (const [n, v] of headers) if (n.toLowerCase() === lower) out.push(v);
+  return out;
 }
 
 /** The elements of a comma-separated list field across all its lines, trimmed, empty ones dropped (RFC 9110 §5.6.1). */
 export function headerList(headers: HeaderList, name: string): string[] {
-  return headerValues(headers, name).flatMap((v) => v.split(",")).map((s) => s.trim()).filter((s) => s !== "");
+  const out: string[] = [];
+  for (const v of headerValues(headers, name)) {
+    for (const part of v.split(",")) {
+      const s = part.trim();
+      if (s !== "") out.push(s);
+    }
+  }
+  return out;
 }
 
 export const CR = 0x0d;
@@ -144,9 +154,15 @@ export function isToken(s: string): boolean {
 
 /** Decodes bytes one char per byte. */
 export function latin1(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 4096) s += String.fromCharCode(...bytes.subarray(i, i + 4096));
-  return s;
+  // Most head lines and field names are short, where a plain loop beats every native call (the
+  // spread into fromCharCode cost ~1 us for a 32-byte request line); Buffer's latin1 is exact
+  // (byte n is U+00nn, unlike TextDecoder's "latin1", which is windows-1252) and fast for the rest.
+  if (bytes.length <= 64) {
+    let s = "";
+    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
+    return s;
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1");
 }
 
 /** Encodes a string one byte per char; throws `RangeError` for a char above U+00FF. */
