@@ -46,7 +46,12 @@ export class FirewallPart implements HostPart {
     this.#n = spec;
     this.#exits = opts.exits ?? [spec];
     this.#ctx = ctx;
-    if (opts.carry) this.#leakOffset = { ...opts.carry.#leakOffset };
+    if (opts.carry) {
+      // What the running part applied: a reconcile plan re-applies only if the script differs.
+      this.#leakOffset = { ...opts.carry.#leakOffset };
+      this.#appliedRuleset = opts.carry.#appliedRuleset;
+      this.#appliedFingerprint = opts.carry.#appliedFingerprint;
+    }
   }
 
   /** The rendered nft script (what `nft -f -` is fed). */

@@ -135,10 +135,10 @@ export function linkJson(l: LinkFixture, ifname = "wg-egress"): string {
 }
 
 /** `wg show <if> dump` for a healthy interface. */
-export function dumpText(o: { publicKey?: string; fwmark?: string; endpoint?: string; allowed?: string; handshake?: number; keepalive?: string; psk?: string; extraPeer?: boolean } = {}): string {
+export function dumpText(o: { publicKey?: string; peer?: string; fwmark?: string; endpoint?: string; allowed?: string; handshake?: number; keepalive?: string; psk?: string; extraPeer?: boolean } = {}): string {
   const lines = [
     `${KEYS.gatewayPrivate}\t${o.publicKey ?? KEYS.gatewayPublic}\t43123\t${o.fwmark ?? "0xca6d"}`,
-    `${KEYS.exitPublic}\t${o.psk ?? "(none)"}\t${o.endpoint ?? "198.51.100.2:51820"}\t${o.allowed ?? "0.0.0.0/0,::/0"}\t${o.handshake ?? 1_700_000_000}\t1234\t5678\t${o.keepalive ?? "25"}`,
+    `${o.peer ?? KEYS.exitPublic}\t${o.psk ?? "(none)"}\t${o.endpoint ?? "198.51.100.2:51820"}\t${o.allowed ?? "0.0.0.0/0,::/0"}\t${o.handshake ?? 1_700_000_000}\t1234\t5678\t${o.keepalive ?? "25"}`,
   ];
   if (o.extraPeer) lines.push(`${KEYS.strangerPublic}\t(none)\t(none)\t10.9.9.9/32\t0\t0\t0\toff`);
   return lines.join("\n") + "\n";
