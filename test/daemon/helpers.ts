@@ -316,3 +316,41 @@ export async function hostDump(lab: Lab): Promise<Record<string, string>> {
   }
   return out;
 }
+
+/** The socks-holder fixture (fixtures/socks-holder.ts), running in the lab's client namespace. */
+export interface SocksHolder {
+  /** Sends one command (`ping <tag>`), returns its one-line JSON answer (`{ alive, dead }`). */
+  ask(cmd: string): Promise<any>;
+  /** The first answer: `{ opened, failed }`. */
+  readonly first: Promise<any>;
+  kill(): void;
+  exited: Promise<number>;
+}
+
+/**
+ * Opens `connections` SOCKS5 connections from the client namespace through the proxy's `port` (default
+ * 1080) to `target` (`host:port`, an echo server) and holds them, answering `ping` with which are alive.
+ */
+export function startSocksHolder(lab: Lab, opts: { target: string; connections: number; port?: number }): SocksHolder {
+  const [host, port] = [opts.target.slice(0, opts.target.lastIndexOf(":")), opts.target.slice(opts.target.lastIndexOf(":") + 1)];
+  const proc = Bun.spawn(
+    [...lab.prefix(lab.ns.client), BUN, join(FIXTURES, "socks-holder.ts"), lab.addr.gwLan, String(opts.port ?? 1080), host, port, String(opts.connections)],
+    { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
+  );
+  const answers: any[] = [];
+  void eachLine(proc.stdout, (l) => answers.push(JSON.parse(l)));
+  let taken = 0;
+  const next = (what: string) => poll(() => (answers.length > taken ? answers[taken++] : undefined), 60_000, what);
+  const first = next("the holder to open its connections");
+  return {
+    first,
+    async ask(cmd) {
+      await first;
+      proc.stdin.write(cmd + "\n");
+      proc.stdin.flush();
+      return next(`an answer to ${cmd}`);
+    },
+    kill: () => proc.kill("SIGKILL"),
+    exited: proc.exited,
+  };
+}
