@@ -21,7 +21,7 @@ import { join } from "node:path";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import { dropWireguardUdp } from "../lab/outage.ts";
-import { BUN, FIXTURES, type LabDaemon, poll, removeDaemonDirs, runBinary, type SocksHolder, startLabDaemon, startSocksHolder } from "./helpers.ts";
+import { BUN, FIXTURES, type LabDaemon, poll, removeDaemonDirs, runBinary, type SocksHolder, startLabDaemon, startSocksHolder, unmarkedControl, labExitEntry, useLabExits, whoamiThrough } from "./helpers.ts";
 
 const skip = labUnsupported();
 const name = (n: string) => (skip ? `${n} [skipped: ${skip}]` : n);
@@ -39,10 +39,7 @@ let holder: SocksHolder | null = null;
 let lineEcho: ChildHandle;
 let config: Record<string, any>;
 
-const exitEntry = (i: number) => {
-  const e = lab.exits[i]!;
-  return { name: e.name, publicKey: e.publicKey, endpoint: e.endpoint, addresses: [...e.gatewayAddresses], interface: e.gatewayWg };
-};
+const exitEntry = (i: number) => labExitEntry(lab, i);
 
 beforeAll(async () => {
   if (skip) return;
@@ -54,10 +51,7 @@ beforeAll(async () => {
   await poll(async () => (await lab.exec(lab.ns.inet, ["ncat", "-z", "-w", "1", lab.addr.host4, String(LINES)])).exitCode === 0 || lineEcho.exitStatus !== null, 10_000, "the line echo server");
   daemon = await startLabDaemon(lab, {
     config: (c) => {
-      delete c.exit;
-      c.interface = { privateKeyFile: "private-key" };
-      c.exits = [exitEntry(0), exitEntry(1)];
-      c.failover = { probe: { target: { kind: "tcp", host: lab.addr.host4, port: PROBE } } };
+      useLabExits(c, lab, { count: 2, probePort: PROBE });
     },
   });
   config = JSON.parse(await Bun.file(daemon.configPath).text());
@@ -72,15 +66,13 @@ afterAll(async () => {
 }, 120_000);
 
 /** One request through the proxy's `port`; the echo server's answer (the source address), or "" when it failed. */
-async function through(port: number, seconds = 3): Promise<string> {
-  const r = await lab.exec(lab.ns.client, ["curl", "-sS", "-m", String(seconds), "--http0.9", "--socks5", `${lab.addr.gwLan}:${port}`, `http://${lab.addr.host4}:${ECHO}/`], { timeoutMs: 8_000 });
-  return r.exitCode === 0 ? r.stdout.trim() : "";
+function through(port: number, seconds = 3): Promise<string> {
+  return whoamiThrough(lab, port, { echo: ECHO, seconds });
 }
 
 /** The unmarked control: straight out of the gateway's WAN, as another uid. */
-async function control(): Promise<string> {
-  const r = await lab.exec(lab.ns.gw, ["ncat", "--recv-only", "-w", "2", lab.addr.host4, String(CONTROL)], { uid: lab.uid + 1 });
-  return r.stdout.trim();
+function control(): Promise<string> {
+  return unmarkedControl(lab, CONTROL);
 }
 
 async function metrics(): Promise<string> {

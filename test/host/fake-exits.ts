@@ -6,7 +6,7 @@
  */
 import { FakeRunner } from "../exec/fake.ts";
 import type { SysctlAccess } from "../../lib/host/sysctl.ts";
-import { HEALTHY_RULES, KEYS, dumpText, link, linkJson, nftJson, type LinkFixture } from "./fixtures.ts";
+import { HEALTHY_RULES, KEYS, dumpText, scriptRules, link, linkJson, nftJson, type LinkFixture } from "./fixtures.ts";
 
 /** The state behind {@link fakeExitsHost}. */
 export interface FakeExitsState {
@@ -33,6 +33,7 @@ export function fakeExitsHost() {
     configs: new Map(),
   };
   const runner = new FakeRunner();
+  scriptRules(runner, () => state.rules);
   const fam = (argv: readonly string[]) => (argv[1] === "-6" || argv[2] === "-6" ? 6 : 4);
   const word = (argv: readonly string[], key: string) => {
     const i = argv.indexOf(key);
@@ -83,35 +84,6 @@ export function fakeExitsHost() {
     .on(/^ip -j -[46] route show table/, (c) => {
       const list = state.tables.get(`${c.argv[2] === "-6" ? 6 : 4}:${c.argv[6]}`) ?? [];
       return list.length ? { stdout: JSON.stringify(list) } : { exitCode: 2, stderr: "Error: ipv4: FIB table does not exist.\nDump terminated" };
-    })
-    .on(/^ip -[46] rule add /, (c) => {
-      const lookup = word(c.argv, "lookup")!;
-      const rule: Record<string, unknown> = { priority: Number(word(c.argv, "priority")), src: word(c.argv, "from") ?? "all" };
-      if (word(c.argv, "fwmark") !== undefined) rule.fwmark = word(c.argv, "fwmark");
-      const uids = word(c.argv, "uidrange")?.split("-");
-      if (uids) Object.assign(rule, { uid_start: Number(uids[0]), uid_end: Number(uids[1]) });
-      rule.table = lookup === "main" ? "254" : lookup;
-      if (word(c.argv, "suppress_prefixlength") !== undefined) rule.suppress_prefixlen = Number(word(c.argv, "suppress_prefixlength"));
-      rule.protocol = word(c.argv, "protocol");
-      const list = state.rules[fam(c.argv)];
-      list.push(rule);
-      list.sort((a, b) => Number(a.priority) - Number(b.priority));
-      return {};
-    })
-    .on(/^ip -[46] rule del /, (c) => {
-      const list = state.rules[fam(c.argv)];
-      const lookup = word(c.argv, "lookup");
-      const i = list.findIndex(
-        (r) =>
-          r.priority === Number(word(c.argv, "priority")) &&
-          r.fwmark === word(c.argv, "fwmark") &&
-          r.src === (word(c.argv, "from") ?? "all") &&
-          (r.uid_start === undefined ? undefined : `${r.uid_start}-${r.uid_end}`) === word(c.argv, "uidrange") &&
-          (lookup === undefined || r.table === (lookup === "main" ? "254" : lookup)),
-      );
-      if (i < 0) return { exitCode: 2, stderr: "RTNETLINK answers: No such file or directory" };
-      list.splice(i, 1);
-      return {};
     })
     .on(/^ip -[46] route (add|replace) /, (c) => {
       const list = table(c.argv);
