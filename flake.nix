@@ -18,12 +18,16 @@
         "aarch64-linux"
       ];
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      # The commit `egressd version` shows: the flake's revision, "-dirty" for a tree with changes.
+      commit =
+        if self ? rev then builtins.substring 0 12 self.rev else self.dirtyShortRev or "unknown";
+      build = pkgs: pkgs.callPackage ./nix/package.nix { inherit commit; };
     in
     {
-      overlays.default = final: _prev: { egressd = final.callPackage ./nix/package.nix { }; };
+      overlays.default = final: _prev: { egressd = build final; };
 
       packages = forAllSystems (pkgs: rec {
-        egressd = pkgs.callPackage ./nix/package.nix { };
+        egressd = build pkgs;
         default = egressd;
       });
 

@@ -24,6 +24,16 @@ let
     presharedKey = "preshared-key";
     proxyPassword = "proxy-password";
   };
+  # With several exits, each exit's preshared key, by the exit's name (a metric label, so already a
+  # safe file name); with several proxy users, each user's password. A username may hold any
+  # character, so one that is not a plain file name is named by a hash of it.
+  exitPresharedKeyName = name: "preshared-key-${name}";
+  proxyUserPasswordName =
+    username:
+    if builtins.match "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}" username != null then
+      "proxy-password-${username}"
+    else
+      "proxy-password-${builtins.substring 0 16 (builtins.hashString "sha256" username)}";
 
   # A secret's path on the host. A string, never a Nix path: a path value would be copied into the
   # world-readable store. Newer nixpkgs has types.externalPath (absolute, outside the store); older
@@ -116,13 +126,45 @@ let
       "strict"
     ];
 
+  # proxy.auth as the daemon reads it: the one-account form, or `users` alone; an unset `exit` is
+  # left out rather than written as null.
+  authUsersAttrs = (cfg.settings.proxy.auth or null).users or null;
+  severalUsers = authUsersAttrs != null;
+  authUsers = if severalUsers then lib.mapAttrsToList (username: u: { inherit username; } // u) authUsersAttrs else [ ];
+  withoutNullExit = a: if (a.exit or null) == null then removeAttrs a [ "exit" ] else a;
+  effectiveAuth =
+    a:
+    if a == null then
+      null
+    else if severalUsers then
+      { users = map withoutNullExit authUsers; }
+    else
+      withoutNullExit (removeAttrs a [ "users" ]);
+  # Each exit of several gets its preshared key's credential name when exitPresharedKeyFiles names it.
+  withExitPsk =
+    e:
+    if cfg.exitPresharedKeyFiles ? ${e.name or ""} then
+      e // { presharedKeyFile = exitPresharedKeyName e.name; }
+    else
+      e;
+  exitNames = if severalExits then map (e: e.name or null) cfg.settings.exits else [ ];
+
   # With `exits`, the one-exit fields the options declare (exit, interface.addresses) are left out:
   # the daemon refuses a config that has both forms.
   effectiveSettings =
-    if severalExits then
-      removeAttrs cfg.settings [ "exit" ] // { interface = removeAttrs cfg.settings.interface [ "addresses" ]; }
-    else
-      cfg.settings;
+    (
+      if severalExits then
+        removeAttrs cfg.settings [ "exit" ]
+        // {
+          interface = removeAttrs cfg.settings.interface [ "addresses" ];
+          exits = map withExitPsk cfg.settings.exits;
+        }
+      else
+        cfg.settings
+    )
+    // {
+      proxy = cfg.settings.proxy // { auth = effectiveAuth cfg.settings.proxy.auth; };
+    };
   rawConfigFile = settingsFormat.generate "egressd.json" effectiveSettings;
 
   # The generated config, checked at build time by the daemon's own schema. The secret files do not
@@ -139,6 +181,12 @@ let
         egressd genkey --output "$CREDENTIALS_DIRECTORY/${credentialNames.privateKey}"
         egressd genpsk --output "$CREDENTIALS_DIRECTORY/${credentialNames.presharedKey}"
         (umask 077 && printf 'build-time-check' > "$CREDENTIALS_DIRECTORY/${credentialNames.proxyPassword}")
+        ${lib.concatMapStrings (n: ''
+          egressd genpsk --output "$CREDENTIALS_DIRECTORY/${exitPresharedKeyName n}"
+        '') (builtins.attrNames cfg.exitPresharedKeyFiles)}
+        ${lib.concatMapStrings (u: ''
+          (umask 077 && printf 'build-time-check' > "$CREDENTIALS_DIRECTORY/${proxyUserPasswordName u}")
+        '') (builtins.attrNames cfg.proxyUserPasswordFiles)}
         egressd check-config --quiet --config "$settings"
         cp "$settings" "$out"
       '';
@@ -176,7 +224,17 @@ let
       credential = credentialNames.proxyPassword;
       value = cfg.proxyPasswordFile;
     }
-  ];
+  ]
+  ++ lib.mapAttrsToList (name: value: {
+    option = "exitPresharedKeyFiles.${name}";
+    credential = exitPresharedKeyName name;
+    inherit value;
+  }) cfg.exitPresharedKeyFiles
+  ++ lib.mapAttrsToList (username: value: {
+    option = "proxyUserPasswordFiles.\"${username}\"";
+    credential = proxyUserPasswordName username;
+    inherit value;
+  }) cfg.proxyUserPasswordFiles;
 
   # A freeform JSON section with some typed options.
   section =
@@ -232,6 +290,36 @@ in
         Path on the host of the SOCKS5 password (RFC 1929, 1-255 bytes) for the user in
         {option}`services.egressd.settings.proxy.auth.username`. Passed with `LoadCredential=`,
         never copied to the store.
+      '';
+    };
+
+    exitPresharedKeyFiles = lib.mkOption {
+      type = lib.types.attrsOf secretPath;
+      default = { };
+      example = {
+        hetzner = "/run/secrets/egressd/psk-hetzner";
+        ovh = "/run/secrets/egressd/psk-ovh";
+      };
+      description = ''
+        With several exits ({option}`services.egressd.settings.exits`): the path on the host of each
+        exit's preshared key, by the exit's name. Each is passed with `LoadCredential=` as
+        `preshared-key-<name>`, which the module writes into that exit's `presharedKeyFile`; never
+        copied to the store. (With one exit, use {option}`services.egressd.presharedKeyFile`.)
+      '';
+    };
+
+    proxyUserPasswordFiles = lib.mkOption {
+      type = lib.types.attrsOf secretPath;
+      default = { };
+      example = {
+        alice = "/run/secrets/egressd/proxy-alice";
+        ircbot = "/run/secrets/egressd/proxy-ircbot";
+      };
+      description = ''
+        With several proxy users ({option}`services.egressd.settings.proxy.auth.users`): the path on
+        the host of each user's password, by username. Each is passed with `LoadCredential=` (as
+        `proxy-password-<username>`, or a hash of the username where it is no plain file name),
+        never copied to the store. (With one user, use {option}`services.egressd.proxyPasswordFile`.)
       '';
     };
 
@@ -293,7 +381,9 @@ in
 
         Secret files are not set here: use {option}`services.egressd.privateKeyFile`,
         {option}`services.egressd.presharedKeyFile` and
-        {option}`services.egressd.proxyPasswordFile`.
+        {option}`services.egressd.proxyPasswordFile` (with several exits or users,
+        {option}`services.egressd.exitPresharedKeyFiles` and
+        {option}`services.egressd.proxyUserPasswordFiles`).
 
         Changing settings reloads the service (SIGHUP, which keeps live connections); changing the
         secret files or the package restarts it.
@@ -458,6 +548,55 @@ in
                           {option}`services.egressd.proxyPasswordFile` for the file on the host.
                         '';
                       };
+                      exit = lib.mkOption {
+                        type = lib.types.nullOr lib.types.str;
+                        default = null;
+                        example = "ovh";
+                        description = "With `settings.exits`: the exit the one user's connections leave by, and no other.";
+                      };
+                      users = lib.mkOption {
+                        type = lib.types.nullOr (
+                          lib.types.attrsOf (
+                            lib.types.submodule (
+                              { name, ... }:
+                              {
+                                options = {
+                                  exit = lib.mkOption {
+                                    type = lib.types.nullOr lib.types.str;
+                                    default = null;
+                                    example = "ovh";
+                                    description = ''
+                                      With `settings.exits`: the exit this user's connections leave
+                                      by, and no other; while it is down they fail.
+                                    '';
+                                  };
+                                  passwordFile = lib.mkOption {
+                                    type = lib.types.str;
+                                    default = proxyUserPasswordName name;
+                                    defaultText = lib.literalMD "the credential of {option}`services.egressd.proxyUserPasswordFiles.<username>`";
+                                    readOnly = true;
+                                    description = ''
+                                      The credential name of this user's password. Set by the module;
+                                      use {option}`services.egressd.proxyUserPasswordFiles` for the file.
+                                    '';
+                                  };
+                                };
+                              }
+                            )
+                          )
+                        );
+                        default = null;
+                        example = {
+                          alice.exit = "ovh";
+                          ircbot = { };
+                        };
+                        description = ''
+                          Several users instead of the one `username`, by username (RFC 1929; HTTP
+                          Basic's user id), each optionally pinned to an exit; written to the config
+                          as the list `proxy.auth.users`. Their passwords come from
+                          {option}`services.egressd.proxyUserPasswordFiles`.
+                        '';
+                      };
                     };
                   }
                 );
@@ -467,7 +606,8 @@ in
                 };
                 description = ''
                   Username/password authentication, or null for none. The password comes from
-                  {option}`services.egressd.proxyPasswordFile`.
+                  {option}`services.egressd.proxyPasswordFile`; with `users`, each user's from
+                  {option}`services.egressd.proxyUserPasswordFiles`.
                 '';
               };
             };
@@ -514,12 +654,36 @@ in
         message = "services.egressd.settings.exit.endpoint must be set to the exit's host:port.";
       }
       {
-        assertion = (cfg.proxyPasswordFile != null) == (cfg.settings.proxy.auth != null);
+        assertion = severalUsers || (cfg.proxyPasswordFile != null) == (cfg.settings.proxy.auth != null);
         message =
           if cfg.proxyPasswordFile != null then
             "services.egressd.proxyPasswordFile is set, but settings.proxy.auth is null; set settings.proxy.auth.username."
           else
             "services.egressd.settings.proxy.auth is set, but services.egressd.proxyPasswordFile is null; the password must come from a file.";
+      }
+      {
+        assertion = !severalUsers || cfg.proxyPasswordFile == null;
+        message = "services.egressd.proxyPasswordFile is for the one user of settings.proxy.auth.username; with settings.proxy.auth.users, set services.egressd.proxyUserPasswordFiles.<username> for each.";
+      }
+      {
+        assertion = lib.all (u: cfg.proxyUserPasswordFiles ? ${u.username}) authUsers;
+        message = "services.egressd.proxyUserPasswordFiles has no entry for ${lib.concatMapStringsSep ", " (u: "\"${u.username}\"") (lib.filter (u: !(cfg.proxyUserPasswordFiles ? ${u.username})) authUsers)} of settings.proxy.auth.users; each user's password must come from a file.";
+      }
+      {
+        assertion = lib.all (u: lib.any (x: x.username == u) authUsers) (builtins.attrNames cfg.proxyUserPasswordFiles);
+        message = "services.egressd.proxyUserPasswordFiles names ${toString (builtins.attrNames cfg.proxyUserPasswordFiles)}, but only users of settings.proxy.auth.users may have one.";
+      }
+      {
+        assertion = !severalExits || cfg.presharedKeyFile == null;
+        message = "services.egressd.presharedKeyFile is for the one exit of settings.exit; with settings.exits, set services.egressd.exitPresharedKeyFiles.<exit name> for each exit that has one.";
+      }
+      {
+        assertion = lib.all (n: builtins.elem n exitNames) (builtins.attrNames cfg.exitPresharedKeyFiles);
+        message = "services.egressd.exitPresharedKeyFiles names ${toString (lib.filter (n: !(builtins.elem n exitNames)) (builtins.attrNames cfg.exitPresharedKeyFiles))}, which is not the name of an exit in settings.exits (${toString exitNames}).";
+      }
+      {
+        assertion = lib.all (e: (e.presharedKeyFile or null) == null) (if severalExits then cfg.settings.exits else [ ]);
+        message = "services.egressd.settings.exits sets presharedKeyFile by hand; use services.egressd.exitPresharedKeyFiles.<exit name>, which passes the file with LoadCredential= and keeps it out of the store.";
       }
       {
         assertion = (cfg.settings.proxy.allowWildcardBind or false) || wildcardListens proxyListen == [ ];

@@ -12,6 +12,8 @@
   stdenvNoCC,
   bun,
   cacert,
+  # The revision `egressd version` shows; the flake passes its own (a store path has no .git).
+  commit ? "unknown",
 }:
 let
   packageJson = lib.importJSON ../package.json;
@@ -90,7 +92,7 @@ stdenvNoCC.mkDerivation (finalAttrs: {
   # The same command as package.json's "build" script.
   buildPhase = ''
     runHook preBuild
-    export HOME="$TMPDIR"
+    export HOME="$TMPDIR" EGRESSD_COMMIT=${lib.escapeShellArg commit}
     bash scripts/build.sh
     runHook postBuild
   '';

@@ -12,6 +12,7 @@ import { loadConfig } from "../config/load.ts";
 import { listenAddress, type Config } from "../config/schema.ts";
 import { CheckState } from "../daemon/status.ts";
 import { isWildcard, parseHostPort, parseIp } from "../net/ip.ts";
+import { authAccounts } from "../config/auth.ts";
 import { readPasswordFile } from "../proxy/auth.ts";
 import { httpGet } from "../selftest/http-get.ts";
 import { addressFromBody, type Answer, type Finding, judgeEgress } from "../selftest/judge.ts";
@@ -76,7 +77,10 @@ export const selftestCommand: Command = async (argv) => {
   const proxy = proxyAddress(values.proxy ?? listenAddress(config.proxy.listen[0]!));
   let auth: { username: string; password: string } | null = null;
   try {
-    if (config.proxy.auth) auth = { username: config.proxy.auth.username, password: await readPasswordFile(config.proxy.auth.passwordFile) };
+    // An account pinned to an exit would test that exit only: the first unpinned one tests the active exit.
+    const accounts = authAccounts(config.proxy.auth).map((a) => a.account);
+    const account = accounts.find((a) => a.exit === undefined) ?? accounts[0];
+    if (account) auth = { username: account.username, password: await readPasswordFile(account.passwordFile) };
   } catch (e) {
     await out(`UNKNOWN: test: proxy.auth: ${(e as Error).message}\n`);
     return CheckState.unknown;

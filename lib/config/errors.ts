@@ -81,7 +81,7 @@ function kind(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** Unwraps defaults, nullables, pipes and optionals down to an object schema, if there is one. */
+/** Unwraps defaults, nullables, pipes, optionals and list items down to an object schema, if there is one. */
 function objectKeys(schema: z.ZodType | undefined, path: readonly PropertyKey[]): string[] | null {
   let s: z.ZodType | undefined = schema;
   for (let i = 0; i <= path.length && s; ) {
@@ -93,6 +93,11 @@ function objectKeys(schema: z.ZodType | undefined, path: readonly PropertyKey[])
     }
     if (def.type === "pipe") {
       s = def.in;
+      continue;
+    }
+    if (def.type === "array" && i < path.length && typeof path[i] === "number") {
+      s = (def as { element?: z.ZodType }).element;
+      i++;
       continue;
     }
     if (def.type !== "object") return null;

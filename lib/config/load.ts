@@ -15,6 +15,7 @@ import { type ConfigProblem, ConfigError, formatPath, problemsFromZod } from "./
 import { jsonDepthProblem, jsonPathAt, jsonValueProblems } from "./json-limits.ts";
 import { jsonDuplicateKey, jsonErrorOffset, positionOf } from "./json-position.ts";
 import { describeFileError, FileReadError, readRegularFile } from "./read-file.ts";
+import { authAccounts } from "./auth.ts";
 import { type Config, configSchema } from "./schema.ts";
 import { readSecretFile, SecretFileError } from "./secret-file.ts";
 import { decodeUtf8 } from "./utf8.ts";
@@ -38,7 +39,6 @@ export interface LoadOptions {
 const SECRET_FIELDS = [
   { path: "interface.privateKeyFile", kind: "key" },
   { path: "exit.presharedKeyFile", kind: "key" },
-  { path: "proxy.auth.passwordFile", kind: "password" },
 ] as const;
 
 /** Resolves a secret path: absolute stays, relative goes to $CREDENTIALS_DIRECTORY or `baseDir`. */
@@ -54,8 +54,6 @@ function getField(c: Config, path: string): string | null {
       return c.interface.privateKeyFile;
     case "exit.presharedKeyFile":
       return c.exit.presharedKeyFile;
-    case "proxy.auth.passwordFile":
-      return c.proxy.auth?.passwordFile ?? null;
   }
   return null;
 }
@@ -63,7 +61,6 @@ function getField(c: Config, path: string): string | null {
 function setField(c: Config, path: string, value: string): void {
   if (path === "interface.privateKeyFile") c.interface.privateKeyFile = value;
   else if (path === "exit.presharedKeyFile") c.exit.presharedKeyFile = value;
-  else if (path === "proxy.auth.passwordFile" && c.proxy.auth) c.proxy.auth.passwordFile = value;
 }
 
 /**
@@ -78,33 +75,33 @@ export function parseConfig(input: unknown, opts: LoadOptions = {}): Config {
   const config = result.data;
   const problems: ConfigProblem[] = [];
   const warn = opts.warn ?? (() => {});
-  for (const { path, kind } of SECRET_FIELDS) {
-    const raw = getField(config, path);
-    if (raw === null || (path === "exit.presharedKeyFile" && config.exits)) continue;
+  // Resolves one secret path and (unless checkFiles is off) checks the file, as a problem of `path`.
+  const secret = (path: string, raw: string, kind: "key" | "password"): string => {
     const file = resolveSecretPath(raw, opts);
-    setField(config, path, file);
-    if (opts.checkFiles === false) continue;
+    if (opts.checkFiles === false) return file;
     try {
       readSecretFile(file, { field: path, kind, warn, credentialsDirectory: (opts.env ?? process.env).CREDENTIALS_DIRECTORY });
     } catch (e) {
       if (!(e instanceof SecretFileError)) throw e;
       problems.push({ path, message: e.message });
     }
+    return file;
+  };
+  for (const { path, kind } of SECRET_FIELDS) {
+    const raw = getField(config, path);
+    if (raw === null || (path === "exit.presharedKeyFile" && config.exits)) continue;
+    setField(config, path, secret(path, raw, kind));
   }
   // Each exit of several has its own preshared key file; `exit` is the first of them.
   config.exits?.forEach((e, i) => {
     if (e.presharedKeyFile === null) return;
-    const path = `exits[${i}].presharedKeyFile`;
-    e.presharedKeyFile = resolveSecretPath(e.presharedKeyFile, opts);
+    e.presharedKeyFile = secret(`exits[${i}].presharedKeyFile`, e.presharedKeyFile, "key");
     if (i === 0) config.exit.presharedKeyFile = e.presharedKeyFile;
-    if (opts.checkFiles === false) return;
-    try {
-      readSecretFile(e.presharedKeyFile, { field: path, kind: "key", warn });
-    } catch (err) {
-      if (!(err instanceof SecretFileError)) throw err;
-      problems.push({ path, message: err.message });
-    }
   });
+  // Every account of proxy.auth, in either form, names its own password file.
+  for (const { at, account } of authAccounts(config.proxy.auth)) {
+    account.passwordFile = secret(`${at}.passwordFile`, account.passwordFile, "password");
+  }
   if (problems.length) throw new ConfigError(problems);
   return config;
 }

@@ -9,7 +9,9 @@
  */
 import { z } from "zod";
 import { cidrContains, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import { authSchema } from "./auth.ts";
 import { cidr, duration, fwmark, hostPort, ifName, ipAddress, port, portRange, positiveDuration, RESERVED_TABLES, wgKey } from "./fields.ts";
+import { pinProblems } from "./pins.ts";
 
 export { RESERVED_TABLES } from "./fields.ts";
 
@@ -53,7 +55,7 @@ const exitsEntrySchema = exitSchema.extend({
     .min(1)
     .max(64)
     .regex(/^[A-Za-z0-9_.-]+$/, { message: "must be letters, digits, _ . - (it is a metric label and a log field)" })
-    .describe("The exit's name: in logs, status, the `exit` and `friendly_name` metric labels, and proxy.pinnedListeners."),
+    .describe("The exit's name: in logs, status, the `exit` and `friendly_name` metric labels, and the pins (proxy.pinnedListeners, an exit of proxy.auth)."),
   addresses: z.array(cidr({ allowHostBits: true })).min(1, { message: "needs at least one address" }).describe("The gateway's tunnel addresses for this exit, as its VPS's peer entry allows them; distinct from every other exit's."),
   interface: ifName.optional().describe("This exit's WireGuard interface. Default: interface.name + \"-\" + the exit's index (wg-egress-0, wg-egress-1, ...)."),
   probe: probeTargetSchema.optional().describe("What this exit's health probe connects to. Default: failover.probe.target."),
@@ -98,11 +100,6 @@ const routingSchema = z.strictObject({
  * killSwitch on), parsed from the schema itself: the one source the lab and the tests build specs from.
  */
 export const ROUTING_DEFAULTS: Readonly<z.output<typeof routingSchema>> = Object.freeze(routingSchema.parse({}));
-
-const authSchema = z.strictObject({
-  username: z.string().min(1).max(255).describe("The RFC 1929 username clients must send."),
-  passwordFile: z.string().min(1).describe("File holding the password (1-255 bytes); a relative path is a credential name."),
-});
 
 const dnsSchema = z.strictObject({
   mode: z.enum(["tunnel", "system"]).default("tunnel").describe("`tunnel`: the daemon asks `servers` itself, so the queries go through the tunnel; `system`: the host's resolver."),
@@ -155,7 +152,7 @@ const proxySchema = z.strictObject({
     .describe("Listen addresses (`ip:port`), each speaking SOCKS5 and HTTP; `{ \"address\": ..., \"protocols\": [\"http\"] }` limits one to `socks5` or `http`. A wildcard needs proxy.allowWildcardBind."),
   allowWildcardBind: z.boolean().default(false).describe("Allow 0.0.0.0 or :: in proxy.listen. Off by default: a wildcard bind would expose the proxy on the WAN."),
   allowClients: z.array(cidr()).default(["127.0.0.0/8", "::1/128"]).describe("Client prefixes allowed to connect; others are closed before a byte is read."),
-  auth: authSchema.nullable().default(null).describe("Require username/password authentication (RFC 1929): `{ \"username\": ..., \"passwordFile\": ... }`."),
+  auth: authSchema.nullable().default(null).describe("Require username/password authentication (RFC 1929 for SOCKS5, Basic for HTTP): `{ \"username\": ..., \"passwordFile\": ... }`, or several accounts as `{ \"users\": [...] }`, each optionally pinned to an exit."),
   pinnedListeners: z
     .record(z.string(), z.string())
     .optional()
@@ -275,6 +272,7 @@ const configObject = z
       }
     });
     exitFormProblems(c, ctx);
+    pinProblems(c, (path, input, message) => ctx.addIssue({ code: "custom", path, input, message }));
     if (c.proxy.dns.mode === "tunnel" && c.proxy.dns.servers.length === 0) {
       ctx.addIssue({
         code: "custom",
@@ -374,8 +372,4 @@ function exitFormProblems(c: Parsed, ctx: z.RefinementCtx): void {
   const bad = tables.find((t) => t > 0xffffffff || (RESERVED_TABLES as readonly number[]).includes(t));
   if (bad !== undefined) issue(["routing", "table"], c.routing.table, `leaves no room for the exits' own tables (${c.routing.table + 1}..${c.routing.table + c.exits.length}): ${bad} is reserved or out of range`);
   if (c.routing.rulePriority + 6 >= 32766) issue(["routing", "rulePriority"], c.routing.rulePriority, `must be at most 32759 with "exits": the 7 rules must come before main (32766)`);
-  for (const [listen, exit] of Object.entries(c.proxy.pinnedListeners ?? {})) {
-    if (!c.proxy.listen.includes(listen)) issue(["proxy", "pinnedListeners", listen], exit, `is pinned to an address that is not in proxy.listen (${c.proxy.listen.join(", ")})`);
-    if (!names.has(exit)) issue(["proxy", "pinnedListeners", listen], exit, `is not the name of an exit (${[...names.keys()].join(", ")})`);
-  }
 }

@@ -29,7 +29,7 @@ import { HostReads } from "./host-reads.ts";
 import { explainListenFailure } from "./listen-failure.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
-import { exitSources, hostSpec, proxyOptions, reloadRefusal } from "./specs.ts";
+import { exitSources, hostSpec, proxyOptions, reloadRefusal, sourceAddressList } from "./specs.ts";
 import { reloadExits } from "./exit-reload.ts";
 import { FailoverLoop } from "./failover.ts";
 import type { DaemonStatus, ReconcileStatus } from "./status.ts";
@@ -199,7 +199,7 @@ export class Daemon {
       this.#log.info("tunnel configured", { interface: c.interface.name, implementation: up.implementation, changes: up.changes.length });
       if (this.#stopRequested) return;
       this.#failover = this.#host.failover ? this.#newFailover(c) : null;
-      this.#proxyOptions = { ...(await proxyOptions(c)), log: this.#log };
+      this.#proxyOptions = { ...(await proxyOptions(c)), log: this.#log, exitDown: this.#exitDown };
       this.#proxy = new ProxyServer(this.#proxyOptions);
       await this.#startProxy(this.#proxy, this.#opts.bindRetryMs ?? 30_000);
       if (this.#stopRequested) return;
@@ -228,6 +228,9 @@ export class Daemon {
     this.#log.info("ready", { listen: this.#proxy!.listening.join(","), metrics: this.#metrics?.url ?? "off" });
   }
 
+  /** Whether the failover loop holds an exit down: connections pinned to it then fail at once. */
+  readonly #exitDown = (exit: string): boolean => this.#failover?.isDown(exit) ?? false;
+
   /** The failover loop over the config's exits; an exit that goes down has its connections reset. */
   #newFailover(c: Config, carry?: FailoverLoop): FailoverLoop {
     const settings = c.failover ?? FAILOVER_DEFAULTS;
@@ -236,7 +239,7 @@ export class Daemon {
       exits: c.exits!.map((e) => ({
         name: e.name,
         publicKey: e.publicKey,
-        addresses: Object.values(sources.get(e.name) ?? {}),
+        addresses: sourceAddressList(sources.get(e.name)),
         target: e.probe ?? settings.probe.target,
       })),
       settings,
@@ -245,7 +248,7 @@ export class Daemon {
       log: this.#log,
       ...(carry ? { carry } : {}),
       onExitDown: (exit) => {
-        const n = this.#proxy?.resetFrom(Object.values(sources.get(exit) ?? {}), `exit ${exit} went down`) ?? 0;
+        const n = this.#proxy?.resetFrom(sourceAddressList(sources.get(exit)), `exit ${exit} went down`) ?? 0;
         this.#log.warn("reset connections through a dead exit", { exit, connections: n });
       },
     });
@@ -368,7 +371,7 @@ export class Daemon {
       if (await reloadExits(this.#host, { old, next }, {
         uid: this.#uid, undo, failover: this.#failover, log: this.#log, reset: (from, why) => this.#proxy?.resetFrom(from, why) ?? 0,
       })) changed.push("exits");
-      const nextProxy = { ...(await proxyOptions(next)), log: this.#log };
+      const nextProxy = { ...(await proxyOptions(next)), log: this.#log, exitDown: this.#exitDown };
       const oldProxy = this.#proxyOptions!;
       this.#proxy!.update(nextProxy);
       this.#proxyOptions = nextProxy;

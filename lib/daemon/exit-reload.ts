@@ -15,7 +15,7 @@ import type { HostManager } from "../host/manager.ts";
 import type { Transaction } from "../host/transaction.ts";
 import type { FailoverLoop } from "./failover.ts";
 import type { Logger } from "../log/logger.ts";
-import { exitSources, hostSpec } from "./specs.ts";
+import { exitSources, hostSpec, sourceAddressList } from "./specs.ts";
 
 /** True when `a` and `b` differ in their exits' host state (names, keys, endpoints, addresses, interfaces, order). */
 export function exitsDiffer(a: Config, b: Config): boolean {
@@ -57,7 +57,7 @@ export async function reloadExits(host: Pick<HostManager, "changeExits">, config
   });
   const sources = exitSources(old);
   for (const name of result.removed) {
-    const n = opts.reset?.(Object.values(sources.get(name) ?? {}), `exit ${name} was removed by a reload`) ?? 0;
+    const n = opts.reset?.(sourceAddressList(sources.get(name)), `exit ${name} was removed by a reload`) ?? 0;
     if (n > 0) opts.log?.warn("reset connections through a removed exit", { exit: name, connections: n });
   }
   return true;

@@ -127,6 +127,11 @@ export class FailoverLoop {
     return this.#failovers;
   }
 
+  /** True when `exit` is judged down (not while it is still unknown, nor for a name it does not probe). */
+  isDown(exit: string): boolean {
+    return this.#health.get(exit)?.state === "down";
+  }
+
   /** Every exit's health, in priority order. */
   get exits(): ExitHealthView[] {
     return this.#o.exits.map((e) => {

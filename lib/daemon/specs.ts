@@ -5,6 +5,7 @@
  * {@link missingRouting} judges observed host state against a spec, for `egressd status` and `check`.
  */
 import { networkInterfaces } from "node:os";
+import { authAccounts } from "../config/auth.ts";
 import { exitInterfaceName, listenAddress, type Config } from "../config/schema.ts";
 import { passwordOf, readSecretFile } from "../config/secret-file.ts";
 import {
@@ -20,6 +21,7 @@ import {
 } from "../host/routing.ts";
 import type { HostSpec, NormalizedSpec } from "../host/spec.ts";
 import { type Cidr, type IpAddr, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import type { Credentials } from "../proxy/auth.ts";
 import type { SourceAddresses } from "../proxy/dial.ts";
 import type { ProxyServerOptions } from "../proxy/server.ts";
 
@@ -92,11 +94,8 @@ export interface ProxyOptionsDeps {
   own?: IpAddr[];
 }
 
-/** The proxy side of a config. Reads the password file when auth is on. */
+/** The proxy side of a config. Reads every account's password file when auth is on. */
 export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Promise<ProxyServerOptions> {
-  // The rule check-config applies (a regular file others cannot read), again at the moment of use:
-  // the file may have been swapped since the config was loaded, and a FIFO would hang the reload.
-  const read = deps.readSecret ?? (async (p: string) => readSecretFile(p, { field: "proxy.auth.passwordFile", kind: "password" }));
   const cidrs = (list: readonly string[]): Cidr[] => list.map((s) => parseCidr(s));
   const p = c.proxy;
   return {
@@ -105,7 +104,7 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     allowClients: cidrs(p.allowClients),
     allowDestinations: cidrs(p.allowDestinations),
     ownAddresses: deps.own ?? ownAddresses(c),
-    auth: p.auth ? { username: p.auth.username, password: passwordOf(await read(p.auth.passwordFile)) } : null,
+    auth: p.auth ? await credentialsOf(c, deps.readSecret) : null,
     dns: { mode: p.dns.mode, servers: p.dns.servers, timeoutMs: p.dns.timeout },
     connectTimeoutMs: p.connectTimeout,
     handshakeTimeoutMs: p.handshakeTimeout,
@@ -120,13 +119,32 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
       portRange: p.udp.portRange,
     },
     keepalive: p.keepaliveIdle === 0 ? { enabled: false } : { enabled: true, idleMs: p.keepaliveIdle, intervalMs: p.keepaliveInterval, count: p.keepaliveCount },
+    exits: [...exitSources(c).values()],
     ...(p.pinnedListeners ? { pinned: new Map(Object.entries(p.pinnedListeners).map(([listen, exit]) => [listen, exitSources(c).get(exit)!])) } : {}),
   };
 }
 
 /**
- * Each exit's tunnel addresses by family, without prefix length: what a socket pinned to the exit
- * binds (the first of each family), by exit name. With one exit, that exit's.
+ * Every account of `proxy.auth`, its password read from its file (each file under its own config
+ * path in an error), and its pin as the source addresses of its exit.
+ */
+async function credentialsOf(c: Config, readSecret: ProxyOptionsDeps["readSecret"]): Promise<Credentials[]> {
+  const sources = exitSources(c);
+  const out: Credentials[] = [];
+  for (const { at, account } of authAccounts(c.proxy.auth)) {
+    // The rule check-config applies (a regular file others cannot read), again at the moment of use:
+    // the file may have been swapped since the config was loaded, and a FIFO would hang the reload.
+    const field = `${at}.passwordFile`;
+    const text = readSecret ? await readSecret(account.passwordFile) : readSecretFile(account.passwordFile, { field, kind: "password" });
+    const source = account.exit !== undefined ? sources.get(account.exit) : undefined;
+    out.push({ username: account.username, password: passwordOf(text), ...(source ? { source } : {}) });
+  }
+  return out;
+}
+
+/**
+ * Each exit's tunnel addresses by family, without prefix length, and its name: what a socket pinned
+ * to the exit binds (the first of each family), by exit name. With one exit, that exit's.
  */
 export function exitSources(c: Config): Map<string, SourceAddresses> {
   const list = c.exits ?? [{ name: c.exit.name, addresses: c.interface.addresses }];
@@ -135,7 +153,7 @@ export function exitSources(c: Config): Map<string, SourceAddresses> {
       const hosts = e.addresses.map((a) => a.split("/")[0]!);
       const v4 = hosts.find((h) => parseIp(h)?.family === 4);
       const v6 = hosts.find((h) => parseIp(h)?.family === 6);
-      return [e.name, { ...(v4 ? { 4: v4 } : {}), ...(v6 ? { 6: v6 } : {}) }];
+      return [e.name, { ...(v4 ? { 4: v4 } : {}), ...(v6 ? { 6: v6 } : {}), exit: e.name }];
     }),
   );
 }
@@ -206,4 +224,9 @@ export function missingRouting(
     }
   }
   return out;
+}
+
+/** The addresses of a pin, without its exit's name (none for undefined). */
+export function sourceAddressList(s: SourceAddresses | undefined): string[] {
+  return s === undefined ? [] : [s[4], s[6]].filter((a): a is string => a !== undefined);
 }

@@ -8,6 +8,7 @@
  *                        wan 192.0.2.2/24 ────────────── gw 192.0.2.1/24
  *                            2001:db8:1::2/64                2001:db8:1::1/64
  *                                                          lo 203.0.113.10, 2001:db8:3::10   exit 198.51.100.1/24 ── wan 198.51.100.2/24
+ *                                                          lo 203.0.113.11, 2001:db8:3::11 (silent)
  *                                                                                             2001:db8:2::1/64        2001:db8:2::2/64
  *                        <wg gateway> 10.100.0.2/32, fd00::2/128  ═══ WireGuard ═══  <wg exit> 10.100.0.1/24, fd00::1/64
  *                                                                                    masquerade out of wan
@@ -17,6 +18,11 @@
  * process shows up as 203.0.113.130. With `exits: 3` a third, `exit3`, as well (wan 203.0.113.66/26,
  * 2001:db8:5::2/64, tunnel 10.100.2.1/24 and fd00:2::1/64 to the gateway's 10.100.2.2/32 and
  * fd00:2::2/128): through it, a process shows up as 203.0.113.66.
+ *
+ * The silent host (203.0.113.11, 2001:db8:3::11) is an address of inet whose every packet inet's
+ * `lab_silent` table drops, with no ICMP and no RST: a connection to it neither succeeds nor fails
+ * until the connecting side gives up, as with a host behind a firewall that drops. An unused address
+ * would not do: inet answers it with "host unreachable" at once.
  *
  * A process on gw reaching 203.0.113.10 directly shows up there as 192.0.2.2 (the "home" address);
  * through the tunnel it shows up as 198.51.100.2 (the exit's address). Only documentation ranges and
@@ -55,6 +61,9 @@ export const LAB_ADDRESSES = {
   /** The "internet" host: where test servers listen. */
   host4: "203.0.113.10",
   host6: "2001:db8:3::10",
+  /** The silent host: packets to it are dropped, so connecting to it times out. */
+  silent4: "203.0.113.11",
+  silent6: "2001:db8:3::11",
   tunnelGw4: "10.100.0.2/32",
   tunnelGw6: "fd00::2/128",
   tunnelExit4: "10.100.0.1/24",
@@ -191,6 +200,8 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   addr(ns.inet, "exit", `${a.inetExit6}/64`);
   addr(ns.inet, "lo", `${a.host4}/32`);
   addr(ns.inet, "lo", `${a.host6}/128`);
+  addr(ns.inet, "lo", `${a.silent4}/32`);
+  addr(ns.inet, "lo", `${a.silent6}/128`);
   addr(ns.exit, "wan", `${a.exitWan4}/24`);
   addr(ns.exit, "wan", `${a.exitWan6}/64`);
   if (ns.exit2) {
@@ -231,6 +242,11 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   for (const n of [ns.inet, ns.exit, ns.gw, ...extra]) {
     steps.push({ name: `forwarding in ${n}`, argv: inNs(n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1") });
   }
+  steps.push({
+    name: "silent host",
+    argv: inNs(ns.inet, "nft", "-f", "-"),
+    stdin: `table inet lab_silent {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tip daddr ${a.silent4} drop\n\t\tip6 daddr ${a.silent6} drop\n\t}\n}\n`,
+  });
   for (const n of [ns.exit, ...extra]) {
     if (n === ns.exit && !(opts.exitMasquerade ?? true)) continue;
     steps.push({

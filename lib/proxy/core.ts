@@ -5,6 +5,7 @@
  * core then
  *
  *   port 0, a name that is no DNS name ───────────────────────────────── protocol_error, unreachable
+ *   pinned to an exit that is down, or pins that disagree (pin.ts) ────── unreachable, denied
  *   domain? resolve (resolve.ts) per the DNS mode
  *   unmap every address once, check each against the policy (policy.ts) ─ denied_destination
  *   dial (dial.ts: Happy Eyeballs, connect timeout) ───────────────────── refused, unreachable, timeout
@@ -26,6 +27,7 @@ import { dial, interleaveFamilies, type DialRace, type TargetSocket } from "./di
 import { errorCode, Failure, failureForError, resultForFailure, type FailureKind } from "./errors.ts";
 import type { Keepalive } from "./keepalive.ts";
 import type { Settings } from "./options.ts";
+import { pinProblem } from "./pin.ts";
 import { checkDestination } from "./policy.ts";
 import { formatTarget, Stage, type ClientConn, type ClientLeg, type ConnOwner, type DialCallbacks, type DialHandle, type ProtocolCore, type Target } from "./protocol.ts";
 import { Relay } from "./relay.ts";
@@ -91,6 +93,11 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     return this.settings.auth;
   }
 
+  /** See {@link ProtocolCore.idleTimeoutMs}. */
+  get idleTimeoutMs(): number {
+    return this.settings.idleTimeoutMs;
+  }
+
   /**
    * Connects `conn` to `host:port` under the policy and starts the relay; on failure answers with
    * `conn.protocol.failed(kind)` and closes. `early` is what the client sent after its request
@@ -137,6 +144,9 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
         if (!live()) return void socket.terminate();
         done = true;
         this.#prepareTarget(socket, started);
+        // Which exit the latest upstream left by: for the log line, and for resetFrom.
+        const local = parseIp(socket.localAddress);
+        conn.bound = local ? formatIp(unmapIp(local)) : null;
         this.#count(conn, "ok");
         callbacks.onConnected(socket, address);
       },
@@ -171,6 +181,10 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
 
   checkDestination(addr: IpAddr): string | null {
     return checkDestination(unmapIp(addr), this.settings.policy);
+  }
+
+  checkPin(conn: ClientConn): { kind: FailureKind; reason: string } | null {
+    return pinProblem(conn, this.settings);
   }
 
   resolve(name: string): Promise<IpAddr[]> {
@@ -261,6 +275,7 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
       target: conn.target,
       address: conn.address,
       user: conn.user,
+      exit: conn.source?.exit ?? (conn.bound !== null ? this.settings.exitByAddress.get(conn.bound) : undefined),
       result: conn.result ?? "protocol_error",
       reason: conn.reason ?? (err ? err.message : undefined),
       up: relay?.bytesClientToTarget ?? 0,
@@ -281,6 +296,8 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
   /** Policy, resolution and the dial for one target; the outcome goes to `sink` while it is live. */
   #open(conn: ClientConn, host: Target, port: number, sink: DialSink): void {
     if (port === 0) return sink.failed(Failure.protocolError, "port 0");
+    const refused = this.checkPin(conn);
+    if (refused !== null) return sink.failed(refused.kind, refused.reason);
     const literal = host.type === "ip" ? host.ip : parseIp(host.name);
     if (literal) return this.#dialAddresses(conn, [literal], port, sink);
     const name = (host as { name: string }).name;

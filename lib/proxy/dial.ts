@@ -106,6 +106,8 @@ export const targetHandlers: SocketHandler<DialAttempt> = {
 export interface SourceAddresses {
   readonly 4?: string;
   readonly 6?: string;
+  /** The exit these are the tunnel addresses of, for log lines and its health; absent for a bare source. */
+  readonly exit?: string;
 }
 
 /** Options for {@link dial}. */

@@ -12,6 +12,7 @@ import { Status, type HeaderList } from "./http/wire.ts";
 import { proxyCredentials } from "./http/basic-auth.ts";
 import { encodeErrorResponse } from "./http/replies.ts";
 import { parseIp } from "../net/ip.ts";
+import { authenticated } from "./pin.ts";
 import { printable, type ClientConn, type ProtocolCore, type Target } from "./protocol.ts";
 
 /** A host from a request-target (an IP literal or a lower-case name) as the core takes it. */
@@ -94,7 +95,7 @@ export function failureResponse(kind: FailureKind, detail: FailureDetail): Uint8
 
 /**
  * Checks a request's Proxy-Authorization against `core.auth`. Returns null when it may proceed
- * (setting `conn.user`), or the reason for the log after counting the failure; the caller answers
+ * (setting `conn.user` and the user's pin, pin.ts), or the reason for the log after counting the failure; the caller answers
  * 407 and closes.
  */
 export function checkProxyAuth(core: ProtocolCore, request: { readonly conn: ClientConn; readonly headers: HeaderList }): string | null {
@@ -102,8 +103,9 @@ export function checkProxyAuth(core: ProtocolCore, request: { readonly conn: Cli
   const auth = core.auth;
   if (!auth) return null;
   const c = proxyCredentials(headers);
-  if (c.kind === "basic" && auth.check(c.request)) {
-    conn.user = auth.username;
+  const user = c.kind === "basic" ? auth.match(c.request) : null;
+  if (user !== null) {
+    authenticated(conn, user);
     return null;
   }
   core.stats.authFailures++;

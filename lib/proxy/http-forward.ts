@@ -15,102 +15,73 @@
  * becomes the relay after 200.
  *
  * Bodies are streamed, never buffered whole: the framing (`http/framing.ts`, `http/chunked.ts`)
- * says where each ends, and a peer that cannot take more pauses the other side's reading. Does not
- * cache, add Via, retry, or bound the wait between requests (TCP keepalive finds a dead client).
+ * says where each ends, and a peer that cannot take more pauses the other side's reading (the byte
+ * paths: http-pipe.ts). Each request's state and log line live in http-exchange.ts.
+ *
+ * Between requests the client connection holds no upstream socket, only its own. It is kept as
+ * long as the client keeps it, as a tunnel is: proxy.idleTimeout (default 0, never) applies to it
+ * as to a relay, counting a byte either way as activity, and TCP keepalive finds a dead client;
+ * maxConnections bounds how many are held. Does not cache, add Via, or retry.
  */
+import { formatHostPort, formatIp } from "../net/ip.ts";
 import { concat } from "./bytes.ts";
-import type { TargetLeg, TargetSocket } from "./dial.ts";
 import { Failure, resultForFailure, type FailureKind } from "./errors.ts";
-import { checkProxyAuth, failureResponse, httpTarget } from "./http-answer.ts";
-import { bodyState, takeBody, type BodyState } from "./http/body.ts";
+import { checkProxyAuth, failureResponse, httpStatus, httpTarget } from "./http-answer.ts";
+import { logExchange, TargetsSeen, Upstream, type Exchange, type ExchangeEnd, type UpstreamOwner } from "./http-exchange.ts";
+import { ForwardPipe, HIGH_WATER } from "./http-pipe.ts";
+import { bodyState, takeBody } from "./http/body.ts";
 import { encodeForwardRequest, encodeForwardResponse, upgradeProtocols } from "./http/forward.ts";
 import { encodeConnectEstablished, encodeErrorResponse } from "./http/replies.ts";
 import { parseRequestHead, type RequestHead } from "./http/request.ts";
 import { parseResponseHead } from "./http/response.ts";
 import { HttpProtocolError, NEED_MORE, Status } from "./http/wire.ts";
-import { formatTarget, type ClientConn, type ClientLeg, type DialHandle, type ProtocolCore } from "./protocol.ts";
-import { countConnection, protocolStats, type ProtocolStats } from "./stats.ts";
-
-/** Bytes queued toward one side before the other side's reading pauses. */
-const HIGH_WATER = 64 * 1024;
-
-/** One upstream connection, for one request: the `leg` of its socket. */
-class Upstream implements TargetLeg {
-  socket: TargetSocket | null = null;
-  dial: DialHandle | null = null;
-  /** Bytes for the upstream not yet written (before connect, or after a partial write). */
-  pending: Uint8Array | null = null;
-  constructor(readonly owner: HttpForwarder) {}
-  fromTarget(d: Uint8Array): void {
-    this.owner.upstreamData(this, d);
-  }
-  targetDrained(): void {
-    this.owner.upstreamDrained(this);
-  }
-  targetEnded(): void {
-    this.owner.upstreamEnded(this, undefined);
-  }
-  targetClosed(error: Error | undefined): void {
-    this.owner.upstreamEnded(this, error);
-  }
-}
-
-/** The exchange in progress: one request and its response. */
-interface Exchange {
-  readonly head: RequestHead;
-  readonly up: Upstream;
-  request: BodyState;
-  /** Response bytes not yet parsed as a head. */
-  responseBuf: Uint8Array | null;
-  /** Null until the final (non-1xx) response head has been read. */
-  response: BodyState | null;
-  /** Some of the response has reached the client: an error can no longer be a status. */
-  answered: boolean;
-  /** Keep the client connection after this exchange. */
-  keep: boolean;
-}
+import { formatTarget, type ClientConn, type ClientLeg, type ProtocolCore } from "./protocol.ts";
+import { countConnection } from "./stats.ts";
 
 /** The {@link ClientLeg} of a client connection doing forward proxying. */
-export class HttpForwarder implements ClientLeg {
-  bytesClientToTarget = 0;
-  bytesTargetToClient = 0;
-  readonly clock = null;
-  readonly lastActivity = 0;
-  /** Requests forwarded on this connection, for the log line. */
-  requests = 0;
+export class HttpForwarder implements ClientLeg, UpstreamOwner {
+  /** Set when proxy.idleTimeout is on (read at adoption, as a relay reads it at its start). */
+  readonly clock: (() => number) | null;
+  lastActivity = 0;
+  /** Every destination this connection's requests named, for its log line. */
+  readonly seen = new TargetsSeen();
 
   readonly #core: ProtocolCore;
   readonly #conn: ClientConn;
-  readonly #counters: ProtocolStats;
+  readonly #pipe: ForwardPipe;
   /** Client bytes not yet handled: the next request head, body bytes, pipelined requests. */
   #inbuf: Uint8Array = new Uint8Array(0);
-  #toClient: Uint8Array | null = null;
   #x: Exchange | null = null;
   #clientEof = false;
-  #clientGone = false;
   #closing = false;
-  #paused = false;
   /** Handed to the plain relay (upgrade, CONNECT): nothing here runs any more. */
   #switched = false;
 
   constructor(core: ProtocolCore, conn: ClientConn) {
     this.#core = core;
     this.#conn = conn;
-    this.#counters = protocolStats(core.stats, "http");
+    this.#pipe = new ForwardPipe(core, { conn, current: () => this.#x?.up ?? null });
+    this.clock = core.idleTimeoutMs > 0 ? core.clock : null;
+    if (this.clock) this.lastActivity = this.clock();
+  }
+
+  get bytesClientToTarget(): number {
+    return this.#pipe.bytesClientToTarget;
+  }
+
+  get bytesTargetToClient(): number {
+    return this.#pipe.bytesTargetToClient;
   }
 
   fromClient(d: Uint8Array): void {
     if (this.#switched || this.#closing) return;
+    if (this.clock) this.lastActivity = this.clock();
     this.#inbuf = this.#inbuf.length === 0 ? d : concat(this.#inbuf, d);
     this.#pump();
   }
 
   clientDrained(): void {
-    const buf = this.#toClient;
-    if (!buf || this.#switched) return;
-    this.#toClient = null;
-    this.#writeClient(buf);
-    if (this.#toClient) return;
+    if (this.#switched || !this.#pipe.drainClient()) return;
     if (this.#closing) return void this.#conn.socket.end();
     this.#x?.up.socket?.resume();
   }
@@ -120,13 +91,13 @@ export class HttpForwarder implements ClientLeg {
     const x = this.#x;
     // A FIN after a complete request still gets its response (RFC 9112 §9.6 lets a client half-close).
     if (x && x.request.kind === "done") return;
-    if (x) x.up.socket?.terminate();
+    if (x) return this.#refuse(Status.badRequest, "the client closed before its request body was complete", Failure.protocolError);
     this.#endClient();
   }
 
   clientClosed(error: Error | undefined): void {
-    if (this.#clientGone) return;
-    this.#clientGone = true;
+    if (this.#pipe.clientGone) return;
+    this.#pipe.clientGone = true;
     const conn = this.#conn;
     if (conn.result === null) {
       // Gone before any request got as far as an upstream: counted once, as SOCKS5 counts it.
@@ -135,19 +106,25 @@ export class HttpForwarder implements ClientLeg {
       conn.result = dialing ? "timeout" : "protocol_error";
       countConnection(this.#core.stats, conn.label, conn.result);
     }
-    this.#dropUpstream();
+    const x = this.#x;
+    if (x) {
+      const why = x.up.dial ? "client closed while connecting" : error ? `client error: ${error.message}` : "client closed before the response was complete";
+      this.#endExchange(x, { reason: why });
+    }
     this.#conn.relayClosed(this, error);
   }
 
   abort(): void {
-    this.#dropUpstream();
-    if (!this.#clientGone) this.#conn.socket.terminate();
+    const x = this.#x;
+    if (x) this.#endExchange(x, { reason: this.#conn.reason ?? "aborted" });
+    if (!this.#pipe.clientGone) this.#conn.socket.terminate();
   }
 
   /** @internal Bytes from the current request's upstream. */
   upstreamData(up: Upstream, d: Uint8Array): void {
     const x = this.#x;
     if (!x || x.up !== up || this.#switched) return;
+    if (this.clock) this.lastActivity = this.clock();
     let buf = x.responseBuf ? concat(x.responseBuf, d) : d;
     x.responseBuf = null;
     while (x.response === null) {
@@ -160,33 +137,34 @@ export class HttpForwarder implements ClientLeg {
       const head = r.value;
       buf = buf.subarray(r.consumed);
       if (head.interim) {
-        this.#sendClient(encodeForwardResponse(head));
+        this.#pipe.sendClient(encodeForwardResponse(head));
         continue;
       }
       if (head.body.kind === "tunnel") {
         if (upgradeProtocols(x.head.headers).length === 0) return this.#upstreamFailed(x, "upstream switched protocols unasked");
-        this.#sendClient(encodeForwardResponse(head));
-        return this.#switch(up, buf);
+        x.status = head.status;
+        this.#pipe.sendClient(encodeForwardResponse(head));
+        return this.#switch(x, buf);
       }
+      x.status = head.status;
       x.keep = x.keep && head.body.kind !== "close";
-      this.#sendClient(encodeForwardResponse(head, { close: !x.keep, keepAlive: x.keep && x.head.version.minor === 0 }));
+      this.#pipe.sendClient(encodeForwardResponse(head, { close: !x.keep, keepAlive: x.keep && x.head.version.minor === 0 }));
       x.answered = true;
       x.response = bodyState(head.body, "response");
     }
     const taken = takeBody(x.response, buf);
     if (taken instanceof HttpProtocolError) return this.#upstreamFailed(x, `bad response body: ${taken.message}`);
     x.response = taken[2];
-    if (taken[0].length > 0) this.#sendClient(taken[0]);
+    if (taken[0].length > 0) this.#pipe.sendClient(taken[0]);
     if (x.response.kind === "done") this.#responseDone(x);
   }
 
   /** @internal The upstream can take more. */
   upstreamDrained(up: Upstream): void {
     if (this.#x?.up !== up) return;
-    this.#flushUpstream(up);
-    if (!up.pending && this.#paused && !this.#closing) {
-      this.#paused = false;
-      this.#conn.socket.resume();
+    this.#pipe.flushUpstream(up);
+    if (!up.pending && this.#pipe.paused && !this.#closing) {
+      this.#pipe.resumeClient();
       this.#pump();
     }
   }
@@ -218,13 +196,13 @@ export class HttpForwarder implements ClientLeg {
       const [body, rest, next] = taken;
       this.#inbuf = rest;
       x.request = next;
-      if (body.length > 0) this.#sendUpstream(x.up, body);
-      if ((x.up.pending?.length ?? 0) >= HIGH_WATER) return this.#pauseClient();
+      if (body.length > 0) this.#pipe.sendUpstream(x.up, body);
+      if ((x.up.pending?.length ?? 0) >= HIGH_WATER) return this.#pipe.pauseClient();
       if (x.request.kind !== "done") return;
       break;
     }
     // Pipelined requests wait in #inbuf while a response is under way; do not read without bound.
-    if (this.#inbuf.length >= HIGH_WATER) this.#pauseClient();
+    if (this.#inbuf.length >= HIGH_WATER) this.#pipe.pauseClient();
   }
 
   /** Starts forwarding one request; `#x` is null afterwards if it was refused. */
@@ -243,9 +221,21 @@ export class HttpForwarder implements ClientLeg {
       return this.#finalAnswer(failureResponse(Failure.authFailed, { reason: denied, target: shown }), Failure.authFailed, denied);
     }
     conn.target ??= shown;
-    this.requests++;
+    this.seen.add(shown);
     const up = new Upstream(this);
-    const x: Exchange = { head, up, request: bodyState(head.body, "request"), responseBuf: null, response: null, answered: false, keep: head.persistent && !this.#clientEof };
+    const x: Exchange = {
+      head,
+      target: shown,
+      up,
+      startedAt: core.clock(),
+      request: bodyState(head.body, "request"),
+      responseBuf: null,
+      response: null,
+      status: null,
+      answered: false,
+      keep: head.persistent && !this.#clientEof,
+      logged: false,
+    };
     this.#x = x;
     if (t.form === "authority") {
       x.request = { kind: "done" };
@@ -254,84 +244,83 @@ export class HttpForwarder implements ClientLeg {
       up.pending = encodeForwardRequest(head, { close: true });
     }
     up.dial = core.dial(conn, target, t.port, {
-      onConnected: (socket) => {
+      onConnected: (socket, address) => {
         up.dial = null;
         if (this.#x !== x) return void socket.terminate();
         up.socket = socket;
+        up.address = formatHostPort({ host: formatIp(address), port: t.port });
         socket.data.leg = up;
         if (t.form === "authority") {
-          this.#sendClient(encodeConnectEstablished());
-          return this.#switch(up, new Uint8Array(0));
+          x.status = Status.ok;
+          this.#pipe.sendClient(encodeConnectEstablished());
+          return this.#switch(x, new Uint8Array(0));
         }
-        this.#flushUpstream(up);
+        this.#pipe.flushUpstream(up);
       },
       onFailed: (kind, reason) => {
         up.dial = null;
         if (this.#x !== x) return;
-        this.#failExchange(kind, reason, shown);
+        this.#failExchange(x, { kind, reason, target: shown });
       },
     });
   }
 
-  #switch(up: Upstream, toClient: Uint8Array): void {
+  /** Hands the connection to the plain relay (after 101, or 200 for CONNECT); the request's line is logged now. */
+  #switch(x: Exchange, toClient: Uint8Array): void {
+    const up = x.up;
     const socket = up.socket!;
     this.#switched = true;
     this.#x = null;
+    logExchange(this.#core, this.#conn, x, {});
     const toTarget = up.pending ? concat(up.pending, this.#inbuf) : this.#inbuf;
     up.pending = null;
     this.#inbuf = new Uint8Array(0);
     // Anything still queued for the client goes first, through the relay's own backpressure.
-    const queued = this.#toClient;
-    this.#toClient = null;
+    const queued = this.#pipe.takeClientBacklog();
     this.#core.relay(this.#conn, socket, { toTarget, toClient: queued ? concat(queued, toClient) : toClient });
-    if (this.#paused) this.#conn.socket.resume();
-  }
-
-  #sendRaw(socket: TargetSocket, up: Upstream): void {
-    const buf = up.pending!;
-    up.pending = null;
-    const n = socket.write(buf);
-    if (n > 0) this.#count(n, 0);
-    if (n >= 0 && n < buf.length) up.pending = buf.subarray(n); // n < 0: closing; its close event follows
+    this.#pipe.resumeClient();
   }
 
   #responseDone(x: Exchange): void {
     this.#x = null;
+    logExchange(this.#core, this.#conn, x, {});
     const up = x.up;
     up.socket?.end(); // we asked for close; fires close at once, which is ignored now
     up.socket = null;
     if (!x.keep || x.request.kind !== "done" || this.#clientEof) return this.#endClient();
-    if (this.#paused && !this.#toClient) {
-      this.#paused = false;
-      this.#conn.socket.resume();
-    }
+    if (!this.#pipe.clientBacklogged) this.#pipe.resumeClient();
     this.#pump();
   }
 
   /** The upstream broke: a status if the client has seen nothing of the response, else a reset. */
   #upstreamFailed(x: Exchange, reason: string): void {
     this.#conn.reason ??= reason;
-    if (!x.answered) return this.#failExchange(Failure.general, reason, undefined);
-    this.#x = null;
-    this.#dropUpstreamOf(x);
+    if (!x.answered) return this.#failExchange(x, { kind: Failure.general, reason, target: undefined });
+    this.#endExchange(x, { reason });
     this.#conn.socket.terminate(); // a truncated body must not look complete
   }
 
-  /** A request that could not be forwarded: the status for `kind`, then close. */
-  #failExchange(kind: FailureKind, reason: string, target: string | undefined): void {
-    const x = this.#x;
+  /**
+   * A request that could not be forwarded: the status for `kind`, then close. Without a `target`
+   * the upstream was reached and broke (502 "bad gateway"); with one, the dial failed.
+   */
+  #failExchange(x: Exchange, failure: { kind: FailureKind; reason: string; target: string | undefined }): void {
+    const { kind, reason, target } = failure;
     this.#closing = true;
-    if (x) this.#dropUpstreamOf(x);
-    this.#x = null;
-    const body = kind === Failure.general && target === undefined ? encodeErrorResponse(Status.badGateway, `bad gateway: ${reason}`) : failureResponse(kind, { reason, target });
+    x.status = httpStatus(kind);
+    this.#endExchange(x, { ...(target === undefined ? {} : { result: resultForFailure(kind) }), reason });
+    const body = target === undefined ? encodeErrorResponse(Status.badGateway, `bad gateway: ${reason}`) : failureResponse(kind, { reason, target });
     this.#finalAnswer(body, kind, reason);
   }
 
   /** A malformed request: its status, then close. */
   #refuse(status: number, reason: string, kind: FailureKind): void {
     this.#closing = true;
-    if (this.#x) this.#dropUpstreamOf(this.#x);
-    this.#x = null;
+    const x = this.#x;
+    if (x) {
+      x.status = status;
+      this.#endExchange(x, { result: resultForFailure(kind), reason });
+    }
     this.#finalAnswer(encodeErrorResponse(status, reason), kind, reason);
   }
 
@@ -343,69 +332,24 @@ export class HttpForwarder implements ClientLeg {
       conn.result = resultForFailure(kind);
       countConnection(this.#core.stats, conn.label, conn.result);
     }
-    this.#sendClient(response);
+    this.#pipe.sendClient(response);
     this.#endClient();
   }
 
   #endClient(): void {
     this.#closing = true;
-    if (this.#clientGone) return;
-    if (!this.#toClient) this.#conn.socket.end();
+    if (this.#pipe.clientGone) return;
+    if (!this.#pipe.clientBacklogged) this.#conn.socket.end();
   }
 
-  #dropUpstream(): void {
-    const x = this.#x;
-    this.#x = null;
-    if (x) this.#dropUpstreamOf(x);
-  }
-
-  #dropUpstreamOf(x: Exchange): void {
+  /** Ends `x` before its response is complete: its line is logged, its upstream reset. */
+  #endExchange(x: Exchange, end: ExchangeEnd): void {
+    if (this.#x === x) this.#x = null;
+    logExchange(this.#core, this.#conn, x, end);
     x.up.dial?.cancel();
     x.up.dial = null;
     const s = x.up.socket;
     x.up.socket = null;
     s?.terminate();
-  }
-
-  #pauseClient(): void {
-    if (this.#paused) return;
-    this.#paused = true;
-    this.#conn.socket.pause();
-  }
-
-  #sendUpstream(up: Upstream, d: Uint8Array): void {
-    up.pending = up.pending ? concat(up.pending, d) : d;
-    if (up.socket) this.#flushUpstream(up);
-  }
-
-  #flushUpstream(up: Upstream): void {
-    if (!up.socket || !up.pending) return;
-    this.#sendRaw(up.socket, up);
-  }
-
-  #sendClient(d: Uint8Array): void {
-    this.#count(0, d.length);
-    if (this.#toClient) {
-      this.#toClient = concat(this.#toClient, d);
-      return;
-    }
-    this.#writeClient(d);
-  }
-
-  #writeClient(d: Uint8Array): void {
-    if (this.#clientGone) return;
-    const n = this.#conn.socket.write(d);
-    if (n === d.length || n < 0) return;
-    this.#toClient = d.subarray(n);
-    this.#x?.up.socket?.pause();
-  }
-
-  #count(up: number, down: number): void {
-    this.bytesClientToTarget += up;
-    this.bytesTargetToClient += down;
-    this.#counters.bytesClientToTarget += up;
-    this.#counters.bytesTargetToClient += down;
-    this.#core.stats.bytesClientToTarget += up;
-    this.#core.stats.bytesTargetToClient += down;
   }
 }

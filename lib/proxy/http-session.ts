@@ -67,6 +67,7 @@ export class HttpProtocol implements ProtocolHandler {
     // Forwarding: the forwarder parses this head again (cheap) so that every request, the first
     // included, takes one path.
     const forwarder = new HttpForwarder(core, conn);
+    conn.protocolData = forwarder; // for closed(): the destinations of every request
     core.adopt(conn, forwarder);
     forwarder.fromClient(buf);
   }
@@ -77,6 +78,11 @@ export class HttpProtocol implements ProtocolHandler {
 
   failed(conn: ClientConn, kind: FailureKind, reason: string): void {
     conn.socket.write(failureResponse(kind, { reason, target: conn.target }));
+  }
+
+  /** A forwarding connection's line adds `requests` and, if they went to several, the `targets`. */
+  closed(conn: ClientConn): Record<string, unknown> | undefined {
+    return conn.protocolData instanceof HttpForwarder ? conn.protocolData.seen.fields() : undefined;
   }
 
   /** A request refused before the core saw it: its status, a reason, then close. */

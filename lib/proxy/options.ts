@@ -61,8 +61,11 @@ export interface ProxyServerOptions {
    * always added.
    */
   readonly ownAddresses?: readonly IpAddr[];
-  /** Require RFC 1929 username/password. Default null: no authentication. */
-  readonly auth?: Credentials | null;
+  /**
+   * Require RFC 1929 username/password (HTTP: Basic), for one account or several; an account with
+   * a `source` is pinned to that exit. Default null: no authentication.
+   */
+  readonly auth?: Credentials | readonly Credentials[] | null;
   /** How domain targets are resolved. Default `{ mode: "system", timeoutMs: 5000 }`. */
   readonly dns?: DnsOptions;
   /** Give up connecting to a target after this long, in ms; the client gets TTL expired. Default 10000. */
@@ -91,6 +94,17 @@ export interface ProxyServerOptions {
    * Default: none.
    */
   readonly pinned?: ReadonlyMap<string, SourceAddresses>;
+  /**
+   * The exits, as the source addresses of each (named): a connection's log line names the exit
+   * its outbound leg left by. Default: none, the line shows no exit unless the connection is pinned.
+   */
+  readonly exits?: readonly SourceAddresses[];
+  /**
+   * Whether an exit (by name) is known to be down: a connection pinned to it then fails at once,
+   * "network unreachable", instead of waiting out `connectTimeoutMs` in its dead tunnel. Default:
+   * none known down (the tunnel's kill switch still keeps it from leaving any other way).
+   */
+  readonly exitDown?: (exit: string) => boolean;
   /** Opens outbound connections. Default `Bun.connect`. */
   readonly dial?: Connect;
   /** Resolves domain targets. Default: {@link createResolver} over `dns`. */
@@ -136,6 +150,10 @@ export interface Settings {
   readonly dial: Connect | undefined;
   /** Source addresses by listener key (see {@link ProxyServerOptions.pinned}). */
   readonly pinned: ReadonlyMap<string, SourceAddresses>;
+  /** Exit names by tunnel address (see {@link ProxyServerOptions.exits}). */
+  readonly exitByAddress: ReadonlyMap<string, string>;
+  /** See {@link ProxyServerOptions.exitDown}; null: none known down. */
+  readonly exitDown: ((exit: string) => boolean) | null;
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -198,6 +216,18 @@ function pinnedByKey(pinned: ReadonlyMap<string, SourceAddresses> | undefined): 
   return out;
 }
 
+/** Exit names by tunnel address, unmapped and canonical as a connection's bound address is. */
+function exitsByAddress(exits: readonly SourceAddresses[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of exits) {
+    for (const a of [e[4], e[6]]) {
+      const ip = a === undefined ? null : parseIp(a);
+      if (ip && e.exit !== undefined) out.set(formatIp(unmapIp(ip)), e.exit);
+    }
+  }
+  return out;
+}
+
 /** Checks and defaults `o`; throws {@link ProxyConfigError} naming the first bad field. */
 export function normalizeOptions(o: ProxyServerOptions): Settings {
   if (o.listeners.length === 0) throw new ProxyConfigError("listeners", "at least one listen address is required");
@@ -229,6 +259,8 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     dnsMode: o.resolve ? "injected" : (o.dns?.mode ?? "system"),
     dial: o.dial,
     pinned: pinnedByKey(o.pinned),
+    exitByAddress: exitsByAddress(o.exits ?? []),
+    exitDown: o.exitDown ?? null,
     connectTimeoutMs: durationMs("connectTimeoutMs", o.connectTimeoutMs, DEFAULTS.connectTimeoutMs),
     handshakeTimeoutMs: durationMs("handshakeTimeoutMs", o.handshakeTimeoutMs, DEFAULTS.handshakeTimeoutMs),
     idleTimeoutMs: durationMs("idleTimeoutMs", o.idleTimeoutMs, DEFAULTS.idleTimeoutMs, 0),

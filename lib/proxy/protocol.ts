@@ -127,6 +127,13 @@ export interface ProtocolCore {
   readonly auth: CredentialChecker | null;
   readonly stats: ProxyStats;
   readonly log: Logger;
+  /** Monotonic milliseconds: the clock of log-line durations and idle bookkeeping. */
+  readonly clock: () => number;
+  /**
+   * proxy.idleTimeout in ms as in force now (0: never). A {@link ClientLeg} of the protocol's own
+   * reads it when it starts, as a relay does, and keeps `clock`/`lastActivity` when it is on.
+   */
+  readonly idleTimeoutMs: number;
   /**
    * Connects `conn` to `host:port` under the destination policy (resolving a name per the DNS
    * mode, checking every address), then relays; the outcome comes back through the handler's
@@ -158,6 +165,11 @@ export interface ProtocolCore {
   fail(conn: ClientConn, kind: FailureKind, reason: string): void;
   /** The destination policy for one address (unmapped first): null when allowed, else why not. */
   checkDestination(addr: IpAddr): string | null;
+  /**
+   * Why `conn` may not go out now for its pin (pin.ts: the pins disagree, or its exit is down), or
+   * null. `connect()` and `dial()` check it themselves; UDP ASSOCIATE asks.
+   */
+  checkPin(conn: ClientConn): { kind: FailureKind; reason: string } | null;
   /** Resolves a name by the configured DNS mode (through the tunnel by default in the daemon). */
   resolve(name: string): Promise<IpAddr[]>;
   /** The UDP ASSOCIATE settings in force. */
@@ -241,8 +253,12 @@ export class ClientConn implements RelayOwner {
   /** The authenticated user, for logs. */
   user: string | undefined;
   dialStart = 0;
-  /** Source addresses the target leg must bind (a listener pinned to an exit); null: the kernel picks. */
+  /** Source addresses the target leg must bind (a listener or user pinned to an exit); null: the kernel picks. */
   source: SourceAddresses | null = null;
+  /** The pin of the listener that accepted this connection, kept apart from a user's (pin.ts). */
+  listenerSource: SourceAddresses | null = null;
+  /** Set when the user's pin and the listener's disagree: every request is denied with it (pin.ts). */
+  pinRefusal: string | null = null;
   /** The target leg's local address once connected (which exit it left by), unmapped. */
   bound: string | null = null;
 

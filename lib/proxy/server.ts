@@ -415,7 +415,7 @@ export class ProxyServer {
     }
     const conn = new ClientConn({ socket, client, startedAt, deadline: startedAt + settings.handshakeTimeoutMs, owner: this.#core });
     socket.data = conn;
-    conn.source = this.#pinnedFor(socket, settings);
+    conn.source = conn.listenerSource = this.#pinnedFor(socket, settings);
     this.#conns.add(conn);
     this.#handshaking.add(conn);
     this.stats.connectionsActive++;

@@ -4,6 +4,7 @@
  * client reached, the reply, and the tie between the association and its TCP connection.
  *
  *   CMD 3 ─ UDP off for this listener ─────────────────────────── command not supported (0x07)
+ *         ─ pinned to an exit that is down / pins disagree ───────── network unreachable (0x03) / not allowed (0x02)
  *         ─ udp.maxAssociations open ───────────────────────────── general failure (0x01)
  *         ─ relay socket cannot be bound ───────────────────────── general failure (0x01)
  *         └ succeeded, BND = the relay socket; the connection is held (result ok)
@@ -47,6 +48,11 @@ export class UdpAssociator {
     const client = parseIp(conn.socket.remoteAddress);
     const local = parseIp(conn.socket.localAddress);
     if (!client || !local) return this.#refuse(conn, "no local or peer address");
+    const pin = core.checkPin(conn);
+    if (pin !== null) {
+      conn.socket.write(encodeReply(pin.kind === Failure.denied ? Reply.notAllowed : Reply.networkUnreachable));
+      return core.fail(conn, pin.kind, `udp associate: ${pin.reason}`);
+    }
     if (core.stats.udp.associationsActive + this.#opening >= udp.maxAssociations) {
       return this.#refuse(conn, `at udp.maxAssociations (${udp.maxAssociations})`);
     }
@@ -56,6 +62,7 @@ export class UdpAssociator {
       clientPort: hintPort,
       bindAddress: formatIp(unmapIp(local)),
       portRange: udp.portRange ?? undefined,
+      source: conn.source,
       checkDestination: (a) => core.checkDestination(a),
       resolve: (name) => core.resolve(name),
       stats: core.stats.udp,
@@ -73,6 +80,9 @@ export class UdpAssociator {
         core.hold(conn);
         const bound = assoc.bound;
         conn.address = `udp ${formatHostPort({ host: bound.address, port: bound.port })}`;
+        // A pinned association goes out from its exit's address: resetting what left by an exit
+        // that went down (server.ts resetFrom) ends it too, so its client learns at once.
+        conn.bound = conn.source?.[4] ?? conn.source?.[6] ?? null;
         const ip: IpAddr = unmapIp(parseIp(bound.address) ?? local);
         conn.socket.write(encodeReply(Reply.succeeded, { host: { type: "ip", ip }, port: bound.port }));
         if (core.log.debugEnabled) core.log.debug("proxy udp associated", { client: conn.client, hint: conn.target, relay: conn.address });

@@ -15,6 +15,7 @@
 import type { IpAddr } from "../net/ip.ts";
 import { concat } from "./bytes.ts";
 import { Failure, type FailureKind } from "./errors.ts";
+import { authenticated } from "./pin.ts";
 import { UdpAssociator } from "./socks5-associate.ts";
 import { formatTarget, printable, Stage, type ClientConn, type ProtocolCore, type ProtocolHandler } from "./protocol.ts";
 import {
@@ -115,14 +116,14 @@ export class Socks5Protocol implements ProtocolHandler {
             conn.socket.write(encodeAuthReply(AuthStatus.failure));
             return core.fail(conn, Failure.protocolError, r.message);
           }
-          const auth = core.auth;
-          if (auth && !auth.check(r.value)) {
+          const user = core.auth?.match(r.value);
+          if (user === null) {
             core.stats.authFailures++;
             conn.socket.write(encodeAuthReply(AuthStatus.failure));
             if (core.log.debugEnabled) core.log.debug("proxy auth failed", { client: conn.client, user: printable(new TextDecoder().decode(r.value.username)) });
             return core.fail(conn, Failure.authFailed, "bad username or password");
           }
-          conn.user = auth?.username;
+          if (user) authenticated(conn, user);
           conn.socket.write(encodeAuthReply(AuthStatus.success));
           conn.step = Step.request;
           buf = buf.subarray(r.consumed);

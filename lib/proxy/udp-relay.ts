@@ -20,6 +20,7 @@
  * datagram (UDP is lossy by contract, and a queue would only grow). Every drop has a reason label.
  */
 import { formatIp, isDnsName, parseIp, unmapIp, type IpAddr } from "../net/ip.ts";
+import type { SourceAddresses } from "./dial.ts";
 import type { Resolve } from "./resolve.ts";
 import { encodeUdpDatagram, parseUdpDatagram, STANDALONE_FRAG, UdpHeaderError } from "./socks5-udp.ts";
 import type { UdpDropReason, UdpStats } from "./udp-stats.ts";
@@ -56,6 +57,12 @@ export interface UdpAssociationOptions {
   readonly clientPort?: number;
   /** Where to bind the relay socket: the local address the client reached, so BND.ADDR is reachable. */
   readonly bindAddress: string;
+  /**
+   * The addresses outbound sockets bind, by family (a pinned exit's tunnel addresses), so that
+   * policy routing takes that exit only; a destination of a family without one is dropped. Default:
+   * the wildcard, the kernel picks.
+   */
+  readonly source?: SourceAddresses | null;
   /** Ports to bind the relay socket from (inclusive); default an ephemeral port. */
   readonly portRange?: { readonly first: number; readonly last: number };
   /** The destination policy: null when `addr` may be reached, else the reason it may not. */
@@ -244,8 +251,11 @@ export class UdpAssociation {
   #outbound(family: 4 | 6): Promise<BunUdp> {
     let p = this.#out[family];
     if (p === undefined) {
+      const source = this.#o.source;
+      const local = source ? source[family] : family === 4 ? "0.0.0.0" : "::";
+      if (local === undefined) return Promise.reject(new Error(`no IPv${family} source address on the pinned exit`));
       p = Bun.udpSocket({
-        hostname: family === 4 ? "0.0.0.0" : "::",
+        hostname: local,
         port: 0,
         binaryType: "uint8array",
         socket: {
@@ -262,7 +272,9 @@ export class UdpAssociation {
           if (this.#closed) s.close();
           else this.#outReady[family] = s;
         },
-        () => undefined,
+        // A pinned exit's address may be gone for now (its interface is being re-created): the
+        // next datagram tries to bind again rather than fail for the rest of the association.
+        () => void (this.#out[family] = undefined),
       );
     }
     return p;

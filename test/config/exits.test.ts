@@ -4,13 +4,12 @@
  */
 import { describe, expect, test } from "bun:test";
 import { effectiveConfig } from "../../lib/config/effective.ts";
-import { ConfigError } from "../../lib/config/errors.ts";
 import { parseConfig } from "../../lib/config/load.ts";
 import { FAILOVER_DEFAULTS } from "../../lib/config/schema.ts";
 import { exitsDiffer } from "../../lib/daemon/exit-reload.ts";
 import { hostChanges, hostSpec } from "../../lib/daemon/specs.ts";
 import { validateExits } from "../../lib/host/exits.ts";
-import { EXIT_PUBLIC_KEY, minimalConfig } from "./fixtures.ts";
+import { EXIT_PUBLIC_KEY, minimalConfig, problemsOf } from "./fixtures.ts";
 
 const NO_FILES = { checkFiles: false, env: {}, baseDir: "/etc/egressd" } as const;
 const SECOND_KEY = "XQY2+iq1v2dtKDyqMZq5s3Y2dxXCBiMiHKa/9biuUH4=";
@@ -24,16 +23,6 @@ function twoExits(): Record<string, any> {
       { name: "ovh", publicKey: SECOND_KEY, endpoint: "vps2.example.net:51820", addresses: ["10.100.1.2/32"] },
     ],
   };
-}
-
-function problemsOf(input: unknown): string[] {
-  try {
-    parseConfig(input, NO_FILES);
-  } catch (e) {
-    if (!(e instanceof ConfigError)) throw e;
-    return e.problems.map((p) => p.message);
-  }
-  throw new Error("the config was accepted");
 }
 
 describe("exits", () => {

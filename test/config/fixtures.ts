@@ -2,6 +2,8 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ConfigError } from "../../lib/config/errors.ts";
+import { parseConfig } from "../../lib/config/load.ts";
 import { generatePrivateKey } from "../../lib/keys/keys.ts";
 
 /** The exit's public key: RFC 7748 §6.1 Bob's, as base64. */
@@ -36,4 +38,15 @@ export function makeConfigDir(config: unknown = minimalConfig(), opts: { keyMode
   const write = (c: unknown) => writeFileSync(configFile, JSON.stringify(c, null, 2) + "\n");
   write(config);
   return { dir, configFile, keyFile, write, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The problems `parseConfig` reports for `input` without reading files; throws if it is accepted. */
+export function problemsOf(input: unknown): string[] {
+  try {
+    parseConfig(input, { checkFiles: false, env: {}, baseDir: "/etc/egressd" });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return e.problems.map((p) => p.message);
+  }
+  throw new Error("the config was accepted");
 }

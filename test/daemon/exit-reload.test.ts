@@ -77,4 +77,25 @@ describe("reloadExits", () => {
     await undo.rollback();
     expect(r.calls).toEqual(["loop stop", "changeExits hetzner,ovh", "loop start"]);
   });
+
+  test("an exit still pinned by a listener or a user of the new config cannot be removed: the config itself is refused, naming the pin", () => {
+    const base = () => {
+      const c = minimalConfig();
+      delete c.exit;
+      delete c.interface.addresses;
+      c.exits = [
+        { name: "hetzner", publicKey: EXIT_PUBLIC_KEY, endpoint: "198.51.100.2:51820", addresses: ["10.100.0.2/32"] },
+        { name: "ovh", publicKey: KEY2, endpoint: "198.51.100.3:51820", addresses: ["10.100.1.2/32"] },
+      ];
+      return c;
+    };
+    const listener = base();
+    listener.proxy = { listen: ["10.1.0.1:1080", "10.1.0.1:1081"] };
+    listener.proxy.pinnedListeners = { "10.1.0.1:1081": "scw" };
+    expect(() => parseConfig(listener, NO_FILES)).toThrow(/proxy\.pinnedListeners.*is not the name of an exit \(hetzner, ovh\)/s);
+    const user = base();
+    user.proxy = {};
+    user.proxy.auth = { users: [{ username: "bot", passwordFile: "/etc/egressd/bot.pw", exit: "scw" }] };
+    expect(() => parseConfig(user, NO_FILES)).toThrow(/proxy\.auth\.users\[0\]\.exit.*is not the name of an exit \(hetzner, ovh\)/s);
+  });
 });

@@ -9,6 +9,7 @@ import { hostChanges, hostSpec, missingRouting, ownAddresses, proxyOptions, relo
 import { parseRoutes, parseRules } from "../../lib/host/routing-parse.ts";
 import { validateSpec } from "../../lib/host/spec.ts";
 import { formatCidr, formatIp } from "../../lib/net/ip.ts";
+import type { Credentials } from "../../lib/proxy/auth.ts";
 
 const EXIT_KEY = "3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=";
 
@@ -69,7 +70,7 @@ describe("proxyOptions", () => {
     expect(o.listeners).toEqual([{ host: "10.1.0.1", port: 1080 }, { host: "fd00:1::1", port: 1081 }]);
     expect(o.allowClients.map(formatCidr)).toEqual(["10.1.0.0/24", "fd00:1::/64"]);
     expect(o.allowDestinations!.map(formatCidr)).toEqual(["10.2.0.0/16"]);
-    expect(o.auth).toEqual({ username: "pod", password: "s3cret" });
+    expect(o.auth).toEqual([{ username: "pod", password: "s3cret" }]);
     expect(o.dns).toEqual({ mode: "system", servers: ["1.1.1.1"], timeoutMs: 2000 });
     expect([o.connectTimeoutMs, o.handshakeTimeoutMs, o.idleTimeoutMs, o.maxConnections]).toEqual([3000, 4000, 3_600_000, 99]);
     expect(o.allowWildcardBind).toBe(false);
@@ -107,7 +108,7 @@ describe("proxyOptions", () => {
     [" pw ", " pw "],
   ])("password file %j -> %j", async (file, password) => {
     const o = await proxyOptions(parse(full()), { own: [], readSecret: async () => file });
-    expect(o.auth!.password).toBe(password);
+    expect((o.auth as Credentials[])[0]!.password).toBe(password);
   });
 
   // Regression (issue 19): the daemon read the password with Bun.file().text(), so a file swapped
@@ -139,7 +140,7 @@ describe("proxyOptions", () => {
       writeFileSync(file, "pw\n\n", { mode: 0o600 });
       const c = full();
       c.proxy.auth.passwordFile = file;
-      expect((await proxyOptions(parse(c), { own: [] })).auth).toEqual({ username: "pod", password: "pw\n" });
+      expect((await proxyOptions(parse(c), { own: [] })).auth).toEqual([{ username: "pod", password: "pw\n" }]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -32,7 +32,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "egressd-e2e-http-"));
   chmodSync(dir, 0o755);
   bed = await startGateway({
-    dnsNames: { "www.example.test": "203.0.113.10", "private.example.test": "10.0.0.5", "refused.example.test": "203.0.113.10" },
+    dnsNames: { "www.example.test": "203.0.113.10", "private.example.test": "10.0.0.5", "refused.example.test": "203.0.113.10", "silent.example.test": "203.0.113.11" },
   });
   const { lab } = bed;
   const pki = makeTestPki(join(dir, "pki"));
@@ -75,6 +75,9 @@ beforeAll(async () => {
     httpsPort: HTTPS_PORT,
     privateName: "private.example.test",
     refused: "refused.example.test:8099", // nothing listens there (not 9: fetch refuses "bad ports")
+    // The lab's silent host (lib/lab/topology.ts): inet drops its packets, so the connect times out
+    // after proxy.connectTimeout (3 s in baseConfig); an unused address would be answered at once.
+    blackhole: "silent.example.test:8443",
     clientAddress: lab.addr.exitWan4,
     git,
     apt,
@@ -88,8 +91,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(skip !== null)("real HTTP clients through the tunnel", () => {
-  // No 504 here: in the lab an unused address is answered (host unreachable), not swallowed.
-  egressdClientSuite(() => env, { timeouts: false });
+  egressdClientSuite(() => env);
 
   test("every request reached the target from the exit's address, never the home address", () => {
     expect(targetLog.length).toBeGreaterThan(40);
@@ -101,5 +103,17 @@ describe.skipIf(skip !== null)("real HTTP clients through the tunnel", () => {
     const lines = bed.gw.log.filter((l) => l.includes("proxy connection closed"));
     expect(lines.some((l) => /protocol=http_connect\b/.test(l))).toBe(true);
     expect(lines.some((l) => /protocol=http\b/.test(l))).toBe(true);
+  });
+
+  test("every forwarded request has a line naming its destination; the 504s are connect timeouts to the silent host", () => {
+    const requests = bed.gw.log.filter((l) => l.includes("proxy http request"));
+    // apt, git and the clients' http fetches: far more requests than connections would show.
+    expect(requests.length).toBeGreaterThan(20);
+    const silent = requests.filter((l) => l.includes(" target=silent.example.test:8443 "));
+    expect(silent.length).toBeGreaterThanOrEqual(4); // curl, python, wget, go over http://
+    for (const l of silent) expect(l).toMatch(/ status=504 result=timeout reason="ETIMEDOUT: connect to 203\.0\.113\.11:8443 timed out after 3000 ms" /);
+    const tunnelled = bed.gw.log.filter((l) => l.includes("proxy connection closed") && l.includes(" protocol=http_connect ") && l.includes(" target=silent.example.test:8443 "));
+    expect(tunnelled.length).toBeGreaterThanOrEqual(4); // the same clients over https://
+    for (const l of tunnelled) expect(l).toContain(" result=timeout ");
   });
 });

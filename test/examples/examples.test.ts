@@ -31,7 +31,9 @@ function stage(example: string, opts: { skip?: string } = {}): string {
   const secrets: [string, string][] = [
     [config.interface?.privateKeyFile ?? "private-key", generatePrivateKey() + "\n"],
     ...(config.exit?.presharedKeyFile ? [[config.exit.presharedKeyFile, generatePresharedKey() + "\n"] as [string, string]] : []),
-    ...(config.proxy?.auth ? [[config.proxy.auth.passwordFile, "correct horse battery staple"] as [string, string]] : []),
+    ...((config.exits ?? []) as { presharedKeyFile?: string }[]).filter((e) => e.presharedKeyFile).map((e) => [e.presharedKeyFile!, generatePresharedKey() + "\n"] as [string, string]),
+    ...(config.proxy?.auth?.passwordFile ? [[config.proxy.auth.passwordFile, "correct horse battery staple"] as [string, string]] : []),
+    ...((config.proxy?.auth?.users ?? []) as { passwordFile: string }[]).map((u, i) => [u.passwordFile, `password ${i}`] as [string, string]),
   ];
   for (const [name, text] of secrets) {
     expect(name.startsWith("/")).toBe(false); // examples name credentials, not host paths
@@ -43,8 +45,8 @@ function stage(example: string, opts: { skip?: string } = {}): string {
 }
 
 describe("examples/", () => {
-  test("holds the minimal, auth, DNS-through-the-tunnel and two-exit gateways", () => {
-    expect(EXAMPLES).toEqual(["auth.json", "dns-tunnel.json", "minimal.json", "two-exits.json"]);
+  test("holds the minimal, auth, DNS-through-the-tunnel, two-exit and two-exit-with-users gateways", () => {
+    expect(EXAMPLES).toEqual(["auth.json", "dns-tunnel.json", "minimal.json", "two-exits-users.json", "two-exits.json"]);
   });
 
   test.each(EXAMPLES)("%s passes egressd check-config", async (example) => {
@@ -59,6 +61,15 @@ describe("examples/", () => {
     else expect(effective.exit.publicKey).toBe(written.exit.publicKey);
   });
 
+  test("the check can fail: two-exits-users.json without the second exit's PSK or a user's password is refused, naming the field", async () => {
+    for (const [skip, field] of [["preshared-key-ovh", "exits[1].presharedKeyFile"], ["proxy-password-ircbot", "proxy.auth.users[1].passwordFile"]] as const) {
+      const dir = stage("two-exits-users.json", { skip });
+      const r = await run([binary, "check-config", "--config", join(dir, "config.json")], { env: { PATH: "/usr/bin:/bin" } });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(field);
+    }
+  });
+
   test("the check can fail: auth.json without its password file is refused, naming the field", async () => {
     const dir = stage("auth.json", { skip: "proxy-password" });
     const r = await run([binary, "check-config", "--config", join(dir, "config.json")], { env: { PATH: "/usr/bin:/bin" } });
@@ -69,6 +80,9 @@ describe("examples/", () => {
   test("what each example is for is in the file", () => {
     const auth = JSON.parse(readFileSync(join(ROOT, "examples/auth.json"), "utf8"));
     expect(auth.proxy.auth.username).toBeString();
+    const users = JSON.parse(readFileSync(join(ROOT, "examples/two-exits-users.json"), "utf8"));
+    expect(users.proxy.auth.users.some((u: { exit?: string }) => u.exit === users.exits[1].name)).toBe(true); // a user pinned to the second exit
+    expect(users.exits.every((e: { presharedKeyFile?: string }) => e.presharedKeyFile)).toBe(true);
     const dns = JSON.parse(readFileSync(join(ROOT, "examples/dns-tunnel.json"), "utf8"));
     expect(dns.proxy.dns.mode).toBe("tunnel");
     for (const e of EXAMPLES) {

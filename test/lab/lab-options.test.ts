@@ -19,6 +19,21 @@ describe("planLab: homeNat", () => {
   });
 });
 
+describe("planLab: the silent host", () => {
+  test("an address of inet whose packets inet's input hook drops, v4 and v6", () => {
+    const p = planLab({ pid: 1 });
+    const addrs = p.steps.filter((s) => s.argv.includes("address") && s.argv.includes("lo") && s.argv.includes("egt-1-0-inet")).map((s) => s.argv[5]);
+    expect(addrs).toContain("203.0.113.11/32");
+    expect(addrs).toContain("2001:db8:3::11/128");
+    const drop = p.steps.filter((s) => s.name === "silent host");
+    expect(drop.length).toBe(1);
+    expect(drop[0]!.argv).toEqual(["ip", "netns", "exec", "egt-1-0-inet", "nft", "-f", "-"]);
+    expect(drop[0]!.stdin).toContain("type filter hook input priority filter");
+    expect(drop[0]!.stdin).toContain("ip daddr 203.0.113.11 drop");
+    expect(drop[0]!.stdin).toContain("ip6 daddr 2001:db8:3::11 drop");
+  });
+});
+
 describe.skipIf(skip !== null)("createLab options", () => {
   const runDir = "/run/wireguard";
   const snapshot = () => (existsSync(runDir) ? { mode: statSync(runDir).mode & 0o7777, entries: readdirSync(runDir).sort() } : null);
@@ -62,6 +77,20 @@ describe.skipIf(skip !== null)("createLab options", () => {
     await lab.startEchoServer(8080);
     const r = await lab.exec(lab.ns.client, ["ncat", "--recv-only", "-w", "2", lab.addr.host4, "8080"]);
     expect(r.stdout.trim()).toBe(lab.addr.gwWan4);
+  });
+
+  test("the silent host: a connect to it times out, where one to an unused address fails at once", async () => {
+    // From gw, which has v4 and v6 routes to inet. ncat exits on its own 2 s connect timeout; a refused or unreachable port fails in milliseconds.
+    const silent = await lab.exec(lab.ns.gw, ["ncat", "-w", "2", "--recv-only", lab.addr.silent4, "80"]);
+    expect(silent.stderr).toContain("TIMEOUT");
+    const silent6 = await lab.exec(lab.ns.gw, ["ncat", "-w", "2", "--recv-only", lab.addr.silent6, "80"]);
+    expect(silent6.stderr).toContain("TIMEOUT");
+    // The contrast: the same from an address inet has no route for is answered (not swallowed), and
+    // a closed port of the live host is refused.
+    const unused = await lab.exec(lab.ns.gw, ["ncat", "-w", "2", "--recv-only", "203.0.113.12", "80"]);
+    expect(unused.stderr).not.toContain("TIMEOUT");
+    const closed = await lab.exec(lab.ns.gw, ["ncat", "-w", "2", "--recv-only", lab.addr.host4, "81"]);
+    expect(closed.stderr).toContain("Connection refused");
   });
 
   test("destroy: no namespace is left, and the host's /run/wireguard is as before", async () => {

@@ -6,6 +6,9 @@
 {
   nixpkgsLib,
   stubRoot ? "/nonexistent",
+  # The revision a flake input has when its tree is clean (`self.rev`); "": a dirty tree, which has
+  # `self.dirtyShortRev` instead.
+  rev ? "",
 }:
 let
   lib = import nixpkgsLib;
@@ -55,7 +58,7 @@ let
 
   flake = import ../../flake.nix;
   outputs = flake.outputs {
-    self = outputs;
+    self = outputs // (if rev != "" then { inherit rev; } else { dirtyShortRev = "0000000-dirty"; });
     nixpkgs = {
       inherit lib;
       legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] stubPkgs;

@@ -78,10 +78,10 @@ function credentials(names: string[]): string {
   const dir = mkdtempSync(join(ctx.work, "creds-"));
   for (const name of names) {
     const file = join(dir, name);
-    if (name === "proxy-password") {
+    if (name.startsWith("proxy-password")) {
       writeFileSync(file, "correct horse battery staple\n", { mode: 0o600 });
     } else {
-      const r = run([ctx.stub.egressd, name === "preshared-key" ? "genpsk" : "genkey", "--output", file]);
+      const r = run([ctx.stub.egressd, name.startsWith("preshared-key") ? "genpsk" : "genkey", "--output", file]);
       expect(r.code).toBe(0);
     }
     chmodSync(file, 0o600);
@@ -94,6 +94,18 @@ function checkConfig(json: string, creds: string): { code: number; stdout: strin
   const file = join(ctx.work, `config-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(file, json);
   return run([ctx.stub.egressd, "check-config", "--config", file], { env: { ...process.env, CREDENTIALS_DIRECTORY: creds } });
+}
+
+/** Runs the module's build-time check script on its generated file, as the build would; it must pass and install the file. */
+function runBuildCheck(out: any): void {
+  const settings = out.settingsStorePath as string;
+  mkdirSync(join(settings, ".."), { recursive: true });
+  writeFileSync(settings, out.settingsJSON);
+  const env = { PATH: `${ctx.stub.root}/pkgs/egressd/bin:/usr/bin:/bin`, TMPDIR: ctx.work, settings, out: out.configCheck.out };
+  const r = run(["bash", "-euo", "pipefail", "-c", out.configCheck.script], { env });
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  expect(readFileSync(out.configCheck.out, "utf8")).toBe(out.settingsJSON);
 }
 
 describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
@@ -217,14 +229,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     });
 
     test("the build-time check runs the real check-config on the generated file, then installs it", () => {
-      const settings = out.settingsStorePath as string;
-      writeFileSync(settings, out.settingsJSON);
       expect(out.configCheck.nativeBuildInputs).toEqual([`${ctx.stub.root}/pkgs/egressd`]);
-      const env = { PATH: `${ctx.stub.root}/pkgs/egressd/bin:/usr/bin:/bin`, TMPDIR: ctx.work, settings, out: out.configCheck.out };
-      const r = run(["bash", "-euo", "pipefail", "-c", out.configCheck.script], { env });
-      expect(r.stderr).toBe("");
-      expect(r.code).toBe(0);
-      expect(readFileSync(out.configCheck.out, "utf8")).toBe(out.settingsJSON);
+      runBuildCheck(out);
     });
   });
 
@@ -423,6 +429,106 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("services.egressd"), () => {
     expect(iptables.firewall.extraCommands).toContain("-I nixos-fw-rpfilter -i wg-egress-0 -j RETURN");
     expect(iptables.firewall.extraCommands).toContain("-I nixos-fw-rpfilter -i wg-ovh -j RETURN");
     expect(JSON.stringify(out.service.restartTriggersJSON)).toContain("wg-ovh");
+  });
+
+  describe("several exits with preshared keys, several proxy users", () => {
+    const second = "XQY2+iq1v2dtKDyqMZq5s3Y2dxXCBiMiHKa/9biuUH4=";
+    const twoExits = (patch: Cfg = {}, auth: unknown = { users: { alice: { exit: "ovh" }, ircbot: {}, "bob@pods": {} } }): Cfg => ({
+      privateKeyFile: "/run/secrets/k",
+      exitPresharedKeyFiles: { hetzner: "/run/secrets/psk-hetzner", ovh: "/run/secrets/psk-ovh" },
+      proxyUserPasswordFiles: { alice: "/run/secrets/alice", ircbot: "/run/secrets/ircbot", "bob@pods": "/run/secrets/bob" },
+      ...patch,
+      settings: {
+        exits: [
+          { name: "hetzner", publicKey: EXIT_PUBLIC_KEY, endpoint: "192.0.2.1:51820", addresses: ["10.100.0.2/32"] },
+          { name: "ovh", publicKey: second, endpoint: "192.0.2.2:51820", addresses: ["10.100.1.2/32"] },
+        ],
+        proxy: { listen: ["10.1.0.1:1080"], allowClients: ["10.1.0.0/24"], auth },
+      },
+    });
+    const bobCredential = () => `proxy-password-${new Bun.CryptoHasher("sha256").update("bob@pods").digest("hex").slice(0, 16)}`;
+
+    test("every exit's PSK and every user's password is a credential; the settings name them; check-config passes", () => {
+      const out = evalModule(twoExits());
+      expect(out.failedAssertions).toEqual([]);
+      expect(out.service.serviceConfig.LoadCredential).toEqual([
+        "private-key:/run/secrets/k",
+        "preshared-key-hetzner:/run/secrets/psk-hetzner",
+        "preshared-key-ovh:/run/secrets/psk-ovh",
+        "proxy-password-alice:/run/secrets/alice",
+        `${bobCredential()}:/run/secrets/bob`,
+        "proxy-password-ircbot:/run/secrets/ircbot",
+      ]);
+      const settings = JSON.parse(out.settingsJSON);
+      expect(settings.exits.map((e: any) => e.presharedKeyFile)).toEqual(["preshared-key-hetzner", "preshared-key-ovh"]);
+      expect(settings.proxy.auth).toEqual({
+        users: [
+          { username: "alice", exit: "ovh", passwordFile: "proxy-password-alice" },
+          { username: "bob@pods", passwordFile: bobCredential() },
+          { username: "ircbot", passwordFile: "proxy-password-ircbot" },
+        ],
+      });
+      expect(out.settingsJSON).not.toContain("/run/secrets");
+      const creds = credentials(["private-key", "preshared-key-hetzner", "preshared-key-ovh", "proxy-password-alice", "proxy-password-ircbot", bobCredential()]);
+      const r = checkConfig(out.settingsJSON, creds);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+      const effective = JSON.parse(r.stdout);
+      expect(effective.exits.map((e: any) => e.presharedKeyFile)).toEqual([join(creds, "preshared-key-hetzner"), join(creds, "preshared-key-ovh")]);
+      expect(effective.proxy.auth.users.map((u: any) => [u.username, u.exit, u.passwordFile])).toEqual([
+        ["alice", "ovh", join(creds, "proxy-password-alice")],
+        ["bob@pods", undefined, join(creds, bobCredential())],
+        ["ircbot", undefined, join(creds, "proxy-password-ircbot")],
+      ]);
+    });
+
+    test("the build-time check makes a throwaway credential for each, and passes", () => {
+      runBuildCheck(evalModule(twoExits()));
+    });
+
+    test("without PSKs the exits name none; the one-user form with a pin passes through", () => {
+      const out = evalModule(twoExits({ exitPresharedKeyFiles: {}, proxyUserPasswordFiles: {}, proxyPasswordFile: "/run/secrets/p" }, { username: "ircbot", exit: "ovh" }));
+      expect(out.failedAssertions).toEqual([]);
+      const settings = JSON.parse(out.settingsJSON);
+      expect(settings.exits.map((e: any) => e.presharedKeyFile)).toEqual([undefined, undefined]);
+      expect(settings.proxy.auth).toEqual({ username: "ircbot", passwordFile: "proxy-password", exit: "ovh" });
+      const r = checkConfig(out.settingsJSON, credentials(["private-key", "proxy-password"]));
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+    });
+
+    const rows: [string, Cfg, string][] = [
+      ["a user without a password file", twoExits({ proxyUserPasswordFiles: { alice: "/run/secrets/alice", ircbot: "/run/secrets/ircbot" } }), 'proxyUserPasswordFiles has no entry for "bob@pods"'],
+      ["a password file for no user", twoExits({ proxyUserPasswordFiles: { alice: "/a", ircbot: "/i", "bob@pods": "/b", mallory: "/m" } }), "only users of settings.proxy.auth.users may have one"],
+      ["proxyPasswordFile with users", twoExits({ proxyPasswordFile: "/run/secrets/p" }), "with settings.proxy.auth.users, set services.egressd.proxyUserPasswordFiles"],
+      ["a PSK for no exit", twoExits({ exitPresharedKeyFiles: { aws: "/run/secrets/psk-aws" } }), "names aws, which is not the name of an exit in settings.exits (hetzner ovh)"],
+      ["presharedKeyFile with exits", twoExits({ presharedKeyFile: "/run/secrets/psk" }), "with settings.exits, set services.egressd.exitPresharedKeyFiles"],
+      ["a PSK in the Nix store", twoExits({ exitPresharedKeyFiles: { ovh: "/nix/store/00000000000000000000000000000000-psk" } }), "is in the Nix store"],
+    ];
+    for (const [name, cfg, message] of rows) {
+      test(name, () => {
+        const r = tryEval(cfg);
+        // types.externalPath refuses a store path before the assertion can.
+        if (!r.ok) return expect(`${r.error}`).toContain(message === "is in the Nix store" ? "exitPresharedKeyFiles" : message);
+        expect(r.value.failedAssertions.join("\n")).toContain(message);
+        expect(r.value.failedAssertions).toHaveLength(1);
+      });
+    }
+
+    test("a preshared key written into settings.exits by hand is refused", () => {
+      const cfg = twoExits();
+      ((cfg.settings as any).exits[1] as Cfg).presharedKeyFile = "/etc/egressd/psk";
+      const out = evalModule(cfg);
+      expect(out.failedAssertions.join("\n")).toContain("sets presharedKeyFile by hand");
+    });
+
+    test("a store path for a user's password fails the assertion on an older lib", () => {
+      const r = tryEval(twoExits({ proxyUserPasswordFiles: { alice: "/nix/store/00000000000000000000000000000000-pw", ircbot: "/i", "bob@pods": "/b" } }), { rawArgs: { withoutExternalPath: "true" } });
+      if (!r.ok) throw new Error(r.error);
+      expect(r.value.failedAssertions).toEqual([
+        'services.egressd.proxyUserPasswordFiles."alice" is in the Nix store (/nix/store/00000000000000000000000000000000-pw), which every local user can read; point it at a file outside the store, such as a sops-nix or agenix secret.',
+      ]);
+    });
   });
 
   describe("the reverse-path filter (replies from the tunnel arrive unmarked)", () => {

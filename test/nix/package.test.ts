@@ -23,8 +23,10 @@ function tempDir(prefix: string): string {
   return d;
 }
 
-function evalFlake(stubRoot: string): any {
-  const r = nixEval("test/nix/flake-eval.nix", { stubRoot });
+const REV = "0123456789abcdef0123456789abcdef01234567";
+
+function evalFlake(stubRoot: string, rev = ""): any {
+  const r = nixEval("test/nix/flake-eval.nix", { stubRoot, rev });
   if (!r.ok) throw new Error(`evaluation failed:\n${r.error}`);
   return r.value;
 }
@@ -82,6 +84,11 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("flake.nix"), () => {
     expect(p.phases.installCheckPhase).toContain(`egressd ${pkg.version} `);
   });
 
+  test("the package builds in the flake's revision: 12 digits when clean, dirtyShortRev when not", () => {
+    expect(evalFlake("/nonexistent", REV).package.phases.buildPhase).toContain("EGRESSD_COMMIT=0123456789ab\n");
+    expect(evalFlake("/nonexistent").package.phases.buildPhase).toContain("EGRESSD_COMMIT=0000000-dirty\n");
+  });
+
   test("node_modules: a fixed output from the frozen lockfile, runtime dependencies only, no scripts", () => {
     const m = evalFlake("/nonexistent").nodeModules;
     expect(m.outputHashMode).toBe("recursive");
@@ -95,7 +102,7 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("flake.nix"), () => {
     // The fixed-output step fetches from the npm registry, as the Nix build does.
     test("bun install gives exactly outputHash, then bun build --compile gives a working egressd", () => {
       const root = tempDir("egressd-nix-build-");
-      const f = evalFlake(root);
+      const f = evalFlake(root, REV);
       mkdirSync(join(root, "pkgs/bun/bin"), { recursive: true });
       symlinkSync(BUN, join(root, "pkgs/bun/bin/bun"));
       const path = `${root}/pkgs/bun/bin:/usr/bin:/bin`;
@@ -142,6 +149,8 @@ describe.skipIf(SKIP_EVAL !== null)(needsLib("flake.nix"), () => {
       const version = run([join(out, "bin/egressd"), "version", "--json"], { cwd: empty, env: { PATH: "/usr/bin:/bin" } });
       expect(version.code).toBe(0);
       expect(JSON.parse(version.stdout).version).toBe(pkg.version);
+      // The flake's revision, not "unknown": the sources copied here have no .git.
+      expect(JSON.parse(version.stdout).commit).toBe(REV.slice(0, 12));
       const key = run([join(out, "bin/egressd"), "genkey", "--output", join(empty, "k")], { cwd: empty });
       expect(key.code).toBe(0);
     }, 300_000);

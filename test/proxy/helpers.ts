@@ -176,21 +176,30 @@ export function httpServer(body: string): TestServer {
 
 /**
  * A port on 127.0.0.1 where connects hang in SYN-SENT: a listener whose accept queue is full
- * (backlog 0, two connections never accepted), so the kernel drops further SYNs.
+ * (backlog 0, connections never accepted), so the kernel drops further SYNs (Linux's
+ * tcp_conn_request does, whatever the sysctls). A probe connect checks that it does here: a port
+ * that answers is an error saying so, rather than a 502 where a 504 was meant.
  */
 export async function blackhole(): Promise<number> {
   const script = `
-import socket, sys, time
+import select, socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
 port = s.getsockname()[1]
 held = []
-for i in range(3):
+def syn():
     c = socket.socket(); c.setblocking(False)
     try: c.connect(("127.0.0.1", port))
     except BlockingIOError: pass
     held.append(c)
+    return c
+for i in range(3): syn()
 time.sleep(0.2)
-print(port, flush=True)
+probe = syn()
+if select.select([], [probe], [], 0.5)[1]:
+    err = probe.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    print("answered", "reset" if err else "accepted", flush=True)
+else:
+    print(port, flush=True)
 sys.stdin.read()
 `;
   const proc = Bun.spawn([PYTHON, "-c", script], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
@@ -200,7 +209,11 @@ sys.stdin.read()
   });
   const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
   const { value } = await reader.read();
-  return Number(new TextDecoder().decode(value).trim());
+  const line = new TextDecoder().decode(value).trim();
+  if (!/^\d+$/.test(line)) {
+    throw new Error(`blackhole: a connect to a listener with a full accept queue was ${line.split(" ")[1]} instead of left unanswered; this kernel does not drop such SYNs, and the 504 tests need it to`);
+  }
+  return Number(line);
 }
 
 /** A port on 127.0.0.1 with nothing listening (bound, then closed). */

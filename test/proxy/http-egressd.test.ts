@@ -69,5 +69,5 @@ describe("real clients through egressd proxy on loopback", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  egressdClientSuite(() => env, { timeouts: true });
+  egressdClientSuite(() => env);
 });

@@ -347,3 +347,147 @@ describe("refusals a person can read", () => {
     expect(server.stats.handshakeTimeouts).toBe(1);
   });
 });
+
+/** A logger that keeps every line as message and fields. */
+function recordingLog(): { log: NonNullable<ProxyServerOptions["log"]>; lines: { msg: string; f: Record<string, unknown> }[] } {
+  const lines: { msg: string; f: Record<string, unknown> }[] = [];
+  const keep = (msg: string, f?: Record<string, unknown>) => void lines.push({ msg, f: f ?? {} });
+  return { log: { debugEnabled: false, debug: () => {}, info: keep, warn: keep, error: keep }, lines };
+}
+
+describe("the log of a kept-alive forwarding connection", () => {
+  test("one line per request names its destination, status and bytes; the connection's line lists every target", async () => {
+    const a = namedServer("A");
+    const b = namedServer("B", "127.0.0.2");
+    const closed = closedPort();
+    const { log, lines } = recordingLog();
+    const { server, port } = start({ log });
+    const c = await RawConn.connect(port);
+    c.write(get(`http://127.0.0.1:${a}/one`));
+    await c.read(response);
+    c.write(enc.encode(`POST http://127.0.0.2:${b}/two HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello`));
+    const two = await c.read(response);
+    c.write(get(`http://127.0.0.1:${a}/three`));
+    await c.read(response);
+    c.write(get(`http://127.0.0.1:${closed}/four`));
+    expect(dec.decode(await c.readToEnd())).toStartWith("HTTP/1.1 502 ");
+    await until(() => server.stats.connectionsActive === 0);
+
+    const requests = lines.filter((l) => l.msg === "proxy http request").map((l) => l.f);
+    expect(requests.map((f) => [f.method, f.target, f.status, f.result])).toEqual([
+      ["GET", `127.0.0.1:${a}`, 200, "ok"],
+      ["POST", `127.0.0.2:${b}`, 200, "ok"],
+      ["GET", `127.0.0.1:${a}`, 200, "ok"],
+      ["GET", `127.0.0.1:${closed}`, 502, "refused"],
+    ]);
+    expect(requests.map((f) => f.address)).toEqual([`127.0.0.1:${a}`, `127.0.0.2:${b}`, `127.0.0.1:${a}`, undefined]);
+    expect(requests[3]!.reason).toMatch(/ECONNREFUSED|refused/i);
+    // up: the head as forwarded plus the body; down: the response as the upstream sent it.
+    const up = requests[1]!.up as number;
+    expect(up).toBeGreaterThan(`POST /two HTTP/1.1\r\nHost: 127.0.0.2:${b}\r\n\r\nhello`.length);
+    expect(requests[1]!.down as number).toBeGreaterThan(two.body.length);
+    expect(requests[3]!.up).toBe(0);
+    for (const f of requests) expect(f.duration).toMatch(/^\d+\.\d{3}$/);
+
+    const conn = lines.filter((l) => l.msg === "proxy connection closed").map((l) => l.f);
+    expect(conn.length).toBe(1);
+    expect(conn[0]!.protocol).toBe("http");
+    expect(conn[0]!.requests).toBe(4);
+    expect(conn[0]!.targets).toBe(`127.0.0.1:${a},127.0.0.2:${b},127.0.0.1:${closed}`);
+    // The request lines' bytes are the upstreams' share of the connection's.
+    expect(conn[0]!.up as number).toBe(requests.reduce((n, f) => n + (f.up as number), 0));
+  });
+
+  test("a connection to one destination has no targets list; a CONNECT after forwarding is a request line too", async () => {
+    const a = namedServer("A");
+    const echo = echoServer();
+    const { log, lines } = recordingLog();
+    const { server, port } = start({ log });
+    const c = await RawConn.connect(port);
+    c.write(get(`http://127.0.0.1:${a}/one`));
+    await c.read(response);
+    c.write(enc.encode(`CONNECT 127.0.0.1:${echo.port} HTTP/1.1\r\n\r\n`));
+    expect(dec.decode(await c.readBytes(12))).toBe("HTTP/1.1 200");
+    c.end();
+    await until(() => server.stats.connectionsActive === 0);
+    const requests = lines.filter((l) => l.msg === "proxy http request").map((l) => [l.f.method, l.f.target, l.f.status]);
+    expect(requests).toEqual([
+      ["GET", `127.0.0.1:${a}`, 200],
+      ["CONNECT", `127.0.0.1:${echo.port}`, 200],
+    ]);
+    const conn = lines.find((l) => l.msg === "proxy connection closed")!.f;
+    expect(conn.targets).toBe(`127.0.0.1:${a},127.0.0.1:${echo.port}`);
+
+    lines.length = 0;
+    const d = await RawConn.connect(port);
+    d.write(get(`http://127.0.0.1:${a}/x`));
+    await d.read(response);
+    d.write(get(`http://127.0.0.1:${a}/y`, "Connection: close\r\n"));
+    await d.readToEnd();
+    await until(() => server.stats.connectionsActive === 0);
+    const only = lines.find((l) => l.msg === "proxy connection closed")!.f;
+    expect([only.target, only.requests, only.targets]).toEqual([`127.0.0.1:${a}`, 2, undefined]);
+  });
+});
+
+test("a client that half-closes in the middle of its request body gets 400, and the request's line says so", async () => {
+  const a = namedServer("A");
+  const { log, lines } = recordingLog();
+  const { server, port } = start({ log });
+  const c = await RawConn.connect(port);
+  c.write(enc.encode(`POST http://127.0.0.1:${a}/p HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc`));
+  await Bun.sleep(50);
+  c.shutdown();
+  const text = dec.decode(await c.readToEnd());
+  expect(text).toStartWith("HTTP/1.1 400 Bad Request\r\n");
+  expect(text).toEndWith("the client closed before its request body was complete\n");
+  await until(() => server.stats.connectionsActive === 0);
+  const req = lines.find((l) => l.msg === "proxy http request")!.f;
+  expect([req.target, req.status, req.result]).toEqual([`127.0.0.1:${a}`, 400, "protocol_error"]);
+});
+
+describe("an idle kept-alive forwarding connection", () => {
+  /** A raw HTTP server answering each request with `ok`, counting its open connections. */
+  function countingServer(): { port: number; open: () => number } {
+    let open = 0;
+    const l = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open: () => void open++,
+        close: () => void open--,
+        data: (s) => void s.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+      },
+    });
+    onCleanup(() => l.stop(true));
+    return { port: l.port, open: () => open };
+  }
+
+  test("with proxy.idleTimeout 0 it is kept past the handshake deadline, holding no upstream connection", async () => {
+    const t = countingServer();
+    const { server, port } = start({ handshakeTimeoutMs: 100 });
+    const c = await RawConn.connect(port);
+    c.write(get(`http://127.0.0.1:${t.port}/a`));
+    expect((await c.read(response)).body).toBe("ok");
+    await until(() => t.open() === 0); // the upstream went with its response
+    await Bun.sleep(800); // eight handshake deadlines, idle
+    expect(server.stats.connectionsActive).toBe(1);
+    expect(t.open()).toBe(0);
+    c.write(get(`http://127.0.0.1:${t.port}/b`));
+    expect((await c.read(response)).body).toBe("ok");
+    expect(server.stats.handshakeTimeouts).toBe(0);
+  });
+
+  test("with proxy.idleTimeout set it is closed after that long without a byte, and logged so", async () => {
+    const t = countingServer();
+    const { log, lines } = recordingLog();
+    const { server, port } = start({ idleTimeoutMs: 300, log });
+    const c = await RawConn.connect(port);
+    c.write(get(`http://127.0.0.1:${t.port}/a`));
+    expect((await c.read(response)).body).toBe("ok");
+    expect((await c.readToEnd(5000)).length).toBe(0); // closed by the proxy, not by us
+    await until(() => server.stats.connectionsActive === 0);
+    const conn = lines.find((l) => l.msg === "proxy connection closed")!.f;
+    expect([conn.result, conn.reason, conn.requests]).toEqual(["ok", "idle timeout", 1]);
+  });
+});
