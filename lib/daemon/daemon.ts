@@ -6,7 +6,8 @@
  *           -> reconcile loop + watchdog -> READY=1
  * reload(): RELOADING=1 -> read and validate the config -> proxy.update -> metrics move -> READY=1.
  *           A step that fails undoes the earlier ones, so the old config stays in force whole. Live
- *           proxied connections are never touched. Host changes are refused (specs.ts reloadRefusal).
+ *           proxied connections are never touched. Standby exits that come or go are applied in
+ *           place (exit-reload.ts); other host changes are refused (specs.ts reloadRefusal).
  * stop():   STOPPING=1 -> stop accepting, drain -> metrics, control off -> host down (teardownOnStop)
  * ```
  * It does not parse argv or install signal handlers (lib/cli/run.ts does), so tests drive it directly.
@@ -29,6 +30,7 @@ import { explainListenFailure } from "./listen-failure.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
 import { exitSources, hostSpec, proxyOptions, reloadRefusal, sourceAddressList } from "./specs.ts";
+import { reloadExits } from "./exit-reload.ts";
 import { FailoverLoop } from "./failover.ts";
 import type { DaemonStatus, ReconcileStatus } from "./status.ts";
 import { collectStatus, type DaemonState, type DaemonView, readiness, statusLine } from "./views.ts";
@@ -230,7 +232,7 @@ export class Daemon {
   readonly #exitDown = (exit: string): boolean => this.#failover?.isDown(exit) ?? false;
 
   /** The failover loop over the config's exits; an exit that goes down has its connections reset. */
-  #newFailover(c: Config): FailoverLoop {
+  #newFailover(c: Config, carry?: FailoverLoop): FailoverLoop {
     const settings = c.failover ?? FAILOVER_DEFAULTS;
     const sources = exitSources(c);
     return new FailoverLoop({
@@ -244,6 +246,7 @@ export class Daemon {
       host: this.#host,
       dump: (exit) => this.#reads.dump(exit),
       log: this.#log,
+      ...(carry ? { carry } : {}),
       onExitDown: (exit) => {
         const n = this.#proxy?.resetFrom(sourceAddressList(sources.get(exit)), `exit ${exit} went down`) ?? 0;
         this.#log.warn("reset connections through a dead exit", { exit, connections: n });
@@ -364,6 +367,10 @@ export class Daemon {
       // Refuse what cannot change in place (see the module comment) before touching anything.
       const refusal = reloadRefusal(old, next);
       if (refusal !== null) throw new Error(refusal);
+      // Before the proxy: a listener the new config pins to a new exit needs that exit's address.
+      if (await reloadExits(this.#host, { old, next }, {
+        uid: this.#uid, undo, failover: this.#failover, log: this.#log, reset: (from, why) => this.#proxy?.resetFrom(from, why) ?? 0,
+      })) changed.push("exits");
       const nextProxy = { ...(await proxyOptions(next)), log: this.#log, exitDown: this.#exitDown };
       const oldProxy = this.#proxyOptions!;
       this.#proxy!.update(nextProxy);
@@ -394,10 +401,10 @@ export class Daemon {
       this.#loop = this.#startLoop(next.daemon.reconcileInterval);
       changed.push("daemon.reconcileInterval");
     }
-    if (this.#failover && JSON.stringify([next.failover, next.exits?.map((e) => e.probe)]) !== JSON.stringify([old.failover, old.exits?.map((e) => e.probe)])) {
-      // New probe settings: a fresh loop (health is judged again from its first round; the active exit stays until then).
+    if (this.#failover && (changed.includes("exits") || JSON.stringify([next.failover, next.exits?.map((e) => e.probe)]) !== JSON.stringify([old.failover, old.exits?.map((e) => e.probe)]))) {
+      // New exits or probe settings: a new loop, which keeps what the old one knew of the exits that stayed.
       await this.#failover.stop();
-      this.#failover = this.#newFailover(next);
+      this.#failover = this.#newFailover(next, this.#failover);
       this.#failover.start();
       changed.push("failover");
     }

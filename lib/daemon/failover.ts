@@ -66,6 +66,12 @@ export interface FailoverOptions {
   probe?: (target: ProbeTarget, opts: { localAddress?: string; timeoutMs?: number }) => Promise<ProbeResult>;
   /** Wall clock in ms, for handshake ages. Default `Date.now`. */
   now?: () => number;
+  /**
+   * The loop this one replaces (a reload with new exits or probe settings): the health and latency of
+   * the exits it also probes, and its failover count, carry over, so an exit that stayed is not judged
+   * from scratch and `egressd_exit_failovers_total` does not restart. Default: none.
+   */
+  carry?: FailoverLoop;
 }
 
 /** See the module comment. */
@@ -87,6 +93,19 @@ export class FailoverLoop {
     const s = opts.settings;
     this.#policy = { downAfter: s.downAfter, upAfter: s.upAfter, staleHandshakeSeconds: s.staleHandshake / 1000 };
     for (const e of opts.exits) this.#health.set(e.name, INITIAL_HEALTH);
+    if (opts.carry) this.#carryFrom(opts.carry);
+  }
+
+  /** Takes over what `old` knew of each exit it probed the same way (same key, addresses and target). */
+  #carryFrom(old: FailoverLoop): void {
+    this.#failovers = old.#failovers;
+    for (const e of this.#o.exits) {
+      const was = old.#o.exits.find((x) => x.name === e.name);
+      if (!was || JSON.stringify([was.publicKey, was.addresses, was.target]) !== JSON.stringify([e.publicKey, e.addresses, e.target])) continue;
+      this.#health.set(e.name, old.#health.get(e.name) ?? INITIAL_HEALTH);
+      const latency = old.#latency.get(e.name);
+      if (latency !== undefined) this.#latency.set(e.name, latency);
+    }
   }
 
   /** Runs a first round at once, then one every `probe.interval`. */

@@ -159,20 +159,26 @@ export function exitSources(c: Config): Map<string, SourceAddresses> {
 }
 
 /**
- * The config fields whose change alters the host state, as config paths (`exit.endpoint`,
- * `proxy.allowDestinations`, ...); empty when a reload need not touch the host.
+ * The config fields whose change alters the host state and cannot be applied in place, as config paths
+ * (`exit.endpoint`, `proxy.allowDestinations`, ...); empty when a reload need not touch the host but
+ * for a change of standby exits (lib/daemon/exit-reload.ts judges those).
  */
 export function hostChanges(a: Config, b: Config): string[] {
   const ha = hostSpec(a, 0);
   const hb = hostSpec(b, 0);
   const out: string[] = [];
-  // Exits are all or nothing for now: adding or removing one changes the rule block and the tables.
-  if (JSON.stringify(ha.exits ?? null) !== JSON.stringify(hb.exits ?? null)) out.push("exits");
+  // Between two lists of exits, the exits themselves are judged by lib/host/exit-change.ts (a standby
+  // may come or go in place), and so are the fields hostSpec fills from the first exit. A move between
+  // the one-exit and the several-exit form changes the rule block and every table.
+  const both = ha.exits !== undefined && hb.exits !== undefined;
+  if (!both && JSON.stringify(ha.exits ?? null) !== JSON.stringify(hb.exits ?? null)) out.push("exits");
   for (const section of ["interface", "exit", "routing"] as const) {
+    if (both && section === "exit") continue;
     const sa: Record<string, unknown> = { ...ha[section] };
     const sb: Record<string, unknown> = { ...hb[section] };
     for (const key of new Set([...Object.keys(sa), ...Object.keys(sb)])) {
       if (JSON.stringify(sa[key]) === JSON.stringify(sb[key])) continue;
+      if (both && section === "interface" && (key === "name" || key === "addresses")) continue;
       // The leak guard's allow list comes from the proxy section of the config.
       out.push(section === "routing" && key === "allowDestinations" ? "proxy.allowDestinations" : `${section}.${key}`);
     }
@@ -184,8 +190,9 @@ export function hostChanges(a: Config, b: Config): string[] {
  * Why a reload from `a` to `b` must be refused, or null when it can be applied in place. The control
  * socket cannot move under its clients. Host changes ({@link hostChanges}: tunnel, exit, routing)
  * would take the rules, routes and nft table down and bring new ones up, and in between the proxy's
- * packets would leave by the WAN (seen in the lab); lib/host would first need to move to a new spec
- * without that gap. A restart applies either safely: no proxy runs while the host state is down.
+ * packets would leave by the WAN (seen in the lab). A restart applies either safely: no proxy runs
+ * while the host state is down. Standby exits that come or go are not refused here: exit-reload.ts
+ * applies them in place, or refuses them with its own reason.
  */
 export function reloadRefusal(a: Config, b: Config): string | null {
   if (b.control.socket !== a.control.socket) return "control.socket cannot change on reload; restart egressd";

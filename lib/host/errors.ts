@@ -193,6 +193,32 @@ export class ReconcileError extends Error {
   }
 }
 
+/** A change of the exits that the running host cannot take without a gap in the kill switch (exit-change.ts). */
+export class ExitChangeRefusedError extends Error {
+  override name = "ExitChangeRefusedError";
+  /** What is refused and why, naming the exit and the field. */
+  readonly reason: string;
+  constructor(reason: string) {
+    super(reason);
+    this.reason = reason;
+  }
+}
+
+/** Adding or removing exits on a running host failed at a step; the steps before it were rolled back. */
+export class ExitChangeError extends Error {
+  override name = "ExitChangeError";
+  /** The step that failed, e.g. `addInterface:ovh`. */
+  readonly step: string;
+  /** Undo steps that failed in turn (empty when the rollback was clean). */
+  readonly rollbackFailures: readonly StepFailure[];
+  constructor(step: string, cause: Error, rollbackFailures: readonly StepFailure[]) {
+    const rb = rollbackFailures.length === 0 ? "rolled back; the running exits are as they were" : `rollback incomplete: ${rollbackFailures.map((f) => `${f.step}: ${f.error.message}`).join("; ")}`;
+    super(`changing the exits failed at ${step}: ${cause.message} (${rb})`, { cause });
+    this.step = step;
+    this.rollbackFailures = rollbackFailures;
+  }
+}
+
 /** `reconcile()` was called before `up()` (or after `down()`). */
 export class HostNotUpError extends Error {
   override name = "HostNotUpError";

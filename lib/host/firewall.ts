@@ -37,11 +37,21 @@ export class FirewallPart implements HostPart {
   #appliedFingerprint: string | null = null;
   #leakOffset: LeakCounter = { packets: 0, bytes: 0 };
 
-  /** `spec` is what the table is rendered from; `exits`, every exit whose interface it covers (default: `spec`'s). */
-  constructor(spec: NormalizedSpec, ctx: HostContext, opts: { exits?: readonly NormalizedSpec[] } = {}) {
+  /**
+   * `spec` is what the table is rendered from; `exits`, every exit whose interface it covers (default:
+   * `spec`'s). `carry`: the part this one replaces (a reload that adds or removes an exit), whose
+   * leak counter offset it continues, so the counter stays monotonic across the change.
+   */
+  constructor(spec: NormalizedSpec, ctx: HostContext, opts: { exits?: readonly NormalizedSpec[]; carry?: FirewallPart } = {}) {
     this.#n = spec;
     this.#exits = opts.exits ?? [spec];
     this.#ctx = ctx;
+    if (opts.carry) {
+      // What the running part applied: a reconcile plan re-applies only if the script differs.
+      this.#leakOffset = { ...opts.carry.#leakOffset };
+      this.#appliedRuleset = opts.carry.#appliedRuleset;
+      this.#appliedFingerprint = opts.carry.#appliedFingerprint;
+    }
   }
 
   /** The rendered nft script (what `nft -f -` is fed). */

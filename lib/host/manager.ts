@@ -24,20 +24,22 @@
 import { createRunner, type Runner } from "../exec/runner.ts";
 import { silentLogger, type Logger } from "../log/logger.ts";
 import type { Repair } from "./change.ts";
-import { HostNotUpError, HostSetupError, TeardownError, type StepFailure } from "./errors.ts";
+import { ExitChangeRefusedError, HostNotUpError, HostSetupError, TeardownError, type StepFailure } from "./errors.ts";
+import { applyExitChange } from "./exit-apply.ts";
+import { isEmptyPlan, planExitChange } from "./exit-change.ts";
 import type { Resolver } from "./endpoint.ts";
 import type { LeakCounter } from "./nftables.ts";
 import { tagExit, type Drift, type HostContext, type HostPart } from "./part.ts";
 import { observeRoutes, observeRules } from "./policy.ts";
 import { checkExit, checkHost, detectFamilies } from "./preflight.ts";
-import { buildParts, type HostParts } from "./parts.ts";
+import { buildParts, type BuildPartsOptions, type HostParts } from "./parts.ts";
 import { validateExits, type ExitLayout } from "./exits.ts";
 import { runPass, type ReconcileResult } from "./reconcile.ts";
 import type { Family, ObservedRoute, ObservedRule } from "./routing.ts";
 
 export { buildParts, type BuildPartsOptions, type ExitParts, type HostParts } from "./parts.ts";
-export type { ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
-import type { ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
+export type { ExitChangeResult, ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
+import type { ExitChangeResult, ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
 import type { HostSpec, NormalizedSpec } from "./spec.ts";
 import { procSysctl, type SysctlAccess } from "./sysctl.ts";
 import { Transaction } from "./transaction.ts";
@@ -71,8 +73,8 @@ export interface HostManagerOptions {
 
 /** See the module comment. */
 export class HostManager {
-  readonly #n: NormalizedSpec;
-  readonly #layout: ExitLayout;
+  #n: NormalizedSpec;
+  #layout: ExitLayout;
   readonly #ctx: HostContext;
   readonly #runner: Runner;
   readonly #log: Logger;
@@ -80,7 +82,8 @@ export class HostManager {
   readonly #onRepair: ((r: Repair) => void) | undefined;
   readonly #historySize: number;
   readonly #parentDeathSignal: boolean;
-  readonly #parts: HostParts;
+  #parts: HostParts;
+  readonly #partOptions: Pick<BuildPartsOptions, "ctx" | "sysctl" | "interface" | "active">;
 
   #state: "down" | "up" = "down";
   #families: Family[] = [4, 6];
@@ -104,9 +107,8 @@ export class HostManager {
     this.#historySize = opts.repairHistory ?? 100;
     this.#parentDeathSignal = opts.parentDeathSignal ?? true;
     this.#ctx = { runner: this.#runner, log: this.#log, now: this.#now, families: () => this.#families };
-    this.#parts = buildParts(this.#layout.exits, {
+    this.#partOptions = {
       ctx: this.#ctx,
-      shared: this.#n,
       active: () => (this.#active === null ? null : this.#layout.exits[this.#active]!),
       sysctl: opts.sysctl ?? procSysctl(),
       interface: {
@@ -116,7 +118,8 @@ export class HostManager {
         startTimeoutMs: opts.userspaceStartTimeoutMs,
         parentDeathSignal: this.#parentDeathSignal,
       },
-    });
+    };
+    this.#parts = buildParts(this.#layout.exits, { ...this.#partOptions, shared: this.#n });
   }
 
   /** The rendered nft script for this spec (what `applyFirewall` feeds to `nft -f -`). */
@@ -271,6 +274,36 @@ export class HostManager {
         for (const f of failures) this.#log.error("undo failed after a failed exit switch", { step: f.step, error: f.error.message });
         throw err;
       }
+    });
+  }
+
+  /**
+   * Moves the running host to `spec`, whose exits may differ from the running ones only by exits that
+   * are not active, added at the end, removed from the end, or replaced at their index
+   * (exit-change.ts); everything else must be equal. The new exits' interfaces, tables, source rules
+   * and nft coverage come up, the removed ones' go (exit-apply.ts); the active exit's state and the
+   * shared table are not touched. Throws `SpecError` for an invalid spec, {@link ExitChangeRefusedError}
+   * naming what is refused and why, and `ExitChangeError` after rolling a failed step back; in each case
+   * the running exits stay as they were. Before `up()` it only adopts the spec.
+   */
+  changeExits(spec: HostSpec): Promise<ExitChangeResult> {
+    return this.#exclusive(async () => {
+      const layout = validateExits(spec);
+      const decision = planExitChange(this.#layout, layout, { active: this.active });
+      if (!decision.ok) throw new ExitChangeRefusedError(decision.reason);
+      const { plan } = decision;
+      const result = { added: plan.add.map((e) => e.name), removed: plan.remove.map((e) => e.name), changes: [] as Repair[] };
+      if (isEmptyPlan(plan)) return result;
+      const keep = new Map(plan.kept.map((i) => [i, this.#parts.exits[i]!]));
+      const next = buildParts(layout.exits, { ...this.#partOptions, shared: layout.shared, reuse: { exits: keep, firewall: this.#parts.firewall } });
+      if (this.#state === "up") {
+        result.changes = await applyExitChange(this.#parts, next, { plan, runner: this.#runner, log: this.#log, now: this.#now, families: this.#families });
+      }
+      this.#layout = layout;
+      this.#n = layout.shared;
+      this.#parts = next;
+      this.#log.info("exits changed", { added: result.added.join(",") || "none", removed: result.removed.join(",") || "none", exits: layout.exits.map((e) => e.spec.exit.name).join(",") });
+      return result;
     });
   }
 

@@ -45,6 +45,12 @@ export interface BuildPartsOptions {
   shared?: NormalizedSpec;
   /** With several exits: the exit whose routes the shared table holds now, or null. Default: the first. */
   active?: () => NormalizedSpec | null;
+  /**
+   * A reload that adds or removes exits (exit-change.ts): the running parts of the exits that stay, by
+   * index, reused as they are (their wireguard-go, endpoint state); and the running firewall part,
+   * whose leak counter the new one continues. Default: none (all new).
+   */
+  reuse?: { readonly exits: ReadonlyMap<number, ExitParts>; readonly firewall: FirewallPart };
 }
 
 /**
@@ -59,7 +65,7 @@ export function buildParts(exits: readonly NormalizedSpec[], opts: BuildPartsOpt
   if (several && !opts.shared) throw new TypeError("buildParts: several exits need the shared spec (validateExits)");
   const label = (part: string, n: NormalizedSpec) => (several ? `${part}:${n.spec.exit.name}` : part);
   const perExit = exits.map(
-    (n): ExitParts => ({
+    (n, i): ExitParts => opts.reuse?.exits.get(i) ?? ({
       name: n.spec.exit.name,
       spec: n,
       interface: new InterfacePart(n, ctx, { ...opts.interface, name: label("interface", n), ...(several ? { exit: n.spec.exit.name } : {}) }),
@@ -70,7 +76,7 @@ export function buildParts(exits: readonly NormalizedSpec[], opts: BuildPartsOpt
   const sysctl = new SysctlPart(opts.sysctl);
   const active = several ? new ActiveRoutesPart(shared, ctx, { active: opts.active ?? (() => exits[0]!) }) : null;
   const rules = several ? new RulesPart(shared, ctx, { exits, ruleCount: FAILOVER_RULE_COUNT }) : new RulesPart(shared, ctx);
-  const firewall = new FirewallPart(shared, ctx, { exits });
+  const firewall = new FirewallPart(shared, ctx, { exits, ...(opts.reuse ? { carry: opts.reuse.firewall } : {}) });
   const ordered: HostPart[] = several
     ? [sysctl, ...perExit.flatMap((e) => [e.interface, e.routes]), active!, rules, firewall]
     : [sysctl, perExit[0]!.interface, perExit[0]!.routes, rules, firewall];

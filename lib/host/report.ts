@@ -20,6 +20,16 @@ export interface UpResult {
   readonly changes: readonly Repair[];
 }
 
+/** What `changeExits()` did (manager.ts). */
+export interface ExitChangeResult {
+  /** Exits brought up, by name. */
+  readonly added: readonly string[];
+  /** Exits torn down, by name (a replaced exit is in both lists). */
+  readonly removed: readonly string[];
+  /** Every change made, in order. */
+  changes: readonly Repair[];
+}
+
 /** A snapshot for `egressd status`, metrics and readiness. Cheap: no commands run. */
 export interface HostStatus {
   readonly state: "down" | "up";

@@ -27,7 +27,7 @@ import { runnerSysctl, type SysctlAccess } from "../host/sysctl.ts";
 import type { HostSpec } from "../host/spec.ts";
 import { startLabExit } from "./exit-config.ts";
 import { LAB_ADDRESSES, planLab, type LabNamespaces, type LabPlan } from "./topology.ts";
-import { startSecondExit, type LabExit } from "./second-exit.ts";
+import { startExtraExit, type LabExit } from "./second-exit.ts";
 import { cleanupStaleLabs, ensureMountpoint, ensureWireguardRunDir, removeNamespaces, startMountHolder, WIREGUARD_RUN_DIR } from "./namespaces.ts";
 import { waitUntil } from "./wait.ts";
 
@@ -100,7 +100,7 @@ export interface LabOptions {
   /** Masquerade the client's LAN out of gw's WAN, as a home router does ({@link planLab}). Default false. */
   homeNat?: boolean;
   /** 2 builds a second VPS namespace with its own WireGuard exit (topology.ts); see {@link Lab.exitsSpec}. Default 1. */
-  exits?: 1 | 2;
+  exits?: 1 | 2 | 3;
 }
 
 /** A built lab. See the module comment. */
@@ -114,7 +114,7 @@ export interface Lab {
   readonly exit: { readonly publicKey: string; readonly endpoint: string; readonly port: number; readonly pid: number };
   /** The gateway's key pair; the private key file is 0600 root (the host manager reads it in-process). */
   readonly gateway: { readonly privateKeyFile: string; readonly publicKey: string; readonly wgName: string };
-  /** Every VPS: one, or two with `exits: 2`. */
+  /** Every VPS: one, two with `exits: 2`, three with `exits: 3`. */
   readonly exits: readonly LabExit[];
   /**
    * With `exits: 2`: a HostSpec with both exits (`exits`), each with its own gateway interface and
@@ -254,7 +254,8 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
         gatewayAddresses: [LAB_ADDRESSES.tunnelGw4, LAB_ADDRESSES.tunnelGw6],
       },
     ];
-    if (plan.ns.exit2) exits.push(await startSecondExit(runnerFor(plan.ns.exit2), plan, gwPub, children, root));
+    if (plan.ns.exit2) exits.push(await startExtraExit(runnerFor(plan.ns.exit2), plan, { gwPub, children, root, nth: 2 }));
+    if (plan.ns.exit3) exits.push(await startExtraExit(runnerFor(plan.ns.exit3), plan, { gwPub, children, root, nth: 3 }));
 
     // gw resolves the exit's name through its own hosts file (ip netns exec bind-mounts it).
     await mkdir(hostsDir, { recursive: true });
@@ -268,7 +269,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       exit: { publicKey: exitPub, endpoint: exitEndpoint, port: plan.exitPort, pid: exitPid },
       exits,
       exitsSpec(o = {}) {
-        if (exits.length < 2) throw new Error("exitsSpec needs a lab created with exits: 2");
+        if (exits.length < 2) throw new Error("exitsSpec needs a lab created with exits: 2 or 3");
         const base = lab.hostSpec({ interface: o.interface, routing: o.routing, uid: o.uid });
         const list = exits.map((e) => ({
           exit: { ...base.exit, name: e.name, publicKey: e.publicKey, endpoint: e.endpoint },

@@ -15,7 +15,9 @@
  * ```
  * With `exits: 2` a second VPS namespace `exit2` hangs off inet too (wan 203.0.113.130/25, 2001:db8:4::2/64,
  * tunnel 10.100.1.1/24 and fd00:1::1/64 to the gateway's 10.100.1.2/32 and fd00:1::2/128): through it, a
- * process shows up as 203.0.113.130.
+ * process shows up as 203.0.113.130. With `exits: 3` a third, `exit3`, as well (wan 203.0.113.66/26,
+ * 2001:db8:5::2/64, tunnel 10.100.2.1/24 and fd00:2::1/64 to the gateway's 10.100.2.2/32 and
+ * fd00:2::2/128): through it, a process shows up as 203.0.113.66.
  *
  * The silent host (203.0.113.11, 2001:db8:3::11) is an address of inet whose every packet inet's
  * `lab_silent` table drops, with no ICMP and no RST: a connection to it neither succeeds nor fails
@@ -37,8 +39,10 @@ export interface LabNamespaces {
   readonly gw: string;
   readonly exit: string;
   readonly inet: string;
-  /** The second VPS, with `exits: 2` only. */
+  /** The second VPS, with `exits: 2` or 3 only. */
   readonly exit2?: string;
+  /** The third VPS, with `exits: 3` only. */
+  readonly exit3?: string;
 }
 
 /** Every address in the lab. */
@@ -73,6 +77,15 @@ export const LAB_ADDRESSES = {
   tunnel2Gw6: "fd00:1::2/128",
   tunnel2Exit4: "10.100.1.1/24",
   tunnel2Exit6: "fd00:1::1/64",
+  /** The third exit (`exits: 3`). */
+  exit3Wan4: "203.0.113.66",
+  exit3Wan6: "2001:db8:5::2",
+  inetExit3_4: "203.0.113.65",
+  inetExit3_6: "2001:db8:5::1",
+  tunnel3Gw4: "10.100.2.2/32",
+  tunnel3Gw6: "fd00:2::2/128",
+  tunnel3Exit4: "10.100.2.1/24",
+  tunnel3Exit6: "fd00:2::1/64",
 } as const;
 
 /** Interface names inside the namespaces (veths) and the two WireGuard interfaces. */
@@ -88,6 +101,9 @@ export interface LabInterfaces {
   /** With `exits: 2`: the gateway's second WireGuard interface name and the second exit's. */
   readonly gatewayWg2: string;
   readonly exit2Wg: string;
+  /** With `exits: 3`: the gateway's third WireGuard interface name and the third exit's. */
+  readonly gatewayWg3: string;
+  readonly exit3Wg: string;
 }
 
 /** One build step. */
@@ -133,8 +149,8 @@ export interface PlanOptions {
    * is configured from `egressd exit-config`, whose nft rules masquerade the tunnel's traffic.
    */
   exitMasquerade?: boolean;
-  /** 2 adds a second VPS namespace (see the module comment); it always masquerades. Default 1. */
-  exits?: 1 | 2;
+  /** 2 adds a second VPS namespace (see the module comment), 3 a third as well; they always masquerade. Default 1. */
+  exits?: 1 | 2 | 3;
 }
 
 /** Plans a lab. Pure. */
@@ -143,10 +159,15 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   const pid = opts.pid ?? process.pid;
   const seq = opts.seq ?? 0;
   const id = `${prefix}-${pid}-${seq}`;
-  const two = opts.exits === 2;
-  const ns: LabNamespaces = { client: `${id}-client`, gw: `${id}-gw`, exit: `${id}-exit`, inet: `${id}-inet`, ...(two ? { exit2: `${id}-exit2` } : {}) };
+  const two = (opts.exits ?? 1) >= 2;
+  const three = opts.exits === 3;
+  const ns: LabNamespaces = {
+    client: `${id}-client`, gw: `${id}-gw`, exit: `${id}-exit`, inet: `${id}-inet`,
+    ...(two ? { exit2: `${id}-exit2` } : {}),
+    ...(three ? { exit3: `${id}-exit3` } : {}),
+  };
   const token = `${pid.toString(36)}-${seq.toString(36)}`; // the dash keeps (pid, seq) pairs from colliding
-  const ifs: LabInterfaces = { gwLan: "lan", gwWan: "wan", gatewayWg: `eg${token}g`, exitWg: `eg${token}x`, gatewayWg2: `eg${token}h`, exit2Wg: `eg${token}y` };
+  const ifs: LabInterfaces = { gwLan: "lan", gwWan: "wan", gatewayWg: `eg${token}g`, exitWg: `eg${token}x`, gatewayWg2: `eg${token}h`, exit2Wg: `eg${token}y`, gatewayWg3: `eg${token}i`, exit3Wg: `eg${token}z` };
   const a = LAB_ADDRESSES;
   const exitPort = opts.exitPort ?? 51820;
   const steps: LabStep[] = [];
@@ -165,6 +186,7 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
   step("veth gw<->inet", "ip", "-n", ns.gw, "link", "add", "wan", "type", "veth", "peer", "name", "gw", "netns", ns.inet);
   step("veth exit<->inet", "ip", "-n", ns.exit, "link", "add", "wan", "type", "veth", "peer", "name", "exit", "netns", ns.inet);
   if (ns.exit2) step("veth exit2<->inet", "ip", "-n", ns.exit2, "link", "add", "wan", "type", "veth", "peer", "name", "exit2", "netns", ns.inet);
+  if (ns.exit3) step("veth exit3<->inet", "ip", "-n", ns.exit3, "link", "add", "wan", "type", "veth", "peer", "name", "exit3", "netns", ns.inet);
 
   const addr = (n: string, dev: string, cidr: string) =>
     step(`address ${cidr} on ${n}/${dev}`, "ip", "-n", n, "address", "add", cidr, "dev", dev, ...(cidr.includes(":") ? ["nodad"] : []));
@@ -188,9 +210,16 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
     addr(ns.exit2, "wan", `${a.exit2Wan4}/25`);
     addr(ns.exit2, "wan", `${a.exit2Wan6}/64`);
   }
+  if (ns.exit3) {
+    addr(ns.inet, "exit3", `${a.inetExit3_4}/26`);
+    addr(ns.inet, "exit3", `${a.inetExit3_6}/64`);
+    addr(ns.exit3, "wan", `${a.exit3Wan4}/26`);
+    addr(ns.exit3, "wan", `${a.exit3Wan6}/64`);
+  }
 
   const veths: (readonly [string, string])[] = [[ns.client, "lan"], [ns.gw, "lan"], [ns.gw, "wan"], [ns.inet, "gw"], [ns.inet, "exit"], [ns.exit, "wan"]];
   if (ns.exit2) veths.push([ns.inet, "exit2"], [ns.exit2, "wan"]);
+  if (ns.exit3) veths.push([ns.inet, "exit3"], [ns.exit3, "wan"]);
   for (const [n, dev] of veths) {
     step(`${dev} up in ${n}`, "ip", "-n", n, "link", "set", dev, "up");
   }
@@ -204,8 +233,13 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
     step("exit2 default route v4", "ip", "-n", ns.exit2, "route", "add", "default", "via", a.inetExit2_4);
     step("exit2 default route v6", "ip", "-n", ns.exit2, "-6", "route", "add", "default", "via", a.inetExit2_6);
   }
+  if (ns.exit3) {
+    step("exit3 default route v4", "ip", "-n", ns.exit3, "route", "add", "default", "via", a.inetExit3_4);
+    step("exit3 default route v6", "ip", "-n", ns.exit3, "-6", "route", "add", "default", "via", a.inetExit3_6);
+  }
 
-  for (const n of [ns.inet, ns.exit, ns.gw, ...(ns.exit2 ? [ns.exit2] : [])]) {
+  const extra = [ns.exit2, ns.exit3].filter((n): n is string => n !== undefined);
+  for (const n of [ns.inet, ns.exit, ns.gw, ...extra]) {
     steps.push({ name: `forwarding in ${n}`, argv: inNs(n, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1") });
   }
   steps.push({
@@ -213,10 +247,10 @@ export function planLab(opts: PlanOptions = {}): LabPlan {
     argv: inNs(ns.inet, "nft", "-f", "-"),
     stdin: `table inet lab_silent {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\tip daddr ${a.silent4} drop\n\t\tip6 daddr ${a.silent6} drop\n\t}\n}\n`,
   });
-  for (const n of [ns.exit, ...(ns.exit2 ? [ns.exit2] : [])]) {
+  for (const n of [ns.exit, ...extra]) {
     if (n === ns.exit && !(opts.exitMasquerade ?? true)) continue;
     steps.push({
-      name: n === ns.exit ? "exit masquerade" : "exit2 masquerade",
+      name: n === ns.exit ? "exit masquerade" : n === ns.exit2 ? "exit2 masquerade" : "exit3 masquerade",
       argv: inNs(n, "nft", "-f", "-"),
       stdin: `table inet lab_exit {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\toifname "wan" masquerade\n\t}\n}\n`,
     });

@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { effectiveConfig } from "../../lib/config/effective.ts";
 import { parseConfig } from "../../lib/config/load.ts";
 import { FAILOVER_DEFAULTS } from "../../lib/config/schema.ts";
+import { exitsDiffer } from "../../lib/daemon/exit-reload.ts";
 import { hostChanges, hostSpec } from "../../lib/daemon/specs.ts";
 import { validateExits } from "../../lib/host/exits.ts";
 import { EXIT_PUBLIC_KEY, minimalConfig, problemsOf } from "./fixtures.ts";
@@ -58,11 +59,27 @@ describe("exits", () => {
     expect(again).toEqual(c);
   });
 
-  test("changing the exits is a host change (refused on reload)", () => {
+  test("a change of exits is not refused as a whole: it is left to the exit plan (lib/daemon/exit-reload.ts)", () => {
     const a = parseConfig(twoExits(), NO_FILES);
     const more = twoExits();
     more.exits.push({ name: "scw", publicKey: SECOND_KEY.replace("XQ", "YQ"), endpoint: "vps3.example.net:51820", addresses: ["10.100.2.2/32"] });
-    expect(hostChanges(a, parseConfig(more, NO_FILES))).toContain("exits");
+    const b = parseConfig(more, NO_FILES);
+    expect(hostChanges(a, b)).toEqual([]);
+    expect(exitsDiffer(a, b)).toBe(true);
+    // The first exit's fields fill `exit` and `interface.addresses`; changing them is still no blanket refusal.
+    const first = twoExits();
+    first.exits[0].endpoint = "vps9.example.net:51820";
+    expect(hostChanges(a, parseConfig(first, NO_FILES))).toEqual([]);
+  });
+
+  test("moving between the one-exit and the several-exit form is a host change", () => {
+    const a = parseConfig(twoExits(), NO_FILES);
+    const one = twoExits() as Record<string, any>;
+    one.exit = { ...one.exits[0] };
+    delete one.exit.addresses;
+    one.interface = { ...one.interface, addresses: one.exits[0].addresses };
+    delete one.exits;
+    expect(hostChanges(a, parseConfig(one, NO_FILES))).toContain("exits");
   });
 
   const mutate = (f: (c: Record<string, any>) => void) => {

@@ -17,7 +17,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import { dropWireguardUdp } from "../lab/outage.ts";
-import { type LabDaemon, poll, removeDaemonDirs, startLabDaemon } from "./helpers.ts";
+import { type LabDaemon, poll, removeDaemonDirs, startLabDaemon, unmarkedControl, useLabExits, whoamiThrough } from "./helpers.ts";
 
 const skip = labUnsupported();
 const name = (n: string) => (skip ? `${n} [skipped: ${skip}]` : n);
@@ -41,10 +41,7 @@ beforeAll(async () => {
   lab.spawn(lab.ns.inet, ["ncat", "-l", "-k", "--recv-only", "-p", String(HOLD)]);
   daemon = await startLabDaemon(lab, {
     config: (c) => {
-      delete c.exit;
-      c.interface = { privateKeyFile: "private-key" };
-      c.exits = lab.exits.map((e) => ({ name: e.name, publicKey: e.publicKey, endpoint: e.endpoint, addresses: [...e.gatewayAddresses], interface: e.gatewayWg }));
-      c.failover = { probe: { target: { kind: "tcp", host: lab.addr.host4, port: PROBE } } };
+      useLabExits(c, lab, { count: 2, probePort: PROBE });
       c.proxy.listen = [`${lab.addr.gwLan}:1080`, `${lab.addr.gwLan}:1081`];
       c.proxy.pinnedListeners = { [`${lab.addr.gwLan}:1081`]: "lab-exit" };
     },
@@ -63,16 +60,14 @@ afterAll(async () => {
   removeDaemonDirs();
 }, 120_000);
 
-/** One request through the proxy's `port`; the echo server's answer, or "" when it failed. */
-async function through(port: number, seconds = 3): Promise<string> {
-  const r = await lab.exec(lab.ns.client, ["curl", "-sS", "-m", String(seconds), "--http0.9", "--socks5", `${lab.addr.gwLan}:${port}`, `http://${lab.addr.host4}:${ECHO}/`], { timeoutMs: 8_000 });
-  return r.exitCode === 0 ? r.stdout.trim() : "";
+/** One request through the proxy's `port`; the echo server's answer (the source address), or "" when it failed. */
+function through(port: number, seconds = 3): Promise<string> {
+  return whoamiThrough(lab, port, { echo: ECHO, seconds });
 }
 
 /** The unmarked control: straight out of the gateway's WAN, as another uid. */
-async function control(): Promise<string> {
-  const r = await lab.exec(lab.ns.gw, ["ncat", "--recv-only", "-w", "2", lab.addr.host4, String(CONTROL)], { uid: lab.uid + 1 });
-  return r.stdout.trim();
+function control(): Promise<string> {
+  return unmarkedControl(lab, CONTROL);
 }
 
 /**

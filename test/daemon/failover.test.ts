@@ -137,4 +137,20 @@ describe("FailoverLoop", () => {
     await loop.round();
     expect(loop.exits[0]).toMatchObject({ state: "down", lastReason: "probe failed: the exit has no tunnel address of the probe target's family" });
   });
+
+  test("a successor loop (a reload with new exits) keeps the health, latency and failover count of the exits probed the same way", async () => {
+    const s = setup();
+    s.up.a = false;
+    await s.loop.round(); // a down, b up: one switch to b
+    expect(s.loop.failovers).toBe(1);
+    const c: ProbedExit = { name: "c", publicKey: "C", addresses: ["10.100.2.2"], target: EXITS[0]!.target };
+    const rekeyed: ProbedExit = { ...EXITS[0]!, publicKey: "A2" };
+    const next = new FailoverLoop({ exits: [rekeyed, EXITS[1]!, c], settings: FAILOVER_DEFAULTS, host: s.host, dump: async () => null, carry: s.loop });
+    expect(next.failovers).toBe(1);
+    expect(next.exits.map((e) => [e.name, e.state, e.probeSeconds])).toEqual([
+      ["a", "unknown", null], // a new key: judged afresh
+      ["b", "up", 0.012],
+      ["c", "unknown", null], // new: judged from its first round
+    ]);
+  });
 });

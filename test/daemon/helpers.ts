@@ -316,3 +316,74 @@ export async function hostDump(lab: Lab): Promise<Record<string, string>> {
   }
   return out;
 }
+
+/** The socks-holder fixture (fixtures/socks-holder.ts), running in the lab's client namespace. */
+export interface SocksHolder {
+  /** Sends one command (`ping <tag>`), returns its one-line JSON answer (`{ alive, dead }`). */
+  ask(cmd: string): Promise<any>;
+  /** The first answer: `{ opened, failed }`. */
+  readonly first: Promise<any>;
+  kill(): void;
+  exited: Promise<number>;
+}
+
+/**
+ * Opens `connections` SOCKS5 connections from the client namespace through the proxy's `port` (default
+ * 1080) to `target` (`host:port`, an echo server) and holds them, answering `ping` with which are alive.
+ */
+export function startSocksHolder(lab: Lab, opts: { target: string; connections: number; port?: number }): SocksHolder {
+  const [host, port] = [opts.target.slice(0, opts.target.lastIndexOf(":")), opts.target.slice(opts.target.lastIndexOf(":") + 1)];
+  const proc = Bun.spawn(
+    [...lab.prefix(lab.ns.client), BUN, join(FIXTURES, "socks-holder.ts"), lab.addr.gwLan, String(opts.port ?? 1080), host, port, String(opts.connections)],
+    { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
+  );
+  const answers: any[] = [];
+  void eachLine(proc.stdout, (l) => answers.push(JSON.parse(l)));
+  let taken = 0;
+  const next = (what: string) => poll(() => (answers.length > taken ? answers[taken++] : undefined), 60_000, what);
+  const first = next("the holder to open its connections");
+  return {
+    first,
+    async ask(cmd) {
+      await first;
+      proc.stdin.write(cmd + "\n");
+      proc.stdin.flush();
+      return next(`an answer to ${cmd}`);
+    },
+    kill: () => proc.kill("SIGKILL"),
+    exited: proc.exited,
+  };
+}
+
+/**
+ * One request from the client namespace through the proxy's `port` to the lab's who-am-I server on
+ * `echo`: the address it saw the request come from, or "" when the request failed within `seconds`.
+ */
+export async function whoamiThrough(lab: Lab, port: number, opts: { echo: number; seconds?: number }): Promise<string> {
+  const seconds = opts.seconds ?? 3;
+  const r = await lab.exec(lab.ns.client, ["curl", "-sS", "-m", String(seconds), "--http0.9", "--socks5", `${lab.addr.gwLan}:${port}`, `http://${lab.addr.host4}:${opts.echo}/`], { timeoutMs: 8_000 });
+  return r.exitCode === 0 ? r.stdout.trim() : "";
+}
+
+/** The unmarked positive control of a WAN capture: straight out of the gateway's WAN to `port`, as another uid. */
+export async function unmarkedControl(lab: Lab, port: number): Promise<string> {
+  const r = await lab.exec(lab.ns.gw, ["ncat", "--recv-only", "-w", "2", lab.addr.host4, String(port)], { uid: lab.uid + 1 });
+  return r.stdout.trim();
+}
+
+/** `lab.exits[i]` as an entry of the config's `exits`, with its own interface and tunnel addresses. */
+export function labExitEntry(lab: Lab, i: number): Record<string, unknown> {
+  const e = lab.exits[i]!;
+  return { name: e.name, publicKey: e.publicKey, endpoint: e.endpoint, addresses: [...e.gatewayAddresses], interface: e.gatewayWg };
+}
+
+/**
+ * Turns a lab config (labConfig) into the several-exit form: the first `count` lab exits, probed by a
+ * TCP connect to the internet host's `probePort`.
+ */
+export function useLabExits(c: Record<string, any>, lab: Lab, opts: { count: number; probePort: number }): void {
+  delete c.exit;
+  c.interface = { privateKeyFile: "private-key" };
+  c.exits = lab.exits.slice(0, opts.count).map((_, i) => labExitEntry(lab, i));
+  c.failover = { probe: { target: { kind: "tcp", host: lab.addr.host4, port: opts.probePort } } };
+}

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createLab, labUnsupported, type Lab } from "../lab/index.ts";
 import type { ChildHandle } from "../../lib/exec/runner.ts";
-import { BUN, eachLine, FIXTURES, hostDump, kindOf, type LabDaemon, poll, removeDaemonDirs, runBinary, startLabDaemon } from "./helpers.ts";
+import { BUN, FIXTURES, hostDump, kindOf, type LabDaemon, poll, removeDaemonDirs, runBinary, type SocksHolder as Holder, startLabDaemon, startSocksHolder } from "./helpers.ts";
 
 const skip = labUnsupported();
 const name = (n: string) => (skip ? `${n} [skipped: ${skip}]` : n);
@@ -32,36 +32,8 @@ let config: Record<string, any>;
 /** The gateway's host state before egressd ran. */
 let before: Record<string, string>;
 
-/** The socks-holder fixture, running in the client namespace. */
-interface Holder {
-  /** Sends one command, returns its one-line JSON answer. */
-  ask(cmd: string): Promise<any>;
-  readonly first: Promise<any>;
-  kill(): void;
-  exited: Promise<number>;
-}
-
 function startHolder(): Holder {
-  const proc = Bun.spawn(
-    [...lab.prefix(lab.ns.client), BUN, join(FIXTURES, "socks-holder.ts"), lab.addr.gwLan, "1080", lab.addr.host4, String(ECHO_PORT), String(CONNECTIONS)],
-    { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
-  );
-  const answers: any[] = [];
-  void eachLine(proc.stdout, (l) => answers.push(JSON.parse(l)));
-  let taken = 0;
-  const next = (what: string) => poll(() => (answers.length > taken ? answers[taken++] : undefined), 60_000, what);
-  const first = next("the holder to open its connections");
-  return {
-    first,
-    async ask(cmd) {
-      await first;
-      proc.stdin.write(cmd + "\n");
-      proc.stdin.flush();
-      return next(`an answer to ${cmd}`);
-    },
-    kill: () => proc.kill("SIGKILL"),
-    exited: proc.exited,
-  };
+  return startSocksHolder(lab, { target: `${lab.addr.host4}:${ECHO_PORT}`, connections: CONNECTIONS });
 }
 
 async function curl(ns: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {

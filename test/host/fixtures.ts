@@ -135,10 +135,10 @@ export function linkJson(l: LinkFixture, ifname = "wg-egress"): string {
 }
 
 /** `wg show <if> dump` for a healthy interface. */
-export function dumpText(o: { publicKey?: string; fwmark?: string; endpoint?: string; allowed?: string; handshake?: number; keepalive?: string; psk?: string; extraPeer?: boolean } = {}): string {
+export function dumpText(o: { publicKey?: string; peer?: string; fwmark?: string; endpoint?: string; allowed?: string; handshake?: number; keepalive?: string; psk?: string; extraPeer?: boolean } = {}): string {
   const lines = [
     `${KEYS.gatewayPrivate}\t${o.publicKey ?? KEYS.gatewayPublic}\t43123\t${o.fwmark ?? "0xca6d"}`,
-    `${KEYS.exitPublic}\t${o.psk ?? "(none)"}\t${o.endpoint ?? "198.51.100.2:51820"}\t${o.allowed ?? "0.0.0.0/0,::/0"}\t${o.handshake ?? 1_700_000_000}\t1234\t5678\t${o.keepalive ?? "25"}`,
+    `${o.peer ?? KEYS.exitPublic}\t${o.psk ?? "(none)"}\t${o.endpoint ?? "198.51.100.2:51820"}\t${o.allowed ?? "0.0.0.0/0,::/0"}\t${o.handshake ?? 1_700_000_000}\t1234\t5678\t${o.keepalive ?? "25"}`,
   ];
   if (o.extraPeer) lines.push(`${KEYS.strangerPublic}\t(none)\t(none)\t10.9.9.9/32\t0\t0\t0\toff`);
   return lines.join("\n") + "\n";
@@ -186,6 +186,7 @@ export function fakeHost(initial: Partial<FakeHostState> = {}, ifname = "wg-egre
     ...initial,
   };
   const runner = new FakeRunner();
+  scriptRules(runner, () => state.rules);
   let child: FakeChild | null = null;
   const fam = (argv: readonly string[]) => (argv[1] === "-6" ? 6 : 4);
   const word = (argv: readonly string[], key: string) => {
@@ -201,35 +202,6 @@ export function fakeHost(initial: Partial<FakeHostState> = {}, ifname = "wg-egre
     .on("ip -j -N -6 rule show", () => ({ stdout: JSON.stringify(state.rules[6]) }))
     .on(/^ip -j -4 route show table/, () => (state.routes[4].length ? { stdout: JSON.stringify(state.routes[4]) } : { exitCode: 2, stderr: "Error: ipv4: FIB table does not exist.\nDump terminated" }))
     .on(/^ip -j -6 route show table/, () => (state.routes[6].length ? { stdout: JSON.stringify(state.routes[6]) } : { exitCode: 2, stderr: "Error: ipv6: FIB table does not exist.\nDump terminated" }))
-    .on(/^ip -[46] rule add /, (c) => {
-      const table = word(c.argv, "lookup")!;
-      const rule: Record<string, unknown> = { priority: Number(word(c.argv, "priority")), src: word(c.argv, "from") ?? "all" };
-      if (word(c.argv, "fwmark") !== undefined) rule.fwmark = word(c.argv, "fwmark");
-      const uids = word(c.argv, "uidrange")?.split("-");
-      if (uids) Object.assign(rule, { uid_start: Number(uids[0]), uid_end: Number(uids[1]) });
-      rule.table = table === "main" ? "254" : table;
-      if (word(c.argv, "suppress_prefixlength") !== undefined) rule.suppress_prefixlen = Number(word(c.argv, "suppress_prefixlength"));
-      rule.protocol = word(c.argv, "protocol");
-      const list = state.rules[fam(c.argv)];
-      list.push(rule);
-      list.sort((a, b) => Number(a.priority) - Number(b.priority));
-      return {};
-    })
-    .on(/^ip -[46] rule del /, (c) => {
-      const list = state.rules[fam(c.argv)];
-      const table = word(c.argv, "lookup");
-      const i = list.findIndex(
-        (r) =>
-          r.priority === Number(word(c.argv, "priority")) &&
-          r.fwmark === word(c.argv, "fwmark") &&
-          r.src === (word(c.argv, "from") ?? "all") &&
-          (r.uid_start === undefined ? undefined : `${r.uid_start}-${r.uid_end}`) === word(c.argv, "uidrange") &&
-          (table === undefined || r.table === (table === "main" ? "254" : table)),
-      );
-      if (i < 0) return { exitCode: 2, stderr: "RTNETLINK answers: No such file or directory" };
-      list.splice(i, 1);
-      return {};
-    })
     .on(/^ip -[46] route add /, (c) => {
       const unreachable = c.argv[4] === "unreachable";
       const dst = c.argv[unreachable ? 5 : 4]!;
@@ -318,4 +290,46 @@ export function fakeHost(initial: Partial<FakeHostState> = {}, ifname = "wg-egre
     state.srcValidMark = "1";
   };
   return { runner, state, sysctl, readSecret, makeHealthy, child: () => child };
+}
+
+/**
+ * Scripts `ip rule add` and `ip rule del` over a rule list per family, as `ip -j -N rule show` prints
+ * them (shared by the fake hosts of one and of several exits).
+ */
+export function scriptRules(runner: FakeRunner, rules: () => { 4: Record<string, unknown>[]; 6: Record<string, unknown>[] }): void {
+  const fam = (argv: readonly string[]) => (argv[1] === "-6" ? 6 : 4);
+  const word = (argv: readonly string[], key: string) => {
+    const i = argv.indexOf(key);
+    return i < 0 ? undefined : argv[i + 1];
+  };
+  runner
+    .on(/^ip -[46] rule add /, (c) => {
+      const table = word(c.argv, "lookup")!;
+      const rule: Record<string, unknown> = { priority: Number(word(c.argv, "priority")), src: word(c.argv, "from") ?? "all" };
+      if (word(c.argv, "fwmark") !== undefined) rule.fwmark = word(c.argv, "fwmark");
+      const uids = word(c.argv, "uidrange")?.split("-");
+      if (uids) Object.assign(rule, { uid_start: Number(uids[0]), uid_end: Number(uids[1]) });
+      rule.table = table === "main" ? "254" : table;
+      if (word(c.argv, "suppress_prefixlength") !== undefined) rule.suppress_prefixlen = Number(word(c.argv, "suppress_prefixlength"));
+      rule.protocol = word(c.argv, "protocol");
+      const list = rules()[fam(c.argv)];
+      list.push(rule);
+      list.sort((a, b) => Number(a.priority) - Number(b.priority));
+      return {};
+    })
+    .on(/^ip -[46] rule del /, (c) => {
+      const list = rules()[fam(c.argv)];
+      const table = word(c.argv, "lookup");
+      const i = list.findIndex(
+        (r) =>
+          r.priority === Number(word(c.argv, "priority")) &&
+          r.fwmark === word(c.argv, "fwmark") &&
+          r.src === (word(c.argv, "from") ?? "all") &&
+          (r.uid_start === undefined ? undefined : `${r.uid_start}-${r.uid_end}`) === word(c.argv, "uidrange") &&
+          (table === undefined || r.table === (table === "main" ? "254" : table)),
+      );
+      if (i < 0) return { exitCode: 2, stderr: "RTNETLINK answers: No such file or directory" };
+      list.splice(i, 1);
+      return {};
+    });
 }

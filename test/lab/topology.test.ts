@@ -20,6 +20,16 @@ describe("planLab", () => {
       for (const n of named) expect(n.startsWith(p.id)).toBe(true);
     }
   });
+  test("exits: 3 adds a third VPS namespace with addresses and WireGuard names of its own", () => {
+    const p = planLab({ prefix: "egt", pid: 77, seq: 3, exits: 3 });
+    expect(p.ns.exit2).toBe("egt-77-3-exit2");
+    expect(p.ns.exit3).toBe("egt-77-3-exit3");
+    const wgs = [p.ifs.gatewayWg, p.ifs.gatewayWg2, p.ifs.gatewayWg3, p.ifs.exitWg, p.ifs.exit2Wg, p.ifs.exit3Wg];
+    expect(new Set(wgs).size).toBe(6);
+    expect(p.steps.some((s) => s.argv.join(" ") === "ip -n egt-77-3-exit3 address add 203.0.113.66/26 dev wan")).toBe(true);
+    expect(p.steps.filter((s) => s.name.endsWith("masquerade")).map((s) => s.name)).toEqual(["exit masquerade", "exit2 masquerade", "exit3 masquerade"]);
+    expect(planLab({ exits: 2 }).ns.exit3).toBeUndefined();
+  });
   test("nsPrefix: ambient CAP_NET_ADMIN only when asked", () => {
     expect(nsPrefix("n")).toEqual(["ip", "netns", "exec", "n"]);
     expect(nsPrefix("n", { uid: 64000 })).toEqual(["ip", "netns", "exec", "n", "setpriv", "--reuid=64000", "--regid=64000", "--clear-groups"]);
