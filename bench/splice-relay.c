@@ -72,12 +72,13 @@ static int pump(int in, int out) {
   fcntl(p[1], F_SETPIPE_SZ, CHUNK); /* best effort: capped by /proc/sys/fs/pipe-max-size */
   int rc = 0;
   for (;;) {
-    ssize_t n = splice(in, NULL, p[1], NULL, CHUNK, SPLICE_F_MOVE | SPLICE_F_MORE);
+    ssize_t n = splice(in, NULL, p[1], NULL, CHUNK, SPLICE_F_MOVE);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) break;
     if (n < 0) { rc = -1; break; }
     while (n > 0) {
-      ssize_t m = splice(p[0], NULL, out, NULL, (size_t)n, SPLICE_F_MOVE | SPLICE_F_MORE);
+      /* No SPLICE_F_MORE here: like MSG_MORE it corks the socket, and a 1-byte echo would wait 200 ms. */
+      ssize_t m = splice(p[0], NULL, out, NULL, (size_t)n, SPLICE_F_MOVE);
       if (m < 0 && errno == EINTR) continue;
       if (m <= 0) { rc = -1; goto done; }
       n -= m;
