@@ -1,28 +1,33 @@
 /**
- * egressd's SOCKS5 proxy against Debian's microsocks, both started here on loopback in the same
- * run, driven by the same load generator. On demand, not in CI:
+ * egressd's SOCKS5 proxy against Debian's microsocks and dante (danted), and against a C relay
+ * that moves bytes with splice(2) (bench/splice-relay.c, built here with `cc -O2`: the physical
+ * limit), all started here on loopback in the same run and driven by the same load generator.
+ * On demand, not in CI:
  *
- *   bench/run.sh [--seconds 5] [--reps 2] [--rounds 8] [--conns 9900]
- *                [--only throughput,connrate,latency,rss] [--no-ceiling]
+ *   bench/run.sh [--seconds 5] [--reps 2] [--rounds 8] [--conns 10000] [--dante-conns 2000]
+ *                [--only throughput,connrate|rate,latency,rss,http]
+ *                [--peers egressd,microsocks,dante,c-splice] [--no-ceiling]
+ *
+ * Every figure is printed for every proxy with its ratio to microsocks and to the C relay:
+ * single-stream and 4-stream upload throughput with the proxy's CPU time per GB, connections per
+ * second (CONNECT, 1-byte echo, close) with the proxy's CPU time per connection (user + system,
+ * all threads and processes, from /proc/<pid>/stat), 64-byte ping-pong latency (each proxy's
+ * measurement paired with a direct one taken just before it; overhead = proxy p50 - that direct
+ * p50), and memory per idle proxied connection at ~10k connections. A closing table repeats them
+ * all, and the issue's targets for egressd are marked PASS or MISS.
  *
  * Also measures egressd's HTTP CONNECT against its SOCKS5 on the same port (`--only http`):
  * single-stream throughput and connection rate, with the HTTP/SOCKS5 ratios (issue 13: both within
  * 10%).
  *
- * Measures single-stream and 4-stream upload throughput, connections per second (CONNECT, 1-byte
- * echo, close) with the proxy's CPU time per connection, 64-byte ping-pong latency (p50/p99, and
- * the overhead over a direct connection), and RSS per idle proxied connection at ~10k
- * connections; prints absolute figures and the egressd/microsocks ratios against the issue's
- * targets.
- *
  * The connection-rate and latency tests also run bench/bare-forwarder.ts ("bun-bare"), the least
  * a SOCKS5 proxy on Bun's sockets can do, as the ceiling of what egressd's own code could reach
- * (`--no-ceiling` skips it).
+ * (`--no-ceiling` skips it; it has no backpressure, so it sits out the throughput test).
  *
- * The proxies, the targets (bench/targets.ts) and this load generator are three processes; on a
+ * The proxies, the targets (bench/targets.ts) and this load generator are separate processes; on a
  * 2-core machine they compete for CPU, so absolute numbers are modest and noisy. Ratios are what
- * the targets are about. Each test alternates the two proxies `--reps` times and keeps the best
- * run of each, which favours neither.
+ * the targets are about. Each test alternates the proxies' order `--reps` times and keeps the best
+ * run of each, which favours none.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -147,12 +152,16 @@ function processTree(pid: number): number[] {
   return out;
 }
 
-/** VmRSS of `pid` and its descendants, KiB. */
+/**
+ * Memory of `pid` and its descendants, KiB: the sum of their PSS (proportional set size, from
+ * smaps_rollup), so that pages dante's processes share are counted once; for a single process
+ * its change is the change of VmRSS.
+ */
 function rssKiB(pid: number): number {
   let kib = 0;
   for (const p of processTree(pid)) {
     try {
-      kib += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, "utf8"))?.[1] ?? 0);
+      kib += Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, "utf8"))?.[1] ?? 0);
     } catch {
       // exited while we looked
     }
@@ -438,11 +447,13 @@ async function main(): Promise<void> {
     // Each proxied connection costs the proxy two fds; stay under the fd limit of all the
     // processes (they share this one's limit). bun-bare is not a product and sits out.
     const n = Math.min(Number(flag("conns", "10000")), Math.floor((fdLimit() - 100) / 2));
-    console.log(`RSS per idle proxied connection at ${n} connections (fd limit ${fdLimit()}; a process tree's VmRSS summed, for dante)`);
+    // dante forks an io-child per 32 connections; 2,000 of them are enough for its per-connection figure.
+    const danteN = Math.min(n, Number(flag("dante-conns", "2000")));
+    console.log(`RSS per idle proxied connection at ${n} connections (dante at ${danteN}; fd limit ${fdLimit()}; PSS summed over each proxy's processes)`);
     const r: Record<string, number> = {};
     for (const p of peers) {
       try {
-        const x = await rssPerConn(p, targets.idle, n);
+        const x = await rssPerConn(p, targets.idle, p.name === "dante" ? danteN : n);
         console.log(`  ${p.name.padEnd(11)} RSS ${(x.before / 1024).toFixed(1)} MiB -> ${(x.after / 1024).toFixed(1)} MiB`);
         r[p.name] = x.perConnBytes / 1024;
       } catch (e) {
