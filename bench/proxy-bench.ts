@@ -321,7 +321,7 @@ async function rssPerConn(proxy: Proxy, idlePort: number, n: number): Promise<{ 
   return { perConnBytes: ((after - before) * 1024) / n, before, after };
 }
 
-const fmt = (x: number) => (!Number.isFinite(x) ? "-" : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1));
+const fmt = (x: number) => (!Number.isFinite(x) ? "-" : Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(Math.abs(x) >= 10 ? 1 : 2));
 const ratio = (x: number, ref: number | undefined) => (ref === undefined || !Number.isFinite(x) || !Number.isFinite(ref) || ref === 0 ? "-" : `${(x / ref).toFixed(2)}x`);
 
 /** Every figure of the run, for the closing table. */
