@@ -265,7 +265,7 @@ async function connRate(proxy: Proxy, echoPort: number, workers: number, seconds
       }
     }),
   );
-  if (errors > 0) console.log(`    (${errors} connection errors)`);
+  if (errors > 0) console.log(`    (${proxy.name}: ${errors} connection errors)`);
   const rate = done / ((performance.now() - t0) / 1000);
   return { rate, cpuUsPerConn: done > 0 ? (cpuUs(proxy.pid) - cpu0) / done : NaN };
 }
@@ -445,8 +445,10 @@ async function main(): Promise<void> {
 
   if (ONLY.has("rss")) {
     // Each proxied connection costs the proxy two fds; stay under the fd limit of all the
-    // processes (they share this one's limit). bun-bare is not a product and sits out.
-    const n = Math.min(Number(flag("conns", "10000")), Math.floor((fdLimit() - 100) / 2));
+    // processes (they share this one's limit), less the ~5% egressd keeps in reserve for its own
+    // files (it admits fewer connections than the limit would hold, lib/proxy/fd-gate.ts).
+    // bun-bare is not a product and sits out.
+    const n = Math.min(Number(flag("conns", "10000")), Math.floor((fdLimit() * 0.94 - 100) / 2));
     // dante forks an io-child per 32 connections; 2,000 of them are enough for its per-connection figure.
     const danteN = Math.min(n, Number(flag("dante-conns", "2000")));
     console.log(`RSS per idle proxied connection at ${n} connections (dante at ${danteN}; fd limit ${fdLimit()}; PSS summed over each proxy's processes)`);

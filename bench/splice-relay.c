@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -198,6 +199,16 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  /* A connection holds 6 fds (two sockets, two pipe pairs): ask for 3x the inherited hard limit
+     (root may), or take the hard limit, so that it holds as many connections as the others. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    struct rlimit more = {rl.rlim_max * 3, rl.rlim_max * 3};
+    if (setrlimit(RLIMIT_NOFILE, &more) != 0) {
+      rl.rlim_cur = rl.rlim_max;
+      setrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
   pthread_attr_init(&small_stack);
   pthread_attr_setstacksize(&small_stack, 64 * 1024);
   pthread_attr_setdetachstate(&small_stack, PTHREAD_CREATE_DETACHED);
