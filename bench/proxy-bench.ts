@@ -449,13 +449,15 @@ async function main(): Promise<void> {
     // files (it admits fewer connections than the limit would hold, lib/proxy/fd-gate.ts).
     // bun-bare is not a product and sits out.
     const n = Math.min(Number(flag("conns", "10000")), Math.floor((fdLimit() * 0.94 - 100) / 2));
-    // dante forks an io-child per 32 connections; 2,000 of them are enough for its per-connection figure.
+    // dante forks an io-child per 32 connections; 2,000 of them are enough for its per-connection
+    // figure. The C relay holds 6 fds per connection (two sockets, two pipe pairs).
     const danteN = Math.min(n, Number(flag("dante-conns", "2000")));
-    console.log(`RSS per idle proxied connection at ${n} connections (dante at ${danteN}; fd limit ${fdLimit()}; PSS summed over each proxy's processes)`);
+    const spliceN = Math.min(n, Math.floor((fdLimit() - 100) / 6));
+    console.log(`RSS per idle proxied connection at ${n} connections (dante at ${danteN}, c-splice at ${spliceN}; fd limit ${fdLimit()}; PSS summed over each proxy's processes)`);
     const r: Record<string, number> = {};
     for (const p of peers) {
       try {
-        const x = await rssPerConn(p, targets.idle, p.name === "dante" ? danteN : n);
+        const x = await rssPerConn(p, targets.idle, p.name === "dante" ? danteN : p.name === "c-splice" ? spliceN : n);
         console.log(`  ${p.name.padEnd(11)} RSS ${(x.before / 1024).toFixed(1)} MiB -> ${(x.after / 1024).toFixed(1)} MiB`);
         r[p.name] = x.perConnBytes / 1024;
       } catch (e) {

@@ -147,6 +147,7 @@ static int handshake(int client) {
   }
   int t = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (t < 0 || connect(t, (struct sockaddr *)&ss, len) < 0) {
+    if (errno != ECONNREFUSED) perror("splice-relay: connect");
     reply[1] = errno == ECONNREFUSED ? 5 : errno == ENETUNREACH ? 3 : errno == EHOSTUNREACH ? 4 : 1;
     if (t >= 0) close(t);
     write_full(client, reply, sizeof reply);
@@ -199,15 +200,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
-  /* A connection holds 6 fds (two sockets, two pipe pairs): ask for 3x the inherited hard limit
-     (root may), or take the hard limit, so that it holds as many connections as the others. */
+  /* A connection holds 6 fds (two sockets, two pipe pairs): take the hard limit. */
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-    struct rlimit more = {rl.rlim_max * 3, rl.rlim_max * 3};
-    if (setrlimit(RLIMIT_NOFILE, &more) != 0) {
-      rl.rlim_cur = rl.rlim_max;
-      setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
   }
   pthread_attr_init(&small_stack);
   pthread_attr_setstacksize(&small_stack, 64 * 1024);
