@@ -1,7 +1,8 @@
 /*
  * The physical limit of the proxy benchmark: a minimal SOCKS5 relay in C that moves bytes with
  * splice(2) through a pipe pair, never copying them to user space. No auth, CONNECT to an IPv4 or
- * IPv6 literal (the bench client sends IPv4), no policy, no logging, no counters. Not a product:
+ * IPv6 literal (the bench client sends IPv4), no policy, no counters, no logging but failed connects
+ * (to stderr). Not a product:
  * proxy-bench.ts builds it with the system compiler (cc -O2) into a temp dir and measures every
  * proxy against it.
  *
