@@ -17,6 +17,7 @@ PACKAGES=(
   man-db groff-base lintian zsh fish   # the man pages, the .deb and the completions (test/docs, test/deb)
   dante-client bind9-dnsutils ldnsutils  # socksify wrapping drill and dig: SOCKS5 UDP ASSOCIATE clients
   openssl python3-cryptography git  # the test CA; the handshake probe's Python reference; git clone via the proxy
+  dante-server gcc  # bench/ only (on demand): danted as a peer, cc to build bench/splice-relay.c
 )
 
 missing=()
