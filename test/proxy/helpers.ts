@@ -69,6 +69,12 @@ export function proxyArgv(): string[] {
   return main.includes("proxyCommand") ? [BUN, join(ROOT, "main.ts"), "proxy"] : [BUN, join(ROOT, "lib", "cli", "proxy.ts")];
 }
 
+/**
+ * The relay engine the proxy tests run against: `EGRESSD_TEST_RELAY=splice bun test test/proxy`
+ * runs the whole suite on the splice engine. Default `js`.
+ */
+export const TEST_RELAY: "js" | "splice" = process.env.EGRESSD_TEST_RELAY === "splice" ? "splice" : "js";
+
 /** A running `egressd proxy` process. */
 export interface ProxyProcess {
   readonly proc: ReturnType<typeof Bun.spawn>;
@@ -88,7 +94,8 @@ export interface ProxyProcess {
  * `prlimit --nofile=256:256 --`, so that `proc.pid` is still the proxy's.
  */
 export async function spawnProxy(args: string[], opts: { wrap?: readonly string[] } = {}): Promise<ProxyProcess> {
-  const argv = [...(opts.wrap ?? []), ...proxyArgv(), ...(args.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"]), ...args];
+  const relay = args.includes("--relay") ? [] : ["--relay", TEST_RELAY];
+  const argv = [...(opts.wrap ?? []), ...proxyArgv(), ...(args.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"]), ...relay, ...args];
   const proc = Bun.spawn(argv, { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...process.env, JOURNAL_STREAM: "" } });
   let log = "";
   let exited = false;
