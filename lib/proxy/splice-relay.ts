@@ -48,6 +48,16 @@ function loadLibc(): Libc {
   return libc;
 }
 
+/**
+ * The worker's entrypoint. In the compiled binary (scripts/build.sh names it as a second
+ * entrypoint) every module is bundled into the main one at the root of Bun's embedded file
+ * system, while the worker keeps its path under that root.
+ */
+function workerUrl(): string {
+  const here = import.meta.url;
+  return here.includes("/$bunfs/") ? new URL("./lib/proxy/splice-worker.ts", here.replace(/[^/]*$/, "")).href.replace("file://", "") : new URL("./splice-worker.ts", here).href;
+}
+
 /** What {@link SpliceEngine.adopt} needs of a Bun socket. */
 export interface HandoffSocket {
   end(): void;
@@ -143,6 +153,7 @@ export class SpliceLeg implements ClientLeg {
 export class SpliceEngine {
   readonly counters = new Float64Array(new SharedArrayBuffer(SPLICE_SLOTS * 2 * 8));
   #worker: Worker | null = null;
+  #ready = false;
   #cmdFd = -1;
   #legs = new Map<number, SpliceLeg>();
   #free: number[] = [];
@@ -167,7 +178,9 @@ export class SpliceEngine {
     const cfd = socketFd(client);
     const tfd = socketFd(target);
     if (cfd === null || tfd === null || this.broken !== null) return null;
-    if (!this.#start()) return null;
+    // Until the thread says it runs, connections stay on the JS relay: a thread that cannot load
+    // (a binary built without its entrypoint) must not take sockets with it.
+    if (!this.#start() || !this.#ready) return null;
     const slot = this.#free.pop() ?? (this.#next < SPLICE_SLOTS ? this.#next++ : -1);
     if (slot < 0) return null;
     const l = loadLibc();
@@ -211,10 +224,14 @@ export class SpliceEngine {
       const fds = new Int32Array(2);
       if (l.pipe2(ptr(fds), O_CLOEXEC) !== 0) throw new Error("pipe2 failed");
       this.#cmdFd = fds[1]!;
-      const worker = new Worker(new URL("./splice-worker.ts", import.meta.url).href);
-      worker.onmessage = (e: MessageEvent<SpliceDone>) => this.#done(e.data);
+      const worker = new Worker(workerUrl());
+      worker.onmessage = (e: MessageEvent<SpliceDone | "ready">) => {
+        if (e.data === "ready") this.#ready = true;
+        else this.#done(e.data);
+      };
       worker.onerror = (e) => {
         this.broken = `relay thread failed: ${e.message}`;
+        this.#ready = false;
       };
       const init: SpliceInit = { cmdFd: fds[0]!, counters: this.counters.buffer as SharedArrayBuffer, pipeSize: SPLICE_PIPE_SIZE };
       worker.postMessage(init);

@@ -348,5 +348,6 @@ self.onmessage = (e: MessageEvent<SpliceInit>) => {
   counters = new Float64Array(e.data.counters);
   pipeSize = e.data.pipeSize;
   const cmdFd = e.data.cmdFd;
+  self.postMessage("ready");
   setTimeout(() => loop(cmdFd), 0);
 };
