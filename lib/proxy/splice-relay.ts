@@ -25,7 +25,7 @@ import { SpliceOp, type SpliceDone, type SpliceInit } from "./splice-worker.ts";
 export const SPLICE_SLOTS = 65_536;
 
 /** Each direction's pipe, in bytes (F_SETPIPE_SZ; the kernel rounds up to a power of two pages). */
-export const SPLICE_PIPE_SIZE = 256 * 1024;
+export const SPLICE_PIPE_SIZE = 1024 * 1024;
 
 const F_DUPFD_CLOEXEC = 1030;
 const O_CLOEXEC = 0o2000000;
