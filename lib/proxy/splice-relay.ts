@@ -19,7 +19,7 @@ import { dlopen, FFIType, ptr } from "bun:ffi";
 import type { ClientLeg } from "./protocol.ts";
 import type { ByteCounters, RelayOwner, RelayStats } from "./relay.ts";
 import { socketFd } from "../net/sockopt.ts";
-import { SpliceOp, type SpliceDone, type SpliceInit } from "./splice-worker.ts";
+import { SpliceOp, type SpliceDone, type SpliceInit } from "./splice-ops.ts";
 
 /** Connections one engine relays at once; beyond this, connections stay on the JS relay. */
 export const SPLICE_SLOTS = 65_536;

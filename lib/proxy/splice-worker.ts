@@ -16,25 +16,9 @@
  * Does not time anything out: the main thread sends an abort command (idle timeout, shutdown).
  */
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
+import { SpliceOp, type SpliceDone, type SpliceInit } from "./splice-ops.ts";
 
 declare const self: Worker;
-
-/** Commands on the command pipe. */
-export const SpliceOp = { add: 1, abort: 2 } as const;
-
-/** What the worker posts when a connection is over. */
-export interface SpliceDone {
-  readonly slot: number;
-  /** Null for a clean end (both FINs forwarded) or an abort; else the errno name and the side it came from. */
-  readonly error: { readonly code: string; readonly side: "client" | "target" } | null;
-}
-
-/** The first message to the worker. */
-export interface SpliceInit {
-  readonly cmdFd: number;
-  readonly counters: SharedArrayBuffer;
-  readonly pipeSize: number;
-}
 
 const EPOLLIN = 0x1;
 const EPOLLOUT = 0x4;
