@@ -48,8 +48,8 @@ directly by this host's own routes. Use \`egressd run\` for the tunnelled gatewa
   --keepalive-interval DURATION  time between unanswered probes (default 15s)
   --keepalive-count N         unanswered probes before a reset (default 8): an idle
                               connection survives path outages up to interval x count
-  --relay js|splice           what moves established tunnels' bytes: js (default) or splice
-                              (splice(2) in a relay thread)
+  --relay splice|js           what moves established tunnels' bytes: splice (default:
+                              splice(2) in a relay thread) or js (the event loop)
   --no-udp                    refuse SOCKS5 UDP ASSOCIATE (default: relay UDP)
   --udp-idle-timeout DURATION  end a UDP association idle this long (default 0: it ends
                               with its TCP connection only)

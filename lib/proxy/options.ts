@@ -79,7 +79,8 @@ export interface ProxyServerOptions {
   readonly noDelay?: boolean;
   /**
    * What moves a tunnel's bytes once it is established: `js` (relay.ts, in Bun's event loop) or
-   * `splice` (splice-relay.ts: splice(2) in a relay thread). Default `js`.
+   * `splice` (splice-relay.ts: splice(2) in a relay thread). Default `splice`; a connection
+   * stays on `js` while the relay thread cannot run.
    */
   readonly relay?: "js" | "splice";
   /**

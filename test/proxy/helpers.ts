@@ -70,10 +70,10 @@ export function proxyArgv(): string[] {
 }
 
 /**
- * The relay engine the proxy tests run against: `EGRESSD_TEST_RELAY=splice bun test test/proxy`
- * runs the whole suite on the splice engine. Default `js`.
+ * The relay engine the spawned proxies run: `EGRESSD_TEST_RELAY=js bun test test/proxy` runs the
+ * suite's `egressd proxy` processes on the JS relay. Default: the proxy's default (splice).
  */
-export const TEST_RELAY: "js" | "splice" = process.env.EGRESSD_TEST_RELAY === "splice" ? "splice" : "js";
+export const TEST_RELAY: "js" | "splice" | null = process.env.EGRESSD_TEST_RELAY === "js" || process.env.EGRESSD_TEST_RELAY === "splice" ? process.env.EGRESSD_TEST_RELAY : null;
 
 /** A running `egressd proxy` process. */
 export interface ProxyProcess {
@@ -94,7 +94,7 @@ export interface ProxyProcess {
  * `prlimit --nofile=256:256 --`, so that `proc.pid` is still the proxy's.
  */
 export async function spawnProxy(args: string[], opts: { wrap?: readonly string[] } = {}): Promise<ProxyProcess> {
-  const relay = args.includes("--relay") ? [] : ["--relay", TEST_RELAY];
+  const relay = args.includes("--relay") || TEST_RELAY === null ? [] : ["--relay", TEST_RELAY];
   const argv = [...(opts.wrap ?? []), ...proxyArgv(), ...(args.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"]), ...relay, ...args];
   const proc = Bun.spawn(argv, { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...process.env, JOURNAL_STREAM: "" } });
   let log = "";
