@@ -54,3 +54,7 @@ describe("connectionCapacity on the splice relay: six fds per connection (two so
     [30, 20, 1],
   ])("limit %d with %d open -> %d", (limit, open, want) => expect(connectionCapacity(limit, open, SPLICE_FDS_PER_CONNECTION)).toBe(want));
 });
+
+test("the unit's LimitNOFILE holds the default maxConnections on the splice relay", () => {
+  expect(connectionCapacity(131072, 30, SPLICE_FDS_PER_CONNECTION)).toBeGreaterThanOrEqual(20000);
+});
