@@ -1,6 +1,8 @@
 /**
- * Issue 18's gate for the splice relay engine: the same egressd binary twice, `--relay js` and
- * `--relay splice`, interleaved in one run. On demand, not in CI:
+ * Issue 18's comparison of relay engines, interleaved in one run: egressd's JS relay (the
+ * `egressd proxy` binary) against the splice engine that failed the gate, kept as
+ * bench/splice-forwarder.ts (see bench/README.md). Both are measured on an established tunnel
+ * only, where the forwarder's missing policy and logging cost nothing. On demand, not in CI:
  *
  *   node_modules/.bin/bun run build && node_modules/.bin/bun bench/relay-bench.ts [--binary dist/egressd]
  *       [--rounds 3] [--seconds 5] [--pings 2000]
@@ -111,7 +113,8 @@ interface Proxy {
 
 async function startProxy(relay: Proxy["relay"]): Promise<Proxy> {
   const port = freePort();
-  const proc = Bun.spawn([BINARY, "proxy", "--listen", `127.0.0.1:${port}`, "--allow-destination", "127.0.0.0/8", "--relay", relay], {
+  const argv = relay === "js" ? [BINARY, "proxy", "--listen", `127.0.0.1:${port}`, "--allow-destination", "127.0.0.0/8"] : [process.execPath, join(import.meta.dir, "splice-forwarder.ts"), String(port)];
+  const proc = Bun.spawn(argv, {
     stdin: "ignore",
     stdout: "ignore",
     stderr: Bun.file(`/tmp/egressd-relay-bench-${relay}.log`),
@@ -126,7 +129,7 @@ async function startProxy(relay: Proxy["relay"]): Promise<Proxy> {
       await Bun.sleep(50);
     }
   }
-  throw new Error(`egressd --relay ${relay} did not listen on ${port}`);
+  throw new Error(`the ${relay} relay did not listen on ${port}`);
 }
 
 async function client(mode: "up" | "ping", proxyPort: number, targetPort: number, n: number): Promise<Record<string, number>> {
@@ -145,11 +148,11 @@ async function main(): Promise<void> {
   const reader = (targetsProc.stdout as ReadableStream<Uint8Array>).getReader();
   const targets = JSON.parse(new TextDecoder().decode((await reader.read()).value)) as { discard: number; echo: number };
   const proxies = [await startProxy("js"), await startProxy("splice")];
-  // The splice engine starts its thread on the first tunnel (which stays on the JS relay): warm both up.
+  // Warm both up (JIT, allocator pools).
   for (const p of proxies) await client("up", p.port, targets.discard, 0.5);
   await Bun.sleep(300);
   const load = readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  console.log(`egressd ${BINARY} --relay js vs --relay splice; ${navigator.hardwareConcurrency} CPUs, load ${load}; ${ROUNDS} rounds, ${SECONDS}s uploads, ${PINGS} pings`);
+  console.log(`js: ${BINARY} proxy; splice: bench/splice-forwarder.ts; ${navigator.hardwareConcurrency} CPUs, load ${load}; ${ROUNDS} rounds, ${SECONDS}s uploads, ${PINGS} pings`);
   const res: Record<string, { mbps: number[]; cpuPerGb: number[]; over: number[] }> = { js: { mbps: [], cpuPerGb: [], over: [] }, splice: { mbps: [], cpuPerGb: [], over: [] } };
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? proxies : [...proxies].reverse();

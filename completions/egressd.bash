@@ -36,7 +36,6 @@ _egressd() {
     "proxy --keepalive-idle") return ;;
     "proxy --keepalive-interval") return ;;
     "proxy --keepalive-count") return ;;
-    "proxy --relay") COMPREPLY=($(compgen -W "splice js" -- "$cur")); return ;;
     "proxy --udp-idle-timeout") return ;;
     "proxy --udp-max-associations") return ;;
     "proxy --udp-port-range") return ;;
@@ -63,7 +62,7 @@ _egressd() {
     reload) COMPREPLY=($(compgen -W "-s --socket -c --config -h --help" -- "$cur")) ;;
     check) COMPREPLY=($(compgen -W "-s --socket -c --config -p --probe -h --help" -- "$cur")) ;;
     test) COMPREPLY=($(compgen -W "-c --config -u --url -e --expect --ca-file -h --help" -- "$cur")) ;;
-    proxy) COMPREPLY=($(compgen -W "--listen --protocols --allow-wildcard-bind --allow-client --allow-destination --user --password-file --dns --dns-server --dns-timeout --connect-timeout --handshake-timeout --idle-timeout --max-connections --keepalive-idle --keepalive-interval --keepalive-count --relay --no-udp --udp-idle-timeout --udp-max-associations --udp-port-range --log-level --log-format -h --help" -- "$cur")) ;;
+    proxy) COMPREPLY=($(compgen -W "--listen --protocols --allow-wildcard-bind --allow-client --allow-destination --user --password-file --dns --dns-server --dns-timeout --connect-timeout --handshake-timeout --idle-timeout --max-connections --keepalive-idle --keepalive-interval --keepalive-count --no-udp --udp-idle-timeout --udp-max-associations --udp-port-range --log-level --log-format -h --help" -- "$cur")) ;;
     check-config) COMPREPLY=($(compgen -W "-c --config -q --quiet -h --help" -- "$cur")) ;;
     exit-config) COMPREPLY=($(compgen -W "-c --config -f --format --exit-private-key-file --preshared-key-file --gateway-public-key --interface --address --nft-file --exit -o --output --force -h --help" -- "$cur")) ;;
     genkey) COMPREPLY=($(compgen -W "-o --output -f --force -h --help" -- "$cur")) ;;

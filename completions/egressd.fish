@@ -50,7 +50,6 @@ complete -c egressd -n '__fish_seen_subcommand_from proxy' -l max-connections -x
 complete -c egressd -n '__fish_seen_subcommand_from proxy' -l keepalive-idle -x -d 'TCP keepalive idle time on both legs, 0 to disable (default...'
 complete -c egressd -n '__fish_seen_subcommand_from proxy' -l keepalive-interval -x -d 'time between unanswered probes (default 15s)'
 complete -c egressd -n '__fish_seen_subcommand_from proxy' -l keepalive-count -x -d 'unanswered probes before a reset (default 8): an idle...'
-complete -c egressd -n '__fish_seen_subcommand_from proxy' -l relay -x -a 'splice js' -d 'what moves established tunnels\' bytes: splice (default:...'
 complete -c egressd -n '__fish_seen_subcommand_from proxy' -l no-udp -d 'refuse SOCKS5 UDP ASSOCIATE (default: relay UDP)'
 complete -c egressd -n '__fish_seen_subcommand_from proxy' -l udp-idle-timeout -x -d 'end a UDP association idle this long (default 0: it ends...'
 complete -c egressd -n '__fish_seen_subcommand_from proxy' -l udp-max-associations -x -d 'UDP associations open at most (default 1024)'

@@ -654,9 +654,8 @@ in
         RuntimeDirectory = [ "egressd" ] ++ lib.optional needsUserspace "egressd/wireguard";
         RuntimeDirectoryMode = "0750";
         BindPaths = lib.optional needsUserspace "/run/egressd/wireguard:/run/wireguard";
-        # Six file descriptors per proxied connection on the splice relay (two sockets, a pipe each
-        # way); proxy.maxConnections defaults to 20000.
-        LimitNOFILE = 131072;
+        # Two file descriptors per proxied connection (proxy.maxConnections defaults to 20000).
+        LimitNOFILE = 65536;
 
         NoNewPrivileges = true;
         ProtectSystem = "strict";

@@ -12,4 +12,4 @@ if [[ -e .git ]] && c=$(git rev-parse --short=12 HEAD 2>/dev/null); then
   commit=$c
   git diff --quiet HEAD -- 2>/dev/null || commit+=-dirty
 fi
-exec "${BUN:-bun}" build --compile --minify-syntax --sourcemap=none --define "EGRESSD_COMMIT=\"$commit\"" main.ts lib/proxy/splice-worker.ts --outfile "$out"
+exec "${BUN:-bun}" build --compile --minify-syntax --sourcemap=none --define "EGRESSD_COMMIT=\"$commit\"" main.ts --outfile "$out"

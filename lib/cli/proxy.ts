@@ -48,8 +48,6 @@ directly by this host's own routes. Use \`egressd run\` for the tunnelled gatewa
   --keepalive-interval DURATION  time between unanswered probes (default 15s)
   --keepalive-count N         unanswered probes before a reset (default 8): an idle
                               connection survives path outages up to interval x count
-  --relay splice|js           what moves established tunnels' bytes: splice (default:
-                              splice(2) in a relay thread) or js (the event loop)
   --no-udp                    refuse SOCKS5 UDP ASSOCIATE (default: relay UDP)
   --udp-idle-timeout DURATION  end a UDP association idle this long (default 0: it ends
                               with its TCP connection only)
@@ -86,7 +84,6 @@ const FLAGS = {
   "keepalive-idle": { type: "string" },
   "keepalive-interval": { type: "string" },
   "keepalive-count": { type: "string" },
-  relay: { type: "string" },
   "no-udp": { type: "boolean" },
   "udp-idle-timeout": { type: "string" },
   "udp-max-associations": { type: "string" },
@@ -224,7 +221,6 @@ async function optionsFromFlags(v: Flags): Promise<Omit<ProxyServerOptions, "log
     handshakeTimeoutMs: duration("handshake-timeout", v["handshake-timeout"]),
     idleTimeoutMs: duration("idle-timeout", v["idle-timeout"]),
     maxConnections,
-    relay: oneOf("relay", v.relay, ["js", "splice"] as const),
     keepalive: keepaliveIdleMs === 0 ? { enabled: false } : { enabled: true, ...keepalive },
     udp: {
       enabled: !(v["no-udp"] ?? false),
@@ -314,4 +310,3 @@ async function runUntilSignal(server: ProxyServer, flags: Flags, options: Omit<P
 if (import.meta.main) {
   process.exit(await proxyCommand(process.argv.slice(2)));
 }
-

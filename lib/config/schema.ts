@@ -173,7 +173,6 @@ const proxySchema = z.strictObject({
     .refine((ms) => ms >= 1000 && ms <= 32_767_000 && ms % 1000 === 0, { message: "must be whole seconds, 1s to 32767s" })
     .default(15_000).describe("Time between unanswered keepalive probes (TCP_KEEPINTVL)."),
   keepaliveCount: z.number().int().min(1).max(127).default(8).describe("Unanswered probes before the connection is reset (TCP_KEEPCNT). A dead peer is found after idle + interval x count, and an idle connection outlives any path outage shorter than interval x count."),
-  relay: z.enum(["js", "splice"]).default("splice").describe("What moves a tunnel's bytes once it is established: js (the event loop) or splice (splice(2) in a relay thread, kernel to kernel)."),
   udp: udpSchema.default(() => udpSchema.parse({})).describe("SOCKS5 UDP ASSOCIATE (RFC 1928 section 7): datagrams relayed through the tunnel under the CONNECT policy."),
 });
 

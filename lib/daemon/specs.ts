@@ -111,7 +111,6 @@ export async function proxyOptions(c: Config, deps: ProxyOptionsDeps = {}): Prom
     handshakeTimeoutMs: p.handshakeTimeout,
     idleTimeoutMs: p.idleTimeout,
     maxConnections: p.maxConnections,
-    relay: p.relay,
     udp: {
       enabled: p.udp.enabled,
       listeners: p.udp.listeners?.map((l) => parseHostPort(l, { names: false })) ?? null,

@@ -29,7 +29,6 @@ import type { Settings } from "./options.ts";
 import { checkDestination } from "./policy.ts";
 import { formatTarget, Stage, type ClientConn, type ClientLeg, type ConnOwner, type DialCallbacks, type DialHandle, type ProtocolCore, type Target } from "./protocol.ts";
 import { Relay } from "./relay.ts";
-import { SpliceEngine } from "./splice-relay.ts";
 import { countConnection, observe, protocolStats, type ConnectionResult, type ProxyStats } from "./stats.ts";
 import type { UdpSettings } from "./udp-options.ts";
 
@@ -77,8 +76,6 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
   readonly clock: () => number;
   readonly #keepalive: Keepalive;
   readonly #tracker: ConnTracker;
-  /** The splice relay thread, started by the first connection relayed with `relay: "splice"`. */
-  #splice: SpliceEngine | null = null;
 
   constructor(options: ProxyCoreOptions) {
     this.settings = options.settings;
@@ -369,28 +366,6 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
     if (early) relay.fromClient(early);
     if (conn.clientEof) relay.clientEnded();
     if (conn.paused) conn.socket.resume();
-    if (this.settings.relay === "splice" && relay.quiescent) this.#handOff(conn, relay, target);
-  }
-
-  /** Moves an established tunnel to the splice engine; it stays on `relay` when it cannot. */
-  #handOff(conn: ClientConn, relay: Relay, target: TargetSocket): void {
-    const engine = (this.#splice ??= new SpliceEngine());
-    const leg = engine.adopt(conn.socket, target, {
-      stats: this.stats,
-      counters: protocolStats(this.stats, conn.label ?? conn.protocol?.name),
-      owner: conn,
-      clock: relay.clock,
-      up: relay.bytesClientToTarget,
-      down: relay.bytesTargetToClient,
-      detach: (l) => {
-        conn.relay = l;
-        target.data.leg = null;
-      },
-    });
-    if (!leg && engine.broken !== null && !engine.warned) {
-      engine.warned = true;
-      this.log.warn("proxy: the splice relay cannot run; relaying in the event loop", { reason: engine.broken });
-    }
   }
 
   /** Counts one outbound connection of `conn`: its result if it has none yet, else a further one. */

@@ -16,9 +16,6 @@
 /** Fds a relayed connection holds: the client's socket and the target's. */
 export const FDS_PER_CONNECTION = 2;
 
-/** Fds a connection on the splice relay holds: its two sockets and a pipe (two fds) each way. */
-export const SPLICE_FDS_PER_CONNECTION = 6;
-
 /** Fds kept free beyond what the admitted connections can hold: 1/20 of the limit, at least 16. */
 export function fdHeadroom(limit: number): number {
   return Math.max(16, Math.ceil(limit / 20));
@@ -28,8 +25,8 @@ export function fdHeadroom(limit: number): number {
  * The most connections that fit in `limit` fds when `openFds` are already open (before any
  * connection), keeping {@link fdHeadroom} free. At least 1.
  */
-export function connectionCapacity(limit: number, openFds: number, perConnection = FDS_PER_CONNECTION): number {
-  return Math.max(1, Math.floor((limit - openFds - fdHeadroom(limit)) / perConnection));
+export function connectionCapacity(limit: number, openFds: number): number {
+  return Math.max(1, Math.floor((limit - openFds - fdHeadroom(limit)) / FDS_PER_CONNECTION));
 }
 
 /** With this many fds open, stop accepting: accept(2) is about to fail with EMFILE. */

@@ -10,7 +10,7 @@
  */
 import type { Logger } from "../log/logger.ts";
 import { fdLimit, openFdCount } from "../net/fdlimit.ts";
-import { connectionCapacity, fdHeadroom, pauseAt, resumeAt } from "./fd-budget.ts";
+import { connectionCapacity, FDS_PER_CONNECTION, fdHeadroom, pauseAt, resumeAt } from "./fd-budget.ts";
 
 /** How often a paused gate checks whether fds are free again. */
 const RESUME_CHECK_MS = 250;
@@ -21,10 +21,8 @@ export interface FdGateHost {
   log(): Logger;
   /** Counts each pause. */
   readonly stats: { acceptPauses: number };
-  /** Connections open now. */
+  /** Connections open now (two fds each, at most). */
   connections(): number;
-  /** Fds each connection may hold (more on the splice relay). */
-  fdsPerConnection(): number;
   /** Close every listener. */
   stopListening(): void;
   /** Bind every listener again, on the same ports; false (having logged why) to retry later. */
@@ -59,13 +57,13 @@ export class FdGate {
   admissible(maxConnections: number): number {
     const limit = this.limit;
     if (limit === null) return maxConnections;
-    const capacity = connectionCapacity(limit, this.baseFds, this.#host.fdsPerConnection());
+    const capacity = connectionCapacity(limit, this.baseFds);
     if (maxConnections <= capacity) return maxConnections;
     this.#host.log().warn("proxy: maxConnections is more than the open-files limit can hold; admitting fewer (raise LimitNOFILE, or lower maxConnections)", {
       maxConnections,
       fdLimit: limit,
       admitting: capacity,
-      fdsPerConnection: this.#host.fdsPerConnection(),
+      fdsPerConnection: FDS_PER_CONNECTION,
       reserved: this.baseFds + fdHeadroom(limit),
     });
     return capacity;
@@ -77,7 +75,7 @@ export class FdGate {
    */
   check(pendingAbandonedDials: number): void {
     const limit = this.limit;
-    if (limit === null || this.paused || this.baseFds + this.#host.fdsPerConnection() * this.#host.connections() + pendingAbandonedDials < limit / 2) return;
+    if (limit === null || this.paused || this.baseFds + FDS_PER_CONNECTION * this.#host.connections() + pendingAbandonedDials < limit / 2) return;
     const open = openFdCount();
     if (open !== null && open >= pauseAt(limit)) this.pause(`${open} of ${limit} fds open`);
   }

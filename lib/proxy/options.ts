@@ -78,12 +78,6 @@ export interface ProxyServerOptions {
   /** Set TCP_NODELAY on both legs (relayed bytes are never held back). Default true. */
   readonly noDelay?: boolean;
   /**
-   * What moves a tunnel's bytes once it is established: `js` (relay.ts, in Bun's event loop) or
-   * `splice` (splice-relay.ts: splice(2) in a relay thread). Default `splice`; a connection
-   * stays on `js` while the relay thread cannot run.
-   */
-  readonly relay?: "js" | "splice";
-  /**
    * The protocols the listeners speak, each claiming first bytes; a byte nobody claims goes to the
    * first. Default: SOCKS5 (with the SOCKS4 refusal) and HTTP. Fixed at construction (`update()`
    * ignores it); a listener may speak a subset (`ListenAddress.protocols`).
@@ -149,7 +143,6 @@ export interface Settings {
   /** Null: keepalive off. */
   readonly keepalive: KeepaliveSchedule | null;
   readonly noDelay: boolean;
-  readonly relay: "js" | "splice";
   readonly udp: UdpSettings;
 }
 
@@ -242,14 +235,7 @@ export function normalizeOptions(o: ProxyServerOptions): Settings {
     maxConnections: positiveInt("maxConnections", o.maxConnections, DEFAULTS.maxConnections, 1, Number.MAX_SAFE_INTEGER),
     keepalive,
     noDelay: o.noDelay ?? true,
-    relay: relayEngine(o.relay),
     // The idle timer is checked here, where durations are, so that its message speaks in durations.
     udp: normalizeUdpOptions({ ...o.udp, idleTimeoutMs: durationMs("udp.idleTimeoutMs", o.udp?.idleTimeoutMs, PROXY_DEFAULTS.udp.idleTimeout, 0) }, listeners.map((l) => l.key)),
   };
-}
-
-function relayEngine(v: string | undefined): "js" | "splice" {
-  const r = v ?? PROXY_DEFAULTS.relay;
-  if (r !== "js" && r !== "splice") throw new ProxyConfigError("relay", `must be "js" or "splice", not ${JSON.stringify(r)}`);
-  return r;
 }

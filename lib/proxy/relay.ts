@@ -102,11 +102,6 @@ export class Relay implements TargetLeg {
     if (this.clock) this.lastActivity = this.clock();
   }
 
-  /** Nothing in flight: no bytes buffered either way, no FIN or close seen on either side. */
-  get quiescent(): boolean {
-    return !this.#toTarget && !this.#toClient && !this.#clientEof && !this.#targetEof && !this.#clientGone && !this.#targetGone && !this.#clientShut && !this.#targetShut;
-  }
-
   /** True once both sides have closed. */
   get closed(): boolean {
     return this.#clientGone && this.#targetGone;

@@ -26,7 +26,6 @@ import { formatHostPort, formatIp, parseIp, unmapIp } from "../net/ip.ts";
 import { ProxyCore, type ConnTracker } from "./core.ts";
 import type { SourceAddresses } from "./dial.ts";
 import { errorCode, Failure, ListenError, ProxyConfigError } from "./errors.ts";
-import { FDS_PER_CONNECTION, SPLICE_FDS_PER_CONNECTION } from "./fd-budget.ts";
 import { FdGate } from "./fd-gate.ts";
 import { Keepalive } from "./keepalive.ts";
 import { normalizeOptions, type ListenSpec, type ProxyServerOptions, type Settings } from "./options.ts";
@@ -135,7 +134,6 @@ export class ProxyServer {
       log: () => this.#log,
       stats: this.stats,
       connections: () => this.#conns.size,
-      fdsPerConnection: () => (this.#settings.relay === "splice" ? SPLICE_FDS_PER_CONNECTION : FDS_PER_CONNECTION),
       stopListening: () => {
         for (const listener of this.#listeners.values()) listener.stop(false);
       },
@@ -216,17 +214,6 @@ export class ProxyServer {
     }
     const left = this.#conns.size;
     for (const c of [...this.#conns]) this.#core.abort(c, "shutting down");
-    if (this.#conns.size > 0) {
-      // The splice relay's thread resets its sockets and reports back asynchronously.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 1000);
-        this.#whenIdle = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#whenIdle = null;
-    }
     clearInterval(this.#sweep);
     this.#sweep = undefined;
     this.#state = "stopped";

@@ -122,7 +122,6 @@ describe("defaults", () => {
         keepaliveIdle: 60_000,
         keepaliveInterval: 15_000,
         keepaliveCount: 8,
-        relay: "splice",
         udp: { enabled: true, listeners: null, idleTimeout: 0, maxAssociations: 1024, maxDestinations: 256, portRange: null },
       },
       metrics: { listen: "127.0.0.1:9586", allowWildcardBind: false, latestHandshakeDelay: true },

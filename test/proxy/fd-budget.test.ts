@@ -1,6 +1,6 @@
 // Layer 1: what the open-files limit can hold.
 import { describe, expect, test } from "bun:test";
-import { connectionCapacity, fdHeadroom, pauseAt, resumeAt, SPLICE_FDS_PER_CONNECTION } from "../../lib/proxy/fd-budget.ts";
+import { connectionCapacity, fdHeadroom, pauseAt, resumeAt } from "../../lib/proxy/fd-budget.ts";
 
 describe("fdHeadroom", () => {
   test.each([
@@ -44,17 +44,4 @@ describe("pauseAt and resumeAt", () => {
       expect(held).toBeLessThanOrEqual(resumeAt(limit));
     }
   });
-});
-
-describe("connectionCapacity on the splice relay: six fds per connection (two sockets, two pipes)", () => {
-  test.each([
-    [256, 20, 36], // (256 - 20 - 16) / 6
-    [65536, 30, 10371],
-    [20000, 15, 3164],
-    [30, 20, 1],
-  ])("limit %d with %d open -> %d", (limit, open, want) => expect(connectionCapacity(limit, open, SPLICE_FDS_PER_CONNECTION)).toBe(want));
-});
-
-test("the unit's LimitNOFILE holds the default maxConnections on the splice relay", () => {
-  expect(connectionCapacity(131072, 30, SPLICE_FDS_PER_CONNECTION)).toBeGreaterThanOrEqual(20000);
 });

@@ -69,12 +69,6 @@ export function proxyArgv(): string[] {
   return main.includes("proxyCommand") ? [BUN, join(ROOT, "main.ts"), "proxy"] : [BUN, join(ROOT, "lib", "cli", "proxy.ts")];
 }
 
-/**
- * The relay engine the spawned proxies run: `EGRESSD_TEST_RELAY=js bun test test/proxy` runs the
- * suite's `egressd proxy` processes on the JS relay. Default: the proxy's default (splice).
- */
-export const TEST_RELAY: "js" | "splice" | null = process.env.EGRESSD_TEST_RELAY === "js" || process.env.EGRESSD_TEST_RELAY === "splice" ? process.env.EGRESSD_TEST_RELAY : null;
-
 /** A running `egressd proxy` process. */
 export interface ProxyProcess {
   readonly proc: ReturnType<typeof Bun.spawn>;
@@ -94,8 +88,7 @@ export interface ProxyProcess {
  * `prlimit --nofile=256:256 --`, so that `proc.pid` is still the proxy's.
  */
 export async function spawnProxy(args: string[], opts: { wrap?: readonly string[] } = {}): Promise<ProxyProcess> {
-  const relay = args.includes("--relay") || TEST_RELAY === null ? [] : ["--relay", TEST_RELAY];
-  const argv = [...(opts.wrap ?? []), ...proxyArgv(), ...(args.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"]), ...relay, ...args];
+  const argv = [...(opts.wrap ?? []), ...proxyArgv(), ...(args.includes("--listen") ? [] : ["--listen", "127.0.0.1:0"]), ...args];
   const proc = Bun.spawn(argv, { cwd: ROOT, stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { ...process.env, JOURNAL_STREAM: "" } });
   let log = "";
   let exited = false;

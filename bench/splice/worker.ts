@@ -16,7 +16,7 @@
  * Does not time anything out: the main thread sends an abort command (idle timeout, shutdown).
  */
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
-import { SpliceOp, type SpliceDone, type SpliceInit } from "./splice-ops.ts";
+import { SpliceOp, type SpliceDone, type SpliceInit } from "./ops.ts";
 
 declare const self: Worker;
 
