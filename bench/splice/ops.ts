@@ -1,5 +1,5 @@
 /**
- * What the splice engine (splice-relay.ts) and its relay thread (splice-worker.ts) tell each
+ * What the splice forwarder (../splice-forwarder.ts) and its relay thread (worker.ts) tell each
  * other. A module of its own so that the main thread never loads the worker's module, whose body
  * opens libc and listens for messages.
  */

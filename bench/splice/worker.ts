@@ -1,5 +1,5 @@
 /**
- * The relay thread of the splice engine (splice-relay.ts): moves the bytes of handed-off
+ * The relay thread of the splice engine (../splice-forwarder.ts): moves the bytes of handed-off
  * connections with splice(2) through one pipe per direction, driven by a level-triggered epoll,
  * all through `bun:ffi`. It blocks in epoll_wait and never returns to its own event loop, so
  * commands come over a pipe (16-byte records: op, slot, client fd, target fd), not postMessage.
@@ -13,7 +13,7 @@
  *   (SO_LINGER 0, then close), so neither peer takes a truncated stream for a complete one.
  * - Counters: bytes read from each source are added to the shared Float64Array, two per slot.
  *
- * Does not time anything out: the main thread sends an abort command (idle timeout, shutdown).
+ * Does not time anything out: the main thread may send an abort command (resets both sockets).
  */
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
 import { SpliceOp, type SpliceDone, type SpliceInit } from "./ops.ts";
