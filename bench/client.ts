@@ -5,7 +5,9 @@
  */
 import { parseIp } from "../lib/net/ip.ts";
 import { concat } from "../lib/proxy/bytes.ts";
-import { AuthMethod, Command, NEED_MORE, Reply, encodeGreeting, encodeRequest, parseReply } from "../lib/proxy/socks5.ts";
+import { AuthMethod, Command, NEED_MORE, Reply } from "../lib/proxy/socks5.ts";
+import { encodeGreeting } from "../lib/proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply } from "../lib/proxy/socks5-request.ts";
 
 /** An established connection (proxied or direct). */
 export class Conn {

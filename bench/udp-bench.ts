@@ -19,7 +19,9 @@
 import { join } from "node:path";
 import { parseIp } from "../lib/net/ip.ts";
 import { encodeUdpDatagram, parseUdpDatagram, UdpHeaderError } from "../lib/proxy/socks5-udp.ts";
-import { AuthMethod, Command, NEED_MORE, Socks5ProtocolError, encodeGreeting, encodeRequest, parseReply } from "../lib/proxy/socks5.ts";
+import { AuthMethod, Command, NEED_MORE, Socks5ProtocolError } from "../lib/proxy/socks5.ts";
+import { encodeGreeting } from "../lib/proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply } from "../lib/proxy/socks5-request.ts";
 import { direct, waitForPort } from "./client.ts";
 
 const ROOT = join(import.meta.dir, "..");

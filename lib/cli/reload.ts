@@ -3,7 +3,7 @@
  * waits for the outcome. Unlike `systemctl reload` (SIGHUP, Type=notify-reload), whose protocol has
  * no way to report a refused reload, it exits 1 and says why when the daemon keeps the old config.
  */
-import type { ReloadOutcome } from "../daemon/daemon.ts";
+import type { ReloadOutcome } from "../daemon/reload.ts";
 import { controlRequest } from "../daemon/control.ts";
 import { type Command, err, Exit, out, parseFlags } from "./common.ts";
 import { controlSocketPath, SOCKET_FLAGS, SOCKET_HELP } from "./socket.ts";

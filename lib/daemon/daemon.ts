@@ -4,23 +4,19 @@
  * ```
  * start():  host up (tunnel, routes, rules, nft) -> proxy listeners -> metrics -> control socket
  *           -> reconcile loop + watchdog -> READY=1
- * reload(): RELOADING=1 -> read and validate the config -> proxy.update -> metrics move -> READY=1.
- *           A step that fails undoes the earlier ones, so the old config stays in force whole. Live
- *           proxied connections are never touched. Standby exits that come or go are applied in
- *           place (exit-reload.ts); other host changes are refused (specs.ts reloadRefusal).
+ * reload(): RELOADING=1 -> read and validate the config -> proxy.update -> metrics move -> READY=1,
+ *           one at a time, each a transaction that leaves the old config whole if it fails (reload.ts).
  * stop():   STOPPING=1 -> stop accepting, drain -> metrics, control off -> host down (teardownOnStop)
  * ```
  * It does not parse argv or install signal handlers (lib/cli/run.ts does), so tests drive it directly.
  * This file is the lifecycle only: what the daemon shows (readiness, `STATUS=`, `egressd status`) is
- * views.ts, the metric sources and the metrics listener are metrics.ts, and the one cache of the
- * fork-costly host reads is host-reads.ts.
+ * views.ts, the metric sources and the metrics listener are metrics.ts, the one cache of the
+ * fork-costly host reads is host-reads.ts, the reconcile loop and its record of passes is passes.ts,
+ * and applying a reload is reload.ts.
  */
-import { ConfigError, shownProblems } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { FAILOVER_DEFAULTS, type Config } from "../config/schema.ts";
 import { HostManager, type HostManagerOptions } from "../host/manager.ts";
-import { startReconcileLoop, type ReconcileLoop, type ReconcileResult } from "../host/reconcile.ts";
-import { Transaction } from "../host/transaction.ts";
 import { type Logger, silentLogger } from "../log/logger.ts";
 import { ListenError } from "../proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../proxy/server.ts";
@@ -29,10 +25,11 @@ import { HostReads } from "./host-reads.ts";
 import { explainListenFailure } from "./listen-failure.ts";
 import { DaemonMetrics, repairObject } from "./metrics.ts";
 import { createNotifier, type Notifier } from "./notify.ts";
-import { exitSources, hostSpec, proxyOptions, reloadRefusal, sourceAddressList } from "./specs.ts";
-import { reloadExits } from "./exit-reload.ts";
+import { ReconcilePasses } from "./passes.ts";
+import { applyReload, type Reloadable, type ReloadOutcome } from "./reload.ts";
+import { exitSources, hostSpec, proxyOptions, sourceAddressList } from "./specs.ts";
 import { FailoverLoop } from "./failover.ts";
-import type { DaemonStatus, ReconcileStatus } from "./status.ts";
+import type { DaemonStatus } from "./status.ts";
 import { collectStatus, type DaemonState, type DaemonView, readiness, statusLine } from "./views.ts";
 import { startWatchdog, type Watchdog } from "./watchdog.ts";
 
@@ -58,15 +55,6 @@ export interface DaemonOptions {
   bindRetryMs?: number;
 }
 
-/** What a reload did. */
-export interface ReloadOutcome {
-  ok: boolean;
-  /** Why it was refused, when not ok. */
-  error?: string;
-  /** What changed, when ok: "proxy", "metrics", "host". */
-  changed?: string[];
-}
-
 /** See the module comment. */
 export class Daemon {
   readonly #configPath: string;
@@ -81,16 +69,14 @@ export class Daemon {
   #proxyOptions: ProxyServerOptions | null = null;
   #metrics: DaemonMetrics | null = null;
   #control: ControlServer | null = null;
-  #loop: ReconcileLoop | null = null;
+  readonly #passes: ReconcilePasses;
   /** Several exits: health probing and the choice of the active exit. */
   #failover: FailoverLoop | null = null;
   #watchdog: Watchdog | null = null;
   readonly #reads: HostReads;
   readonly #view: DaemonView;
+  readonly #reloadable: Reloadable;
   #state: DaemonState = "new";
-  #lastPassAt = Date.now();
-  #lastPass: ReconcileStatus | null = null;
-  #passRunning = false;
   #repairs: Record<string, number> = {};
   #lastStatusLine = "";
   #stopped: Promise<void>;
@@ -111,7 +97,9 @@ export class Daemon {
     this.#uid = opts.uid ?? process.getuid?.() ?? 0;
     this.#host = this.#newHost(config);
     this.#reads = new HostReads(this.#host);
+    this.#passes = new ReconcilePasses({ host: this.#host, reads: this.#reads, log: this.#log, onPassEnd: () => void this.#refreshStatusLine() });
     this.#view = this.#newView();
+    this.#reloadable = this.#newReloadable();
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
   }
 
@@ -137,12 +125,40 @@ export class Daemon {
       host: this.#host,
       reads: this.#reads,
       get proxy() { return self.#proxy; },
-      get lastPass() { return self.#lastPass; },
-      get passRunning() { return self.#passRunning; },
+      get lastPass() { return self.#passes.lastPass; },
+      get passRunning() { return self.#passes.passRunning; },
       lastReadiness: null,
       get repairs() { return self.#repairs; },
       get metricsUrl() { return self.#metrics?.url ?? null; },
       get failover() { return self.#failover; },
+    };
+  }
+
+  /** The live state a reload (reload.ts) reads and sets. */
+  #newReloadable(): Reloadable {
+    const self = this;
+    return {
+      get state() { return self.#state; },
+      configPath: this.#configPath,
+      get config() { return self.#config; },
+      set config(c) { self.#config = c; },
+      load: (p) => (this.#opts.load ?? ((p: string) => loadConfig(p, { env: this.#opts.env, warn: (m) => this.#log.warn(m) })))(p),
+      host: this.#host,
+      uid: this.#uid,
+      log: this.#log,
+      notify: this.#notify,
+      view: this.#view,
+      get proxy() { return self.#proxy; },
+      get proxyOptions() { return self.#proxyOptions; },
+      set proxyOptions(o) { self.#proxyOptions = o; },
+      get metrics() { return self.#metrics; },
+      passes: this.#passes,
+      get failover() { return self.#failover; },
+      set failover(f) { self.#failover = f; },
+      exitDown: this.#exitDown,
+      newFailover: (c, carry) => this.#newFailover(c, carry),
+      get lastStatusLine() { return self.#lastStatusLine; },
+      set lastStatusLine(l) { self.#lastStatusLine = l; },
     };
   }
 
@@ -216,7 +232,7 @@ export class Daemon {
     const line = await statusLine(this.#view);
     // From here on nothing waits, so a stop cannot slip in between this check and READY=1.
     if (this.#stopRequested) return;
-    this.#loop = this.#startLoop(c.daemon.reconcileInterval);
+    this.#passes.start(c.daemon.reconcileInterval);
     this.#watchdog = startWatchdog({
       env: this.#opts.env,
       ping: () => this.#notify.watchdog(),
@@ -261,11 +277,6 @@ export class Daemon {
     throw e;
   }
 
-  /** Starts the reconcile timer; a failed pass is logged by #pass and retried at the next tick. */
-  #startLoop(intervalMs: number): ReconcileLoop {
-    return startReconcileLoop({ reconcile: () => this.#pass() }, { intervalMs, log: this.#log, onError: () => {} });
-  }
-
   /** Binds the proxy, retrying an address that is not on the host yet (EADDRNOTAVAIL) for a while. */
   async #startProxy(proxy: ProxyServer, retryMs: number): Promise<void> {
     const deadline = Date.now() + retryMs;
@@ -281,40 +292,16 @@ export class Daemon {
     }
   }
 
-  /** One reconcile pass, timed and recorded for status, watchdog and metrics. */
-  async #pass(): Promise<ReconcileResult> {
-    const started = Date.now();
-    this.#passRunning = true;
-    try {
-      const r = await this.#host.reconcile();
-      const repairs = r.repairs.map((x) => ({ object: x.component, detail: `${x.exit !== undefined ? `exit ${x.exit}: ` : ""}${x.action} (${x.reason})` }));
-      this.#lastPass = { at: Date.now(), durationMs: r.durationMs, ok: true, error: null, repairs };
-      this.#reads.afterPass(r);
-      return r;
-    } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
-      this.#lastPass = { at: Date.now(), durationMs: Date.now() - started, ok: false, error, repairs: [] };
-      this.#log.error("reconcile failed", { error });
-      throw e;
-    } finally {
-      this.#passRunning = false;
-      this.#lastPassAt = Date.now();
-      void this.#refreshStatusLine();
-    }
-  }
-
   /** Runs a reconcile pass now (control `reconcile`). */
   async reconcileNow(): Promise<DaemonStatus["reconcile"]["last"]> {
-    await this.#pass();
-    return this.#lastPass;
+    await this.#passes.pass();
+    return this.#passes.lastPass;
   }
 
   /** Null when healthy, else why: the reconcile loop must keep finishing passes. */
   #health(): string | null {
     if (this.#state !== "running") return null;
-    const limit = Math.max(60_000, 5 * this.#config.daemon.reconcileInterval);
-    const since = Date.now() - this.#lastPassAt;
-    return since > limit ? `no reconcile pass has finished for ${Math.round(since / 1000)} s` : null;
+    return this.#passes.stalled(this.#config.daemon.reconcileInterval);
   }
 
   /** Readiness, as `/readyz` answers it. */
@@ -341,80 +328,9 @@ export class Daemon {
    * or one that cannot be applied, is refused with the old one left in force.
    */
   reload(): Promise<ReloadOutcome> {
-    const run = this.#busy.then(() => this.#reload());
+    const run = this.#busy.then(() => applyReload(this.#reloadable));
     this.#busy = run.catch(() => undefined);
     return run;
-  }
-
-  async #reload(): Promise<ReloadOutcome> {
-    if (this.#state !== "running") return { ok: false, error: `daemon is ${this.#state}` };
-    this.#notify.reloading();
-    this.#log.info("reloading", { config: this.#configPath });
-    const old = this.#config;
-    let next: Config;
-    try {
-      next = (this.#opts.load ?? ((p: string) => loadConfig(p, { env: this.#opts.env, warn: (m) => this.#log.warn(m) })))(this.#configPath);
-    } catch (e) {
-      const error = e instanceof ConfigError ? shownProblems(e.problems).map((p) => p.message).join("; ") : e instanceof Error ? e.message : String(e);
-      this.#log.error("reload refused: the new config is invalid; the old one stays in force", { error });
-      this.#notify.ready(`reload refused: ${error}`);
-      return { ok: false, error };
-    }
-    // The same rollback lib/host uses: each step stacks its inverse; a failure undoes them newest first.
-    const undo = new Transaction({ log: this.#log });
-    const changed: string[] = [];
-    try {
-      // Refuse what cannot change in place (see the module comment) before touching anything.
-      const refusal = reloadRefusal(old, next);
-      if (refusal !== null) throw new Error(refusal);
-      // Before the proxy: a listener the new config pins to a new exit needs that exit's address.
-      if (await reloadExits(this.#host, { old, next }, {
-        uid: this.#uid, undo, failover: this.#failover, log: this.#log, reset: (from, why) => this.#proxy?.resetFrom(from, why) ?? 0,
-      })) changed.push("exits");
-      const nextProxy = { ...(await proxyOptions(next)), log: this.#log, exitDown: this.#exitDown };
-      const oldProxy = this.#proxyOptions!;
-      this.#proxy!.update(nextProxy);
-      this.#proxyOptions = nextProxy;
-      undo.defer("reload proxy", async () => {
-        this.#proxy!.update(oldProxy);
-        this.#proxyOptions = oldProxy;
-      });
-      changed.push("proxy");
-      if (next.metrics.listen !== old.metrics.listen) {
-        await this.#metrics!.listen(next.metrics.listen);
-        undo.defer("reload metrics", () => this.#metrics!.listen(old.metrics.listen));
-        changed.push("metrics");
-      }
-      this.#metrics?.configure(next);
-    } catch (caught) {
-      const e = explainListenFailure(caught, next);
-      const error = e instanceof Error ? e.message : String(e);
-      await undo.rollback();
-      this.#log.error("reload failed; the old config stays in force", { error });
-      this.#notify.ready(`reload failed: ${error}`);
-      return { ok: false, error };
-    }
-    this.#config = next;
-    // daemon.teardownOnStop and drainTimeout are read at stop, so they apply as they are.
-    if (next.daemon.reconcileInterval !== old.daemon.reconcileInterval) {
-      this.#loop?.stop();
-      this.#loop = this.#startLoop(next.daemon.reconcileInterval);
-      changed.push("daemon.reconcileInterval");
-    }
-    if (this.#failover && (changed.includes("exits") || JSON.stringify([next.failover, next.exits?.map((e) => e.probe)]) !== JSON.stringify([old.failover, old.exits?.map((e) => e.probe)]))) {
-      // New exits or probe settings: a new loop, which keeps what the old one knew of the exits that stayed.
-      await this.#failover.stop();
-      this.#failover = this.#newFailover(next, this.#failover);
-      this.#failover.start();
-      changed.push("failover");
-    }
-    if (next.daemon.logLevel !== old.daemon.logLevel) {
-      this.#log.warn("daemon.logLevel changes at the next restart (or use --log-level)", { logLevel: next.daemon.logLevel });
-    }
-    this.#log.info("reloaded", { changed: changed.join(",") });
-    this.#lastStatusLine = "";
-    this.#notify.ready(await statusLine(this.#view));
-    return { ok: true, changed };
   }
 
   /**
@@ -446,7 +362,7 @@ export class Daemon {
 
   async #teardown(opts: { drainMs: number; host: boolean }): Promise<void> {
     this.#watchdog?.stop();
-    this.#loop?.stop();
+    this.#passes.stop();
     await this.#failover?.stop();
     const quiet = (what: string) => (e: unknown) => this.#log.error(`stopping ${what} failed`, { error: e });
     await this.#proxy?.stop({ drainMs: opts.drainMs }).catch(quiet("the proxy"));

@@ -19,6 +19,7 @@
  * our nft table), treats "already gone" as success, keeps going past failures, and reports them together.
  *
  * All operations are serialized: a timer-driven `reconcile()` never runs during `up()` or `down()`.
+ * What only reads the host (`observe()`, `drift()`, `status()`) is observe.ts, called from here.
  * The manager does not own the timer (see {@link startReconcileLoop}) and knows nothing about the proxy.
  */
 import { createRunner, type Runner } from "../exec/runner.ts";
@@ -30,16 +31,16 @@ import { isEmptyPlan, planExitChange } from "./exit-change.ts";
 import type { Resolver } from "./endpoint.ts";
 import type { LeakCounter } from "./nftables.ts";
 import { tagExit, type Drift, type HostContext, type HostPart } from "./part.ts";
-import { observeRoutes, observeRules } from "./policy.ts";
+import { hostStatus, observeDrift, observeHost } from "./observe.ts";
 import { checkExit, checkHost, detectFamilies } from "./preflight.ts";
 import { buildParts, type BuildPartsOptions, type HostParts } from "./parts.ts";
 import { validateExits, type ExitLayout } from "./exits.ts";
 import { runPass, type ReconcileResult } from "./reconcile.ts";
-import type { Family, ObservedRoute, ObservedRule } from "./routing.ts";
+import type { Family } from "./routing.ts";
 
 export { buildParts, type BuildPartsOptions, type ExitParts, type HostParts } from "./parts.ts";
 export type { ExitChangeResult, ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
-import type { ExitChangeResult, ExitObservation, ExitStatus, HostObservation, HostStatus, UpResult } from "./report.ts";
+import type { ExitChangeResult, HostObservation, HostStatus, UpResult } from "./report.ts";
 import type { HostSpec, NormalizedSpec } from "./spec.ts";
 import { procSysctl, type SysctlAccess } from "./sysctl.ts";
 import { Transaction } from "./transaction.ts";
@@ -203,32 +204,7 @@ export class HostManager {
 
   /** Reads the whole host state without changing anything. */
   observe(): Promise<HostObservation> {
-    return this.#exclusive(async () => {
-      const r = this.#n.spec.routing;
-      const rules: ObservedRule[] = [];
-      const routes: ObservedRoute[] = [];
-      for (const f of this.#families) {
-        rules.push(...(await observeRules(this.#runner, f, r.rulePriority, this.#layout.ruleCount)));
-        routes.push(...(await observeRoutes(this.#runner, f, r.table)));
-      }
-      const exits: ExitObservation[] = [];
-      for (const e of this.#parts.exits) {
-        const link = await e.interface.link();
-        const table = e.spec.spec.routing.table;
-        const own: ObservedRoute[] = [];
-        if (this.#layout.failover) for (const f of this.#families) own.push(...(await observeRoutes(this.#runner, f, table)));
-        exits.push({ name: e.name, interface: e.spec.ifname, table, link, wireguard: link ? await e.interface.dump() : null, routes: this.#layout.failover ? own : routes });
-      }
-      return {
-        link: exits[0]!.link,
-        wireguard: exits[0]!.wireguard,
-        rules,
-        routes,
-        exits,
-        firewall: await this.#parts.firewall.read(),
-        srcValidMark: await this.#parts.sysctl.read(),
-      };
-    });
+    return this.#exclusive(() => observeHost(this.#parts, { runner: this.#runner, layout: this.#layout, families: this.#families }));
   }
 
   /** The exits, in priority order, as validated (exits.ts): name, interface, addresses, table. */
@@ -309,14 +285,7 @@ export class HostManager {
 
   /** What a reconcile pass would repair now, part by part, changing nothing. Empty on a healthy host. */
   drift(): Promise<Drift[]> {
-    return this.#exclusive(async () => {
-      const out: Drift[] = [];
-      for (const part of this.#parts.ordered) {
-        const drift = await part.observe();
-        out.push(...(part.exit === undefined ? drift : drift.map((d) => ({ ...d, exit: part.exit }))));
-      }
-      return out;
-    });
+    return this.#exclusive(() => observeDrift(this.#parts));
   }
 
   /**
@@ -338,36 +307,16 @@ export class HostManager {
 
   /** State, implementation, pid, endpoint resolution and repair counts. Runs no command. */
   status(): HostStatus {
-    const exits = this.#parts.exits.map((e): ExitStatus => {
-      const wg = e.interface.status();
-      return {
-        name: e.name,
-        interface: e.spec.ifname,
-        table: e.spec.spec.routing.table,
-        addresses: e.spec.addresses.map((a) => a.local),
-        implementation: wg.implementation,
-        pid: wg.pid,
-        resolvedEndpoints: wg.resolvedEndpoints,
-        resolveError: wg.resolveError,
-        endpointReresolutions: wg.endpointReresolutions,
-      };
-    });
-    const first = exits[0]!;
-    return {
+    return hostStatus(this.#parts, {
       state: this.#state,
-      implementation: first.implementation,
-      pid: first.pid,
-      families: [...this.#families],
-      resolvedEndpoints: first.resolvedEndpoints,
-      resolveError: first.resolveError,
-      endpointReresolutions: exits.reduce((a, e) => a + e.endpointReresolutions, 0),
-      exits,
-      active: this.#layout.failover ? this.active : first.name,
+      families: this.#families,
+      failover: this.#layout.failover,
+      active: this.#layout.failover ? this.active : null,
       reconcileRuns: this.#reconcileRuns,
       lastReconcileAt: this.#lastReconcileAt,
       lastReconcileError: this.#lastReconcileError,
-      repairsByComponent: { ...this.#byComponent },
-    };
+      repairsByComponent: this.#byComponent,
+    });
   }
 
   /** The most recent repairs, oldest first. */

@@ -2,7 +2,7 @@
  * RFC 1929 username/password checking against one account or several (each possibly pinned to an
  * exit), and reading the password from a file.
  *
- * Does not parse the wire format (socks5.ts does) and never logs or returns a password. The
+ * Does not parse the wire format (socks5-greeting.ts does) and never logs or returns a password. The
  * password comes from a file (a systemd credential in production), never from argv, where any
  * local user could read it in /proc.
  */
@@ -10,7 +10,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import type { SourceAddresses } from "./dial.ts";
 import { ProxyConfigError } from "./errors.ts";
-import type { AuthRequest } from "./socks5.ts";
+import type { AuthRequest } from "./socks5-greeting.ts";
 
 /**
  * One account the proxy accepts. Both fields are 1..255 bytes as UTF-8 (RFC 1929 §2). `source`

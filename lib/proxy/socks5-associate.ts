@@ -17,7 +17,8 @@
 import { formatHostPort, formatIp, parseIp, unmapIp, type IpAddr } from "../net/ip.ts";
 import { Failure } from "./errors.ts";
 import { formatTarget, Stage, type ClientConn, type ProtocolCore, type Target } from "./protocol.ts";
-import { encodeReply, Reply } from "./socks5.ts";
+import { encodeReply } from "./socks5-request.ts";
+import { Reply } from "./socks5.ts";
 import { udpAllowedOn } from "./udp-options.ts";
 import { openUdpAssociation, UdpAssociation } from "./udp-relay.ts";
 

@@ -1,6 +1,6 @@
 /**
  * SOCKS5 on one connection: the handshake state machine (RFC 1928 §3-§4, RFC 1929) and the
- * replies (§6), on top of the pure wire format in socks5.ts.
+ * replies (§6), on top of the pure wire format in socks5.ts, socks5-greeting.ts and socks5-request.ts.
  *
  *   greeting (§3) ─ bad bytes, no acceptable method ─────────────────── protocol_error, auth_failed
  *   username/password (RFC 1929) ─ bad bytes, wrong credentials ──────── protocol_error, auth_failed
@@ -26,14 +26,15 @@ import {
   Reply,
   Socks5ProtocolError,
   Version,
-  encodeAuthReply,
-  encodeMethodSelection,
-  encodeReply,
-  parseAuthRequest,
-  parseGreeting,
-  parseRequest,
   type ReplyCode,
 } from "./socks5.ts";
+import {
+  encodeAuthReply,
+  encodeMethodSelection,
+  parseAuthRequest,
+  parseGreeting,
+} from "./socks5-greeting.ts";
+import { encodeReply, parseRequest } from "./socks5-request.ts";
 
 /** The two method selections a successful greeting gets, encoded once (a socket write copies them). */
 const SELECT_NO_AUTH = encodeMethodSelection(AuthMethod.noAuth);

@@ -5,7 +5,7 @@
  * What this module does NOT do: it never touches a socket, resolves a name, applies a policy, tracks
  * an association, or reassembles fragments. Fragmentation (FRAG ≠ 0) is optional in RFC 1928 §7 and
  * egressd does not implement it: the parser returns the FRAG byte so that the relay can drop and count
- * such datagrams. Unlike the TCP messages in `socks5.ts`, a datagram is whole or it is nothing, so a
+ * such datagrams. Unlike the TCP messages in `socks5-request.ts`, a datagram is whole or it is nothing, so a
  * short datagram is an error, never "need more".
  *
  *   +----+------+------+----------+----------+----------+
@@ -16,7 +16,8 @@
  *
  * RSV is X'0000'. DST.ADDR by ATYP as in §5. From relay to client, DST is the source of the reply.
  */
-import { NEED_MORE, parseSocksAddress, type Socks5Host, Socks5ProtocolError, socksAddressLength, writeSocksAddress } from "./socks5.ts";
+import { NEED_MORE, Socks5ProtocolError } from "./socks5.ts";
+import { parseSocksAddress, type Socks5Host, socksAddressLength, writeSocksAddress } from "./socks5-request.ts";
 
 /** FRAG of a datagram that is whole (not a fragment). RFC 1928 §7. */
 export const STANDALONE_FRAG = 0x00;

@@ -1,7 +1,7 @@
 /**
  * A minimal SOCKS5 client (RFC 1928, RFC 1929 for username/password): opens a TCP connection to a
  * proxy and asks it to CONNECT to a host by name or address, then hands back the socket, so that
- * the caller speaks HTTP (or TLS) through it. The wire format is lib/proxy/socks5.ts's.
+ * the caller speaks HTTP (or TLS) through it. The wire format is lib/proxy/socks5*.ts's.
  *
  * It does not do BIND, UDP ASSOCIATE or GSSAPI; `egressd test` needs only CONNECT.
  */
@@ -11,17 +11,18 @@ import {
   AuthMethod,
   AuthStatus,
   Command,
-  encodeAuthRequest,
-  encodeGreeting,
-  encodeRequest,
   NEED_MORE,
   type ParseResult,
-  parseAuthReply,
-  parseMethodSelection,
-  parseReply,
   Reply,
   Socks5ProtocolError,
 } from "../proxy/socks5.ts";
+import {
+  encodeAuthRequest,
+  encodeGreeting,
+  parseAuthReply,
+  parseMethodSelection,
+} from "../proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply } from "../proxy/socks5-request.ts";
 
 /** Where the handshake failed. */
 export type SocksStage = "connect" | "greeting" | "auth" | "request";

@@ -4,7 +4,9 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AuthMethod, Command, Reply, encodeGreeting, encodeRequest, parseMethodSelection, parseReply } from "../../lib/proxy/socks5.ts";
+import { AuthMethod, Command, Reply } from "../../lib/proxy/socks5.ts";
+import { encodeGreeting, parseMethodSelection } from "../../lib/proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply } from "../../lib/proxy/socks5-request.ts";
 import { BUN, cleanup, echoServer, host, onCleanup, RawConn, spawnProxy } from "./helpers.ts";
 
 afterAll(cleanup);

@@ -8,7 +8,9 @@
 // in-test DNS server on 127.0.0.1 that answers NXDOMAIN to everything.
 import { afterAll, expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { AuthMethod, Command, encodeGreeting, encodeRequest } from "../../lib/proxy/socks5.ts";
+import { AuthMethod, Command } from "../../lib/proxy/socks5.ts";
+import { encodeGreeting } from "../../lib/proxy/socks5-greeting.ts";
+import { encodeRequest } from "../../lib/proxy/socks5-request.ts";
 import { prng } from "./prng.ts";
 import { attackAll } from "./fuzz-attack.ts";
 import { cleanup, dnsServer, echoServer, host, httpServer, socksConnect, spawnProxy } from "./helpers.ts";

@@ -16,16 +16,20 @@ import {
   Command,
   NEED_MORE,
   Socks5ProtocolError,
+  type ParseResult,
+} from "../../lib/proxy/socks5.ts";
+import {
   encodeAuthRequest,
   encodeGreeting,
-  encodeRequest,
   parseAuthReply,
   parseMethodSelection,
+} from "../../lib/proxy/socks5-greeting.ts";
+import {
+  encodeRequest,
   parseReply,
-  type ParseResult,
   type ReplyMessage,
   type Socks5Host,
-} from "../../lib/proxy/socks5.ts";
+} from "../../lib/proxy/socks5-request.ts";
 
 /** The repository root. */
 export const ROOT = join(import.meta.dir, "..", "..");

@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import type { Socket } from "bun";
-import { AuthMethod, Command, NEED_MORE, Reply, encodeGreeting, encodeRequest, parseMethodSelection, parseReply } from "../../lib/proxy/socks5.ts";
+import { AuthMethod, Command, NEED_MORE, Reply } from "../../lib/proxy/socks5.ts";
+import { encodeGreeting, parseMethodSelection } from "../../lib/proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply } from "../../lib/proxy/socks5-request.ts";
 import { RawConn, cleanup, host, onCleanup, socksConnect, spawnProxy, type ProxyProcess } from "./helpers.ts";
 
 let proxy: ProxyProcess;

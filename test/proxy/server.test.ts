@@ -9,17 +9,14 @@ import { parseCidr, parseIp, type IpAddr } from "../../lib/net/ip.ts";
 import type { Connect, DialAttempt } from "../../lib/proxy/dial.ts";
 import { ListenError, ProxyConfigError, ResolveError } from "../../lib/proxy/errors.ts";
 import { ProxyServer, type ProxyServerOptions } from "../../lib/proxy/server.ts";
+import { AuthMethod, Command, Reply } from "../../lib/proxy/socks5.ts";
 import {
-  AuthMethod,
-  Command,
-  Reply,
   encodeAuthRequest,
   encodeGreeting,
-  encodeRequest,
   parseAuthReply,
   parseMethodSelection,
-  parseReply,
-} from "../../lib/proxy/socks5.ts";
+} from "../../lib/proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply } from "../../lib/proxy/socks5-request.ts";
 import { PYTHON, RawConn, blackhole, cleanup, closedPort, echoServer, host, onCleanup, socksConnect, until } from "./helpers.ts";
 
 afterEach(cleanup);

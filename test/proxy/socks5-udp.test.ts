@@ -2,7 +2,7 @@
 // prefix, malformed rows, round trips — and a seeded fuzz that never throws.
 import { describe, expect, test } from "bun:test";
 import { formatIp, parseIp } from "../../lib/net/ip.ts";
-import { type Socks5Host } from "../../lib/proxy/socks5.ts";
+import { type Socks5Host } from "../../lib/proxy/socks5-request.ts";
 import {
   encodeUdpDatagram,
   MAX_UDP_HEADER_BYTES,

@@ -6,27 +6,31 @@ import {
   AddressType,
   AuthMethod,
   Command,
-  MAX_AUTH_REQUEST_BYTES,
-  MAX_GREETING_BYTES,
-  MAX_REQUEST_BYTES,
   NEED_MORE,
   Reply,
   Socks5ProtocolError,
+  type ParseResult,
+} from "../../lib/proxy/socks5.ts";
+import {
+  MAX_AUTH_REQUEST_BYTES,
+  MAX_GREETING_BYTES,
   encodeAuthReply,
   encodeAuthRequest,
   encodeGreeting,
   encodeMethodSelection,
-  encodeReply,
-  encodeRequest,
   parseAuthReply,
   parseAuthRequest,
   parseGreeting,
   parseMethodSelection,
+} from "../../lib/proxy/socks5-greeting.ts";
+import {
+  MAX_REQUEST_BYTES,
+  encodeReply,
+  encodeRequest,
   parseReply,
   parseRequest,
-  type ParseResult,
   type Socks5Host,
-} from "../../lib/proxy/socks5.ts";
+} from "../../lib/proxy/socks5-request.ts";
 
 const b = (...xs: number[]) => Uint8Array.from(xs);
 const ascii = (s: string) => Array.from(s, (c) => c.charCodeAt(0));

@@ -1,7 +1,9 @@
 // Layer 2: a target that resets the connection the moment it accepts it, while the client has
 // already sent data after its request. The reset must reach the client as a reset.
 import { afterAll, expect, test } from "bun:test";
-import { AuthMethod, Command, encodeGreeting, encodeRequest, parseReply, Reply } from "../../lib/proxy/socks5.ts";
+import { AuthMethod, Command, Reply } from "../../lib/proxy/socks5.ts";
+import { encodeGreeting } from "../../lib/proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply } from "../../lib/proxy/socks5-request.ts";
 import { cleanup, host, onCleanup, PYTHON, RawConn, spawnProxy } from "./helpers.ts";
 import { concat } from "../../lib/proxy/bytes.ts";
 

@@ -5,7 +5,9 @@
  */
 import { parseIp } from "../../lib/net/ip.ts";
 import { encodeUdpDatagram } from "../../lib/proxy/socks5-udp.ts";
-import { AuthMethod, Command, encodeGreeting, encodeRequest, parseMethodSelection, parseReply, type ReplyMessage } from "../../lib/proxy/socks5.ts";
+import { AuthMethod, Command } from "../../lib/proxy/socks5.ts";
+import { encodeGreeting, parseMethodSelection } from "../../lib/proxy/socks5-greeting.ts";
+import { encodeRequest, parseReply, type ReplyMessage } from "../../lib/proxy/socks5-request.ts";
 import { host, onCleanup, RawConn } from "./helpers.ts";
 
 /** A Bun UDP socket with `Uint8Array` payloads. */

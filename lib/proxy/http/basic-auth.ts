@@ -6,7 +6,7 @@
  * What this module does NOT do: it compares nothing and never logs a credential. A malformed field
  * is reported as "invalid" without its content.
  */
-import type { AuthRequest } from "../socks5.ts";
+import type { AuthRequest } from "../socks5-greeting.ts";
 import { type HeaderList, headerValues } from "./wire.ts";
 
 /** What a request's `Proxy-Authorization` carries. */
