@@ -95,6 +95,8 @@ export interface ExitStatusLine {
   /** Its interface exists and is up. */
   linkUp: boolean;
   latestHandshake: number;
+  /** What is pinned to it, e.g. `listener 10.1.0.1:1081`, `user alice`; absent from a daemon that predates pins. */
+  pinned?: string[];
 }
 
 /** Handshake ages (seconds) at which `check` warns and goes critical. */
@@ -179,7 +181,8 @@ export function renderStatus(s: DaemonStatus): string {
       const a = age(s.now, e.latestHandshake);
       const probe = e.probeSeconds === null ? "" : `, probe ${Math.round(e.probeSeconds * 1000)} ms`;
       const why = e.health === "down" && e.lastReason ? ` (${e.lastReason})` : "";
-      lines.push(`  ${e.active ? "*" : " "} ${e.name} via ${e.interface}${e.linkUp ? "" : " (interface DOWN)"}: ${e.health}${why}, handshake ${a === null ? "never" : `${formatAge(a)} ago`}${probe}`);
+      const pinned = e.pinned?.length ? `; pinned: ${e.pinned.join(", ")}` : "";
+      lines.push(`  ${e.active ? "*" : " "} ${e.name} via ${e.interface}${e.linkUp ? "" : " (interface DOWN)"}: ${e.health}${why}, handshake ${a === null ? "never" : `${formatAge(a)} ago`}${probe}${pinned}`);
     }
   }
   return lines.join("\n") + "\n";

@@ -4,6 +4,7 @@
  * keeps current; none of them changes anything. Rendering and judging a status for the CLI is
  * status.ts; the metric sources are metrics.ts.
  */
+import { authAccounts } from "../config/auth.ts";
 import type { Config } from "../config/schema.ts";
 import type { HostManager } from "../host/manager.ts";
 import { validateSpec } from "../host/spec.ts";
@@ -139,8 +140,16 @@ function exitLines(view: DaemonView, obs: Awaited<ReturnType<HostManager["observ
       probeSeconds: e.probeSeconds,
       linkUp: Boolean(o?.link?.up),
       latestHandshake: peer?.latestHandshake ?? 0,
+      pinned: pinnedTo(view.config, e.name),
     };
   });
+}
+
+/** The listeners and users pinned to exit `name`, as status shows them (usernames, never passwords). */
+export function pinnedTo(c: { proxy: Pick<Config["proxy"], "pinnedListeners" | "auth"> }, name: string): string[] {
+  const listeners = Object.entries(c.proxy.pinnedListeners ?? {}).filter(([, exit]) => exit === name).map(([listen]) => `listener ${listen}`);
+  const users = authAccounts(c.proxy.auth).filter((a) => a.account.exit === name).map((a) => `user ${a.account.username}`);
+  return [...listeners, ...users];
 }
 
 /** Everything `egressd status` shows. Runs `wg`, `ip` and `nft` reads afresh (not cached). */

@@ -100,6 +100,9 @@ function proxied(lines: readonly string[]): string[] {
 describe.skipIf(skip !== null)("users pinned to an exit (compiled egressd, two exits)", () => {
   test(name("alice (pinned to B) always shows B's address, bob (unpinned) the active exit A's, over SOCKS5, HTTP CONNECT and forwarding"), async () => {
     await poll(async () => (await daemon!.control("status")).exits.every((e: any) => e.health === "up"), 60_000, "both exits up");
+    // status names each exit's pins (usernames, never passwords).
+    const pins = Object.fromEntries((await daemon!.control("status")).exits.map((e: any) => [e.name, e.pinned]));
+    expect(pins).toEqual({ "lab-exit": [], "lab-exit2": ["user alice"] });
     for (let i = 0; i < 2; i++) {
       for (const how of ["socks5", "connect", "forward"] as const) {
         expect([how, ...(await whoamiAs(how, ALICE))]).toEqual([how, 0, 200, B_WAN]);

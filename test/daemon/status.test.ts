@@ -11,12 +11,14 @@ import {
   type CheckResult,
   type CheckStateName,
   type DaemonStatus,
+  type ExitStatusLine,
   evaluateHealth,
   formatAge,
   formatBytes,
   renderStatus,
   worstState,
 } from "../../lib/daemon/status.ts";
+import { pinnedTo } from "../../lib/daemon/views.ts";
 import { runBinary } from "./helpers.ts";
 
 const NOW = 1_800_000_000_000;
@@ -156,6 +158,39 @@ describe("formatAge and formatBytes, as wg show prints them", () => {
     [3 * 1024 ** 4, "3.00 TiB"],
     [2 * 1024 ** 5, "2048.00 TiB"],
   ])("%p -> %s", (n, want) => expect(formatBytes(n)).toBe(want));
+});
+
+describe("the exits' lines", () => {
+  const exit = (name: string, active: boolean, pinned?: string[]): ExitStatusLine => ({
+    name, interface: `wg-${name}`, active, health: "up", lastReason: "", probeSeconds: 0.012, linkUp: true, latestHandshake: 0, ...(pinned ? { pinned } : {}),
+  });
+
+  test("name what is pinned to each exit; nothing for an exit without pins or a daemon that predates them", () => {
+    const s = healthy();
+    s.exits = [exit("a", true, []), exit("b", false, ["listener 10.1.0.1:1081", "user alice"]), exit("c", false)];
+    const text = renderStatus(s);
+    expect(text).toContain("exits: a active\n");
+    expect(text).toMatch(/\n {2}\* a via wg-a: up, handshake never, probe 12 ms\n/);
+    expect(text).toMatch(/\n {4}b via wg-b: up, handshake never, probe 12 ms; pinned: listener 10\.1\.0\.1:1081, user alice\n/);
+    expect(text).toMatch(/\n {4}c via wg-c: up, handshake never, probe 12 ms\n/);
+  });
+
+  test.each([
+    ["no pins", {}, null, "b", []],
+    ["a listener", { "10.1.0.1:1081": "b" }, null, "b", ["listener 10.1.0.1:1081"]],
+    ["another exit's listener", { "10.1.0.1:1081": "a" }, null, "b", []],
+    ["the one-account form", {}, { username: "alice", passwordFile: "/p", exit: "b" }, "b", ["user alice"]],
+    ["an unpinned account", {}, { username: "alice", passwordFile: "/p" }, "b", []],
+    [
+      "listeners first, then users, in config order",
+      { "10.1.0.1:1081": "b", "10.1.0.1:1082": "a" },
+      { users: [{ username: "carol", passwordFile: "/c", exit: "b" }, { username: "bob", passwordFile: "/b" }, { username: "alice", passwordFile: "/a", exit: "b" }] },
+      "b",
+      ["listener 10.1.0.1:1081", "user carol", "user alice"],
+    ],
+  ])("pinnedTo: %s", (_, pinnedListeners, auth, name, want) => {
+    expect(pinnedTo({ proxy: { pinnedListeners, auth: auth as any } }, name)).toEqual(want);
+  });
 });
 
 describe("renderStatus", () => {
