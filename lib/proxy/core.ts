@@ -370,7 +370,9 @@ export class ProxyCore implements ProtocolCore, ConnOwner {
 
   #connected(conn: ClientConn, target: TargetSocket, address: IpAddr, port: number): void {
     const now = this.#prepareTarget(target, conn.dialStart);
-    conn.address = formatHostPort({ host: formatIp(address), port });
+    const text = formatHostPort({ host: formatIp(address), port });
+    // Usually the target asked for, by IP: then one string serves both for the connection's life.
+    conn.address = text === conn.target ? conn.target : text;
     const localText = target.localAddress;
     const local = parseIp(localText);
     // An unmapped IPv4 address is already in formatIp's form (see #accept in server.ts).

@@ -65,7 +65,8 @@ export class DialAttempt {
   constructor(
     /** Null once the race is over, so a long-lived socket does not keep the race alive. */
     public race: DialRace | null,
-    readonly address: IpAddr,
+    /** The address dialed; null once the attempt has won, as a relayed socket has no more use for it. */
+    public address: IpAddr | null,
   ) {}
 }
 
@@ -225,8 +226,10 @@ export class DialRace {
       return;
     }
     attempt.race = null;
+    const address = attempt.address!;
+    attempt.address = null;
     this.#finish(attempt);
-    this.#opts.onDone({ socket, address: attempt.address });
+    this.#opts.onDone({ socket, address });
   }
 
   /** @internal Called by {@link targetHandlers} (or the connect promise) when an attempt fails. */
@@ -240,7 +243,7 @@ export class DialRace {
       this.#opts.stats.pendingAbandonedDials--;
       return;
     }
-    const error = localCause(err, attempt.address, this.#opts.port);
+    const error = localCause(err, attempt.address!, this.#opts.port);
     this.#lastError = error;
     if (this.#next < this.#addrs.length) return this.#startNext();
     if (this.#pending === 0) {

@@ -20,6 +20,15 @@
 import { concat } from "./bytes.ts";
 import type { DialStats, TargetLeg } from "./dial.ts";
 
+// Bits of Relay.#flags: a FIN received from a side, a FIN sent to it, its socket closed, reported.
+const CLIENT_EOF = 1;
+const TARGET_EOF = 2;
+const CLIENT_SHUT = 4;
+const TARGET_SHUT = 8;
+const CLIENT_GONE = 16;
+const TARGET_GONE = 32;
+const REPORTED = 64;
+
 /** The part of a Bun socket the relay uses. */
 export interface RelaySocket {
   write(data: Uint8Array): number;
@@ -75,13 +84,8 @@ export class Relay implements TargetLeg {
 
   #toTarget: Uint8Array | null = null;
   #toClient: Uint8Array | null = null;
-  #clientEof = false;
-  #targetEof = false;
-  #clientShut = false;
-  #targetShut = false;
-  #clientGone = false;
-  #targetGone = false;
-  #reported = false;
+  /** The end-of-stream state, as bits (CLIENT_EOF...): one slot instead of seven per idle relay. */
+  #flags = 0;
   #error: Error | undefined;
 
   readonly client: RelaySocket;
@@ -104,7 +108,7 @@ export class Relay implements TargetLeg {
 
   /** True once both sides have closed. */
   get closed(): boolean {
-    return this.#clientGone && this.#targetGone;
+    return (this.#flags & CLIENT_GONE) !== 0 && (this.#flags & TARGET_GONE) !== 0;
   }
 
   /** Data read from the client. */
@@ -113,7 +117,7 @@ export class Relay implements TargetLeg {
     this.bytesClientToTarget += d.length;
     this.stats.bytesClientToTarget += d.length;
     if (this.#counters) this.#counters.bytesClientToTarget += d.length;
-    if (this.#targetGone || this.#targetShut) return; // nowhere to go; the client is being closed
+    if ((this.#flags & TARGET_GONE) !== 0 || (this.#flags & TARGET_SHUT) !== 0) return; // nowhere to go; the client is being closed
     if (this.#toTarget) {
       this.#toTarget = concat(this.#toTarget, d);
       return;
@@ -131,7 +135,7 @@ export class Relay implements TargetLeg {
     this.bytesTargetToClient += d.length;
     this.stats.bytesTargetToClient += d.length;
     if (this.#counters) this.#counters.bytesTargetToClient += d.length;
-    if (this.#clientGone || this.#clientShut) return;
+    if ((this.#flags & CLIENT_GONE) !== 0 || (this.#flags & CLIENT_SHUT) !== 0) return;
     if (this.#toClient) {
       this.#toClient = concat(this.#toClient, d);
       return;
@@ -154,7 +158,7 @@ export class Relay implements TargetLeg {
       return;
     }
     this.#toTarget = null;
-    if (this.#clientEof) this.#shutTarget();
+    if ((this.#flags & CLIENT_EOF) !== 0) this.#shutTarget();
     else this.client.resume();
   }
 
@@ -169,64 +173,64 @@ export class Relay implements TargetLeg {
       return;
     }
     this.#toClient = null;
-    if (this.#targetEof) this.#shutClient();
+    if ((this.#flags & TARGET_EOF) !== 0) this.#shutClient();
     else this.target.resume();
   }
 
   /** The client sent a FIN: forward it once its data is through. */
   clientEnded(): void {
-    if (this.#clientEof) return;
-    this.#clientEof = true;
+    if ((this.#flags & CLIENT_EOF) !== 0) return;
+    this.#flags |= CLIENT_EOF;
     if (!this.#toTarget) this.#shutTarget();
-    if (this.#clientShut && !this.#clientGone) this.client.end(); // both directions done
+    if ((this.#flags & CLIENT_SHUT) !== 0 && !(this.#flags & CLIENT_GONE)) this.client.end(); // both directions done
   }
 
   /** The target sent a FIN: forward it once its data is through. */
   targetEnded(): void {
-    if (this.#targetEof) return;
-    this.#targetEof = true;
+    if ((this.#flags & TARGET_EOF) !== 0) return;
+    this.#flags |= TARGET_EOF;
     if (!this.#toClient) this.#shutClient();
-    if (this.#targetShut && !this.#targetGone) this.target.end();
+    if ((this.#flags & TARGET_SHUT) !== 0 && !(this.#flags & TARGET_GONE)) this.target.end();
   }
 
   /** The client socket closed; `error` set means it was reset or failed. */
   clientClosed(error: Error | undefined): void {
-    if (this.#clientGone) return;
-    this.#clientGone = true;
+    if ((this.#flags & CLIENT_GONE) !== 0) return;
+    this.#flags |= CLIENT_GONE;
     this.#toClient = null;
     if (error) {
       this.#error ??= error;
-      if (!this.#targetGone) this.target.terminate();
+      if (!(this.#flags & TARGET_GONE)) this.target.terminate();
     } else {
       // A clean close is the client's FIN with nothing more to read from it; and since it can no
       // longer receive, the target's further output has nowhere to go.
-      this.#clientEof = true;
+      this.#flags |= CLIENT_EOF;
       if (!this.#toTarget) this.#shutTarget();
-      if (!this.#targetGone && !this.#toTarget) this.target.end();
+      if (!(this.#flags & TARGET_GONE) && !this.#toTarget) this.target.end();
     }
     this.#maybeReport();
   }
 
   /** The target socket closed; `error` set means it was reset or failed. */
   targetClosed(error: Error | undefined): void {
-    if (this.#targetGone) return;
-    this.#targetGone = true;
+    if ((this.#flags & TARGET_GONE) !== 0) return;
+    this.#flags |= TARGET_GONE;
     this.#toTarget = null;
     if (error) {
       this.#error ??= error;
-      if (!this.#clientGone) this.client.terminate();
+      if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
     } else {
-      this.#targetEof = true;
+      this.#flags |= TARGET_EOF;
       if (!this.#toClient) this.#shutClient();
-      if (!this.#clientGone && !this.#toClient) this.client.end();
+      if (!(this.#flags & CLIENT_GONE) && !this.#toClient) this.client.end();
     }
     this.#maybeReport();
   }
 
   /** Resets both sides now (idle timeout, shutdown deadline). */
   abort(): void {
-    if (!this.#clientGone) this.client.terminate();
-    if (!this.#targetGone) this.target.terminate();
+    if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
+    if (!(this.#flags & TARGET_GONE)) this.target.terminate();
   }
 
   /**
@@ -240,32 +244,32 @@ export class Relay implements TargetLeg {
     this.#toTarget = null;
     this.#toClient = null;
     if (side === "target") {
-      if (!this.#clientGone) this.client.terminate();
-      if (!this.#targetGone) this.target.terminate();
+      if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
+      if (!(this.#flags & TARGET_GONE)) this.target.terminate();
     } else {
-      if (!this.#targetGone) this.target.terminate();
-      if (!this.#clientGone) this.client.terminate();
+      if (!(this.#flags & TARGET_GONE)) this.target.terminate();
+      if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
     }
   }
 
   #shutTarget(): void {
-    if (this.#targetShut || this.#targetGone) return;
-    this.#targetShut = true;
+    if ((this.#flags & TARGET_SHUT) !== 0 || (this.#flags & TARGET_GONE) !== 0) return;
+    this.#flags |= TARGET_SHUT;
     // Full close when the target has nothing more to say, or nobody to say it to.
-    if (this.#targetEof || this.#clientGone) this.target.end();
+    if ((this.#flags & TARGET_EOF) !== 0 || (this.#flags & CLIENT_GONE) !== 0) this.target.end();
     else this.target.shutdown();
   }
 
   #shutClient(): void {
-    if (this.#clientShut || this.#clientGone) return;
-    this.#clientShut = true;
-    if (this.#clientEof || this.#targetGone) this.client.end();
+    if ((this.#flags & CLIENT_SHUT) !== 0 || (this.#flags & CLIENT_GONE) !== 0) return;
+    this.#flags |= CLIENT_SHUT;
+    if ((this.#flags & CLIENT_EOF) !== 0 || (this.#flags & TARGET_GONE) !== 0) this.client.end();
     else this.client.shutdown();
   }
 
   #maybeReport(): void {
-    if (this.#reported || !this.#clientGone || !this.#targetGone) return;
-    this.#reported = true;
+    if ((this.#flags & REPORTED) !== 0 || !(this.#flags & CLIENT_GONE) || !(this.#flags & TARGET_GONE)) return;
+    this.#flags |= REPORTED;
     this.owner.relayClosed(this, this.#error);
   }
 }
