@@ -86,6 +86,16 @@ export class Relay implements TargetLeg {
   #toClient: Uint8Array | null = null;
   /** The end-of-stream state, as bits (CLIENT_EOF...): one slot instead of seven per idle relay. */
   #flags = 0;
+
+  /** Whether any of `bits` is set. */
+  #any(bits: number): boolean {
+    return (this.#flags & bits) !== 0;
+  }
+
+  /** Whether all of `bits` are set. */
+  #all(bits: number): boolean {
+    return (this.#flags & bits) === bits;
+  }
   #error: Error | undefined;
 
   readonly client: RelaySocket;
@@ -108,7 +118,7 @@ export class Relay implements TargetLeg {
 
   /** True once both sides have closed. */
   get closed(): boolean {
-    return (this.#flags & CLIENT_GONE) !== 0 && (this.#flags & TARGET_GONE) !== 0;
+    return this.#all(CLIENT_GONE | TARGET_GONE);
   }
 
   /** Data read from the client. */
@@ -117,7 +127,7 @@ export class Relay implements TargetLeg {
     this.bytesClientToTarget += d.length;
     this.stats.bytesClientToTarget += d.length;
     if (this.#counters) this.#counters.bytesClientToTarget += d.length;
-    if ((this.#flags & TARGET_GONE) !== 0 || (this.#flags & TARGET_SHUT) !== 0) return; // nowhere to go; the client is being closed
+    if (this.#any(TARGET_GONE | TARGET_SHUT)) return; // nowhere to go; the client is being closed
     if (this.#toTarget) {
       this.#toTarget = concat(this.#toTarget, d);
       return;
@@ -135,7 +145,7 @@ export class Relay implements TargetLeg {
     this.bytesTargetToClient += d.length;
     this.stats.bytesTargetToClient += d.length;
     if (this.#counters) this.#counters.bytesTargetToClient += d.length;
-    if ((this.#flags & CLIENT_GONE) !== 0 || (this.#flags & CLIENT_SHUT) !== 0) return;
+    if (this.#any(CLIENT_GONE | CLIENT_SHUT)) return;
     if (this.#toClient) {
       this.#toClient = concat(this.#toClient, d);
       return;
@@ -158,7 +168,7 @@ export class Relay implements TargetLeg {
       return;
     }
     this.#toTarget = null;
-    if ((this.#flags & CLIENT_EOF) !== 0) this.#shutTarget();
+    if (this.#any(CLIENT_EOF)) this.#shutTarget();
     else this.client.resume();
   }
 
@@ -173,64 +183,64 @@ export class Relay implements TargetLeg {
       return;
     }
     this.#toClient = null;
-    if ((this.#flags & TARGET_EOF) !== 0) this.#shutClient();
+    if (this.#any(TARGET_EOF)) this.#shutClient();
     else this.target.resume();
   }
 
   /** The client sent a FIN: forward it once its data is through. */
   clientEnded(): void {
-    if ((this.#flags & CLIENT_EOF) !== 0) return;
+    if (this.#any(CLIENT_EOF)) return;
     this.#flags |= CLIENT_EOF;
     if (!this.#toTarget) this.#shutTarget();
-    if ((this.#flags & CLIENT_SHUT) !== 0 && !(this.#flags & CLIENT_GONE)) this.client.end(); // both directions done
+    if (this.#any(CLIENT_SHUT) && !this.#any(CLIENT_GONE)) this.client.end(); // both directions done
   }
 
   /** The target sent a FIN: forward it once its data is through. */
   targetEnded(): void {
-    if ((this.#flags & TARGET_EOF) !== 0) return;
+    if (this.#any(TARGET_EOF)) return;
     this.#flags |= TARGET_EOF;
     if (!this.#toClient) this.#shutClient();
-    if ((this.#flags & TARGET_SHUT) !== 0 && !(this.#flags & TARGET_GONE)) this.target.end();
+    if (this.#any(TARGET_SHUT) && !this.#any(TARGET_GONE)) this.target.end();
   }
 
   /** The client socket closed; `error` set means it was reset or failed. */
   clientClosed(error: Error | undefined): void {
-    if ((this.#flags & CLIENT_GONE) !== 0) return;
+    if (this.#any(CLIENT_GONE)) return;
     this.#flags |= CLIENT_GONE;
     this.#toClient = null;
     if (error) {
       this.#error ??= error;
-      if (!(this.#flags & TARGET_GONE)) this.target.terminate();
+      if (!this.#any(TARGET_GONE)) this.target.terminate();
     } else {
       // A clean close is the client's FIN with nothing more to read from it; and since it can no
       // longer receive, the target's further output has nowhere to go.
       this.#flags |= CLIENT_EOF;
       if (!this.#toTarget) this.#shutTarget();
-      if (!(this.#flags & TARGET_GONE) && !this.#toTarget) this.target.end();
+      if (!this.#any(TARGET_GONE) && !this.#toTarget) this.target.end();
     }
     this.#maybeReport();
   }
 
   /** The target socket closed; `error` set means it was reset or failed. */
   targetClosed(error: Error | undefined): void {
-    if ((this.#flags & TARGET_GONE) !== 0) return;
+    if (this.#any(TARGET_GONE)) return;
     this.#flags |= TARGET_GONE;
     this.#toTarget = null;
     if (error) {
       this.#error ??= error;
-      if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
+      if (!this.#any(CLIENT_GONE)) this.client.terminate();
     } else {
       this.#flags |= TARGET_EOF;
       if (!this.#toClient) this.#shutClient();
-      if (!(this.#flags & CLIENT_GONE) && !this.#toClient) this.client.end();
+      if (!this.#any(CLIENT_GONE) && !this.#toClient) this.client.end();
     }
     this.#maybeReport();
   }
 
   /** Resets both sides now (idle timeout, shutdown deadline). */
   abort(): void {
-    if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
-    if (!(this.#flags & TARGET_GONE)) this.target.terminate();
+    if (!this.#any(CLIENT_GONE)) this.client.terminate();
+    if (!this.#any(TARGET_GONE)) this.target.terminate();
   }
 
   /**
@@ -244,31 +254,31 @@ export class Relay implements TargetLeg {
     this.#toTarget = null;
     this.#toClient = null;
     if (side === "target") {
-      if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
-      if (!(this.#flags & TARGET_GONE)) this.target.terminate();
+      if (!this.#any(CLIENT_GONE)) this.client.terminate();
+      if (!this.#any(TARGET_GONE)) this.target.terminate();
     } else {
-      if (!(this.#flags & TARGET_GONE)) this.target.terminate();
-      if (!(this.#flags & CLIENT_GONE)) this.client.terminate();
+      if (!this.#any(TARGET_GONE)) this.target.terminate();
+      if (!this.#any(CLIENT_GONE)) this.client.terminate();
     }
   }
 
   #shutTarget(): void {
-    if ((this.#flags & TARGET_SHUT) !== 0 || (this.#flags & TARGET_GONE) !== 0) return;
+    if (this.#any(TARGET_SHUT | TARGET_GONE)) return;
     this.#flags |= TARGET_SHUT;
     // Full close when the target has nothing more to say, or nobody to say it to.
-    if ((this.#flags & TARGET_EOF) !== 0 || (this.#flags & CLIENT_GONE) !== 0) this.target.end();
+    if (this.#any(TARGET_EOF | CLIENT_GONE)) this.target.end();
     else this.target.shutdown();
   }
 
   #shutClient(): void {
-    if ((this.#flags & CLIENT_SHUT) !== 0 || (this.#flags & CLIENT_GONE) !== 0) return;
+    if (this.#any(CLIENT_SHUT | CLIENT_GONE)) return;
     this.#flags |= CLIENT_SHUT;
-    if ((this.#flags & CLIENT_EOF) !== 0 || (this.#flags & TARGET_GONE) !== 0) this.client.end();
+    if (this.#any(CLIENT_EOF | TARGET_GONE)) this.client.end();
     else this.client.shutdown();
   }
 
   #maybeReport(): void {
-    if ((this.#flags & REPORTED) !== 0 || !(this.#flags & CLIENT_GONE) || !(this.#flags & TARGET_GONE)) return;
+    if (this.#any(REPORTED) || !this.#all(CLIENT_GONE | TARGET_GONE)) return;
     this.#flags |= REPORTED;
     this.owner.relayClosed(this, this.#error);
   }
