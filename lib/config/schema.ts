@@ -91,7 +91,7 @@ const routingSchema = z.strictObject({
     })
     .default(51820)
     .describe("The route table with the tunnel route and the kill switch (not 0 or 253-255)."),
-  rulePriority: z.number().int().min(1).max(32764).default(5000).describe("Priority of the first of egressd's two ip rules (suppress, then lookup at this priority + 1)."),
+  rulePriority: z.number().int().min(1).max(32760).default(5000).describe("Priority of the first of egressd's ip rules, which take this and the next 5 (6 with `exits`), all before main's 32766."),
   killSwitch: z.boolean().default(true).describe("Keep `unreachable default` in the table and the nftables leak guard, so that a dead tunnel fails closed."),
 });
 

@@ -29,10 +29,8 @@
  */
 import { cidrContains, parseCidr, type Cidr } from "../net/ip.ts";
 import { SpecError } from "./errors.ts";
-import { validateSpec, type HostSpec, type NormalizedSpec } from "./spec.ts";
+import { RULE_COUNT, validateSpec, type HostSpec, type NormalizedSpec } from "./spec.ts";
 
-/** Priorities the rules take with one exit (routing.ts). */
-export const SINGLE_RULE_COUNT = 6;
 /** Priorities the rules take with several exits (see the module comment). */
 export const FAILOVER_RULE_COUNT = 7;
 
@@ -61,7 +59,7 @@ export function validateExits(spec: HostSpec): ExitLayout {
   const list = spec.exits;
   if (list === undefined) {
     const n = validateSpec(spec);
-    return { shared: n, exits: [n], failover: false, ruleCount: SINGLE_RULE_COUNT };
+    return { shared: n, exits: [n], failover: false, ruleCount: RULE_COUNT };
   }
   const problems: string[] = [];
   if (list.length < 2) problems.push(`exits: needs two or more exits, got ${list.length}; one exit uses the "exit" form`);

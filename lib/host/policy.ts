@@ -33,7 +33,7 @@ import {
 import { parseRoutes, parseRules } from "./routing-parse.ts";
 import type { NormalizedSpec } from "./spec.ts";
 
-/** Reads the rules at our priorities (`count` of them from `rulePriority`; default 5) for one family. */
+/** Reads the rules at our priorities (`count` of them from `rulePriority`; default RULE_COUNT, 6) for one family. */
 export async function observeRules(runner: Runner, family: Family, rulePriority: number, count?: number): Promise<ObservedRule[]> {
   const r = await runHost(runner, ["ip", "-j", "-N", `-${family}`, "rule", "show"]);
   return r.ok ? parseRules(r.stdout, family, rulePriorities(rulePriority, count)) : [];
@@ -118,7 +118,7 @@ export interface RulesPartOptions {
   name?: string;
   /** With several exits: every exit's spec, for the failover layout (routing.ts). Default: one exit. */
   exits?: readonly NormalizedSpec[];
-  /** How many priorities from `rulePriority` are ours. Default 5. */
+  /** How many priorities from `rulePriority` are ours. Default RULE_COUNT (6, one exit). */
   ruleCount?: number;
 }
 

@@ -31,7 +31,7 @@ export interface HostFacts {
 export interface CheckHostOptions {
   /** Also require `setpriv` for wireguard-go's parent-death signal. Default true. */
   parentDeathSignal?: boolean;
-  /** How many priorities from `rulePriority` are ours. Default 5 (one exit). */
+  /** How many priorities from `rulePriority` are ours. Default RULE_COUNT (6, one exit). */
   ruleCount?: number;
 }
 

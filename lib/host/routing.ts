@@ -37,7 +37,7 @@ import type { Runner } from "../exec/runner.ts";
 import { formatCidr } from "../net/ip.ts";
 import type { Change } from "./change.ts";
 import { runHostCommand } from "./command.ts";
-import { formatMark, type NormalizedSpec } from "./spec.ts";
+import { formatMark, type NormalizedSpec, RULE_COUNT } from "./spec.ts";
 
 /**
  * The rtnetlink protocol number egressd stamps on its rules and routes (`proto 212` in `ip` output).
@@ -51,9 +51,6 @@ export const KILL_SWITCH_METRIC = 4294967295;
 
 /** An address family, as `ip -4` / `ip -6`. */
 export type Family = 4 | 6;
-
-/** How many consecutive priorities egressd's rules use, starting at `rulePriority`. */
-export const RULE_COUNT = 6;
 
 /** The priorities egressd owns for a given `rulePriority` (`count` of them; default {@link RULE_COUNT}). */
 export function rulePriorities(rulePriority: number, count: number = RULE_COUNT): number[] {

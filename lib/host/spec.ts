@@ -130,13 +130,16 @@ const RESERVED_TABLES = new Set([0, 253, 254, 255]);
 /** The priority of the `main` rule; ours must come before it. */
 export const MAIN_RULE_PRIORITY = 32766;
 
+/** How many consecutive priorities egressd's rules use with one exit, starting at `rulePriority` (routing.ts). */
+export const RULE_COUNT = 6;
+
 /**
  * Checks a spec (its one-exit form: `interface` + `exit`) and parses its strings. `ruleCount` is how
- * many priorities from `rulePriority` the rules take (default 5; exits.ts passes the failover count). Throws {@link UnsafeUidError} for uid 0 (marking uid 0 would
+ * many priorities from `rulePriority` the rules take (default {@link RULE_COUNT}; exits.ts passes the failover count). Throws {@link UnsafeUidError} for uid 0 (marking uid 0 would
  * route every root process into the tunnel) and {@link SpecError} listing every other problem.
  */
 export function validateSpec(spec: HostSpec, opts: { ruleCount?: number } = {}): NormalizedSpec {
-  const ruleCount = opts.ruleCount ?? 5;
+  const ruleCount = opts.ruleCount ?? RULE_COUNT;
   if (spec.uid === 0) throw new UnsafeUidError(0);
   const problems: string[] = [];
   const bad = (path: string, msg: string) => problems.push(`${path}: ${msg}`);

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { RULE_COUNT } from "../../lib/host/routing.ts";
+import { RULE_COUNT } from "../../lib/host/spec.ts";
 import { labUnsupported } from "../lab/index.ts";
 import { type Bed, baseConfig, ipJson, type Pool, proxiedWhoami, startGateway, startPool } from "./helpers.ts";
 

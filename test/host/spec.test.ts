@@ -32,6 +32,8 @@ describe("validateSpec", () => {
     ["same marks (trap 4)", testSpec({ routing: { wireguardFwmark: 0xca6c } }), "routing.wireguardFwmark"],
     ["main table", testSpec({ routing: { table: 254 } }), "routing.table"],
     ["rules after main", testSpec({ routing: { rulePriority: 32765 } }), "routing.rulePriority"],
+    // The sixth rule (the tunnel address's source rule, P+5) would land on main's own 32766.
+    ["the last rule on main's priority", testSpec({ routing: { rulePriority: 32761 } }), "routing.rulePriority"],
     ["bad allowed destination", testSpec({ routing: { allowDestinations: ["lan"] } }), "routing.allowDestinations[0]"],
   ])("rejects %s", (_name, spec, path) => {
     let err: unknown;
