@@ -88,7 +88,9 @@ describe.skipIf(skip !== null)("createLab options", () => {
     // The contrast: the same from an address inet has no route for is answered (not swallowed), and
     // a closed port of the live host is refused.
     const unused = await lab.exec(lab.ns.gw, ["ncat", "-w", "2", "--recv-only", "203.0.113.12", "80"]);
+    expect(unused.exitCode).not.toBe(0);
     expect(unused.stderr).not.toContain("TIMEOUT");
+    expect(unused.stderr).toMatch(/No route to host|unreachable/i); // answered, not a failure of any other kind
     const closed = await lab.exec(lab.ns.gw, ["ncat", "-w", "2", "--recv-only", lab.addr.host4, "81"]);
     expect(closed.stderr).toContain("Connection refused");
   });
