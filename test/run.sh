@@ -28,5 +28,11 @@ if [[ $bun_rc -ne 0 && ${f:-0} -eq 0 ]]; then
   echo "FAILED: bun test exited $bun_rc without a failing test (a load error?)"
   failed=$((failed + 1))
 fi
+if [[ ${f:-0} -gt 0 ]]; then
+  # Repeat the first failures with the lines bun printed before each (its error and the test's own
+  # output), so that the cause is on the last screen of a CI log, beside the counts.
+  echo "--- the first failures, each with the 40 lines before it ---"
+  awk '/^ *[0-9]+ tests? failed:$/ { exit } { buf[NR % 40] = $0 } /^\(fail\)/ && shown < 3 { shown++; for (i = NR - 39; i <= NR; i++) if (i > 0) print buf[i % 40]; print "---" }' "$log"
+fi
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [[ $failed -eq 0 ]]
