@@ -212,6 +212,16 @@ export function formatHostPort(hp: HostPort): string {
 }
 
 /**
+ * The one text of a socket address `ip:port`: the host unmapped (`::ffff:10.0.0.1` is 10.0.0.1)
+ * and written as {@link formatIp} writes it (`[0:0::1]:80` is `[::1]:80`). How listeners are keyed,
+ * so that two spellings of one address are one listener. Null when `hp.host` is not an IP literal.
+ */
+export function socketAddressKey(hp: HostPort): string | null {
+  const ip = parseIp(hp.host);
+  return ip ? formatHostPort({ host: formatIp(unmapIp(ip)), port: hp.port }) : null;
+}
+
+/**
  * True for `0.0.0.0` and `::`, which bind every interface, and for `::ffff:0.0.0.0`, which Linux
  * binds (on a dual-stack socket) to every IPv4 address.
  */

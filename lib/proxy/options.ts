@@ -10,7 +10,7 @@
  */
 import { PROXY_DEFAULTS } from "../config/schema.ts";
 import type { Logger } from "../log/logger.ts";
-import { formatHostPort, formatIp, isWildcard, parseHostPort, parseIp, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
+import { formatHostPort, formatIp, isWildcard, parseHostPort, parseIp, socketAddressKey, unmapIp, type Cidr, type HostPort, type IpAddr } from "../net/ip.ts";
 import { KEEPALIVE_LIMITS, type KeepaliveSchedule } from "../net/sockopt.ts";
 import { CredentialChecker, type Credentials } from "./auth.ts";
 import type { Connect, SourceAddresses } from "./dial.ts";
@@ -211,7 +211,7 @@ function pinnedByKey(pinned: ReadonlyMap<string, SourceAddresses> | undefined): 
     } catch {
       throw new ProxyConfigError("pinned", `"${listen}" is not ip:port`);
     }
-    out.set(formatHostPort({ host: formatIp(unmapIp(parseIp(hp.host)!)), port: hp.port }), source);
+    out.set(socketAddressKey(hp)!, source);
   }
   return out;
 }

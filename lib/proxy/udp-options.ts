@@ -6,7 +6,7 @@
  * config schema (`PROXY_DEFAULTS.udp`), never from a copy here.
  */
 import { PROXY_DEFAULTS } from "../config/schema.ts";
-import { formatHostPort, formatIp, isWildcard, parseIp, unmapIp, type HostPort } from "../net/ip.ts";
+import { formatHostPort, formatIp, isWildcard, parseIp, socketAddressKey, unmapIp, type HostPort } from "../net/ip.ts";
 import { ProxyConfigError } from "./errors.ts";
 
 /** UDP ASSOCIATE (RFC 1928 §7) options; every field is optional. */
@@ -49,9 +49,9 @@ function int(field: string, v: number | undefined, dflt: number, min: number, ma
 
 /** `host:port` with the host unmapped and canonical: how listeners are keyed. */
 function listenerKey(hp: HostPort, field: string): string {
-  const ip = parseIp(hp.host);
-  if (!ip) throw new ProxyConfigError(field, `"${hp.host}" is not an IP address`);
-  return formatHostPort({ host: formatIp(unmapIp(ip)), port: hp.port });
+  const key = socketAddressKey(hp);
+  if (key === null) throw new ProxyConfigError(field, `"${hp.host}" is not an IP address`);
+  return key;
 }
 
 /**

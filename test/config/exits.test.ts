@@ -104,4 +104,24 @@ describe("exits", () => {
   ])("refuses %s, naming the field", (_name, input, message) => {
     expect(problemsOf(input)).toContain(message);
   });
+
+  // Regression: the pin was checked against proxy.listen as raw text, while the proxy keys listeners
+  // by socket address, so another spelling of the same listener was refused.
+  test.each([
+    ["the same text", "[::1]:1080", "[::1]:1080"],
+    ["an IPv6 listener spelt longer in the pin", "[::1]:1080", "[0:0::1]:1080"],
+    ["an IPv6 listener spelt longer in proxy.listen", "[0:0:0:0:0:0:0:1]:1080", "[::1]:1080"],
+    ["an IPv4-mapped pin of an IPv4 listener", "127.0.0.1:1080", "[::ffff:127.0.0.1]:1080"],
+  ])("a pinned listener matches its listener as a socket address: %s", (_name, listen, pin) => {
+    const c = mutate((x) => (x.proxy = { listen: [listen], pinnedListeners: { [pin]: "ovh" } }));
+    const p = parseConfig(c, NO_FILES); // throws, naming the pin, when refused
+    expect(Object.values(p.proxy.pinnedListeners ?? {})).toEqual(["ovh"]);
+  });
+
+  test("a pin on another port or address of the same spelling is still refused", () => {
+    for (const pin of ["[::1]:1081", "[::2]:1080", "not-an-address"]) {
+      const c = mutate((x) => (x.proxy = { listen: ["[::1]:1080"], pinnedListeners: { [pin]: "ovh" } }));
+      expect(problemsOf(c)).toContain(`proxy.pinnedListeners.${pin}: "ovh" is pinned to an address that is not in proxy.listen ([::1]:1080)`);
+    }
+  });
 });
