@@ -12,7 +12,7 @@ import { createEgressdMetrics, type EgressdMetrics, type EgressdSources } from "
 import { MetricsServer } from "../metrics/server.ts";
 import { defaultRuntime, type ReconcileObject, type WgPeerSample } from "../metrics/sources.ts";
 import type { WgDump } from "../host/wgdump.ts";
-import { type DaemonView, exitPeer, readiness } from "./views.ts";
+import { carryingTunnel, type DaemonView, readiness } from "./views.ts";
 
 /** Maps lib/host's components onto the `object` label of `egressd_reconcile_repairs_total`. */
 const REPAIR_OBJECT: Record<string, ReconcileObject> = {
@@ -87,10 +87,11 @@ export function metricSources(view: DaemonView): EgressdSources {
     },
     tunnel: {
       state: async () => {
-        const d = await view.reads.dump().catch(() => null);
+        // The tunnel new connections use: with several exits the active one's; none active is down.
+        const t = await carryingTunnel(view);
         const h = view.host.status();
         return {
-          up: Boolean(d && exitPeer(view, d)),
+          up: Boolean(t?.peer),
           implementation: h.implementation ?? undefined,
           endpointReresolutions: h.endpointReresolutions,
         };

@@ -49,9 +49,18 @@ export interface DaemonView {
   readonly failover?: Pick<FailoverLoop, "exits" | "failovers"> | null;
 }
 
-/** The configured exit among the interface's peers (not simply the first: a stranger may lead). */
-export function exitPeer(view: DaemonView, dump: WgDump): WgDump["peers"][number] | undefined {
-  return dump.peers.find((p) => p.publicKey === view.config.exit.publicKey);
+/**
+ * The tunnel that new connections use, as one read of `wg show dump`: the active exit's with several
+ * exits, else the one exit's; its peer is the configured exit among the interface's peers (not
+ * simply the first: a stranger may lead). Null with several exits and none active (every new
+ * connection fails: the kill switch). `dump` is null when the interface is missing.
+ */
+export async function carryingTunnel(view: DaemonView): Promise<{ exit: string | null; dump: WgDump | null; peer: WgDump["peers"][number] | undefined } | null> {
+  const active = view.failover ? view.host.status().active : null;
+  if (view.failover && active === null) return null;
+  const dump = await view.reads.dump(active ?? undefined).catch(() => null);
+  const key = active === null ? view.config.exit.publicKey : view.config.exits?.find((e) => e.name === active)?.publicKey;
+  return { exit: active, dump, peer: key === undefined ? undefined : dump?.peers.find((p) => p.publicKey === key) };
 }
 
 /**
@@ -77,12 +86,10 @@ export async function readiness(view: DaemonView): Promise<Readiness> {
 async function currentReadiness(view: DaemonView): Promise<Readiness> {
   if (view.state !== "running") return { ok: false, reason: `daemon is ${view.state}` };
   // Several exits: ready while the active one carries traffic; with none active, new connections fail.
-  const active = view.failover ? view.host.status().active : null;
-  if (view.failover && active === null) return { ok: false, reason: "no exit is up" };
-  const d = await view.reads.dump(active ?? undefined).catch(() => null);
-  if (!d) return { ok: false, reason: `interface ${view.config.interface.name} is missing` };
-  const activeKey = active === null ? null : view.config.exits?.find((e) => e.name === active)?.publicKey;
-  const peer = activeKey ? d.peers.find((p) => p.publicKey === activeKey) : exitPeer(view, d);
+  const t = await carryingTunnel(view);
+  if (t === null) return { ok: false, reason: "no exit is up" };
+  if (!t.dump) return { ok: false, reason: `interface ${view.config.interface.name} is missing` };
+  const peer = t.peer;
   if (!peer) return { ok: false, reason: "the exit peer is not configured" };
   const age = peer.latestHandshake > 0 ? Date.now() / 1000 - peer.latestHandshake : Infinity;
   if (age > HANDSHAKE_WARN_S) {
@@ -102,18 +109,23 @@ async function currentReadiness(view: DaemonView): Promise<Readiness> {
   return { ok: true };
 }
 
-/** The `STATUS=` line: the exit's handshake age and the live connections. */
+/**
+ * The `STATUS=` line: the handshake age of the tunnel new connections use, and the live connections.
+ * With several exits it names the active exit (`exit b: handshake under a minute ago; ...`), or says
+ * that none is up.
+ */
 export async function statusLine(view: DaemonView): Promise<string> {
-  const d = await view.reads.dump().catch(() => null);
-  const peer = d ? exitPeer(view, d) : undefined;
+  const t = await carryingTunnel(view);
+  const peer = t?.peer;
   // Whole minutes only: a line that changed every second would resend STATUS= on every pass.
   const age = peer?.latestHandshake ? Math.max(0, Math.floor(Date.now() / 1000 - peer.latestHandshake)) : 0;
-  const hs = !d ? "tunnel interface missing"
+  const hs = t === null ? "no exit is up"
+    : !t.dump ? "tunnel interface missing"
     : !peer?.latestHandshake ? "no handshake yet"
     : age < 60 ? "handshake under a minute ago"
     : `handshake ${formatAge(age - (age % 60))} ago`;
   const active = view.proxy?.stats.connectionsActive ?? 0;
-  return `${hs}; ${active} active connection${active === 1 ? "" : "s"}`;
+  return `${t?.exit ? `exit ${t.exit}: ` : ""}${hs}; ${active} active connection${active === 1 ? "" : "s"}`;
 }
 
 /** The configured exit with this public key, or null. */

@@ -17,7 +17,7 @@ export const TUNNEL_METRICS = {
 export function tunnelFamilies(state: TunnelState): MetricFamily[] {
   const M = TUNNEL_METRICS;
   return [
-    scalarFamily(M.up, "1 when the WireGuard tunnel to the exit is up, 0 otherwise.", "gauge", state.up ? 1 : 0),
+    scalarFamily(M.up, "1 when the WireGuard tunnel that new connections use (with several exits, the active one's) is up, 0 otherwise.", "gauge", state.up ? 1 : 0),
     labeledFamily(
       M.info,
       "The WireGuard implementation in use (kernel or userspace); always 1.",

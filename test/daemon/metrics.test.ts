@@ -224,3 +224,63 @@ describe("repairObject", () => {
     expect(repairObject(component)).toBe(object as ReturnType<typeof repairObject>);
   });
 });
+
+describe("several exits: readiness, STATUS= and egressd_tunnel_up follow the active exit", () => {
+  const SECOND_KEY = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+  /** `wg show <exit> dump` with `key` as its one peer, handshaked `ago` seconds ago. */
+  const exitDump = (key: string, ago: number) =>
+    parseWgDump(`${GW_PRIV}\t${GW_PUB}\t51820\t0xca6c\n${key}\t(none)\t203.0.113.5:51820\t0.0.0.0/0\t${Math.floor(Date.now() / 1000) - ago}\t1000\t2000\t25\n`);
+
+  function severalExits() {
+    const { host, view, metrics } = setup();
+    const cfg = parseConfig(
+      {
+        interface: { privateKeyFile: "/k" },
+        exits: [
+          { name: "a", publicKey: EXIT_KEY, endpoint: "203.0.113.5:51820", addresses: ["10.100.0.2/32"] },
+          { name: "b", publicKey: SECOND_KEY, endpoint: "198.51.100.5:51820", addresses: ["10.100.1.2/32"] },
+        ],
+        proxy: { listen: ["10.1.0.1:1080"] },
+      },
+      { checkFiles: false, baseDir: "/etc/egressd", env: {} },
+    );
+    const dumps = new Map<string, WgDump | null>();
+    let active: string | null = "a";
+    const h = host as unknown as Record<string, unknown>;
+    h.wireguardDump = async (exit?: string) => dumps.get(exit ?? "a") ?? null;
+    h.status = () => ({ implementation: "userspace", endpointReresolutions: 0, reconcileRuns: 1, families: [4], active });
+    const v = view as unknown as Record<string, unknown>;
+    v.config = cfg;
+    v.failover = { exits: [], failovers: 0 };
+    return { view, metrics, dumps, setActive: (x: string | null) => void (active = x) };
+  }
+
+  test("A's interface gone while B carries the traffic: ready, up, and STATUS= names B", async () => {
+    const { view, metrics, dumps, setActive } = severalExits();
+    dumps.set("a", null); // the first exit's interface is missing
+    dumps.set("b", exitDump(SECOND_KEY, 5));
+    setActive("b");
+    const text = await metrics.registry.render();
+    expect(text).toContain("egressd_tunnel_up 1\n");
+    expect(await readiness(view)).toEqual({ ok: true });
+    expect(await statusLine(view)).toBe("exit b: handshake under a minute ago; 1 active connection");
+  });
+
+  test("the active exit's handshake is what counts, not the first exit's", async () => {
+    const { view, dumps } = severalExits();
+    dumps.set("a", exitDump(EXIT_KEY, 400));
+    dumps.set("b", exitDump(SECOND_KEY, 5));
+    expect(await statusLine(view)).toBe("exit a: handshake 6 minutes ago; 1 active connection");
+    expect((await readiness(view)).ok).toBe(false);
+  });
+
+  test("no exit up: not ready, tunnel down, and STATUS= says so", async () => {
+    const { view, metrics, dumps, setActive } = severalExits();
+    dumps.set("a", exitDump(EXIT_KEY, 5));
+    dumps.set("b", exitDump(SECOND_KEY, 5));
+    setActive(null);
+    expect(await metrics.registry.render()).toContain("egressd_tunnel_up 0\n");
+    expect(await readiness(view)).toEqual({ ok: false, reason: "no exit is up" });
+    expect(await statusLine(view)).toBe("no exit is up; 1 active connection");
+  });
+});

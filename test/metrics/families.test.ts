@@ -141,7 +141,7 @@ describe("proxy", () => {
 describe("tunnel", () => {
   test("up, implementation, re-resolutions", () => {
     expect(renderFamilies(tunnelFamilies({ up: true, implementation: "kernel", endpointReresolutions: 2 }))).toBe(
-      "# HELP egressd_tunnel_up 1 when the WireGuard tunnel to the exit is up, 0 otherwise.\n" +
+      "# HELP egressd_tunnel_up 1 when the WireGuard tunnel that new connections use (with several exits, the active one's) is up, 0 otherwise.\n" +
         "# TYPE egressd_tunnel_up gauge\n" +
         "egressd_tunnel_up 1\n" +
         "# HELP egressd_tunnel_info The WireGuard implementation in use (kernel or userspace); always 1.\n" +
