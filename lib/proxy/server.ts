@@ -61,6 +61,15 @@ export const DEFAULT_PROTOCOLS: readonly ProtocolFactory[] = [socks5Protocol, so
 export const EVICT_AFTER_MS = 250;
 
 /**
+ * A burst of at least this many accepted connections, then {@link GC_QUIET_MS} without a new one,
+ * runs a full garbage collection. Each handshake leaves a few hundred bytes of garbage (buffers,
+ * parsed requests, closures), and once the connections go idle nothing allocates, so JSC never
+ * collects it: 9,350 idle connections held 22 MiB instead of 14.
+ */
+export const GC_AFTER_ACCEPTS = 1000;
+export const GC_QUIET_MS = 2000;
+
+/**
  * A SOCKS5 (CONNECT) and HTTP (CONNECT and forward) proxy with client and destination policy. Construct, `start()`,
  * `update()` on reload, `stop()` on shutdown; read `stats` for metrics.
  */
@@ -80,6 +89,8 @@ export class ProxyServer {
   #conns = new Set<ClientConn>();
   #handshaking = new Set<ClientConn>();
   #sweep: ReturnType<typeof setInterval> | undefined;
+  #acceptedSinceGc = 0;
+  #lastAcceptAt = 0;
   #state: "new" | "running" | "stopping" | "stopped" = "new";
   #whenIdle: (() => void) | null = null;
   #lastOverLimitWarning = -Infinity;
@@ -326,8 +337,17 @@ export class ProxyServer {
     this.#sweep.unref();
   }
 
+  /** A full collection after a burst (see {@link GC_AFTER_ACCEPTS}); its pause is logged at debug. */
+  #collect(): void {
+    this.#acceptedSinceGc = 0;
+    const t0 = performance.now();
+    Bun.gc(true);
+    if (this.#log.debugEnabled) this.#log.debug("proxy: collected garbage after a burst of connections", { ms: (performance.now() - t0).toFixed(1), connections: this.#conns.size });
+  }
+
   #tick(): void {
     const now = this.#clock();
+    if (this.#acceptedSinceGc >= GC_AFTER_ACCEPTS && now - this.#lastAcceptAt >= GC_QUIET_MS) this.#collect();
     // A UDP association holds up to three sockets beyond its control connection's one.
     this.#fds?.check(this.stats.pendingAbandonedDials + UDP_FDS_PER_ASSOCIATION * this.stats.udp.associationsActive);
     for (const c of this.#handshaking) {
@@ -406,6 +426,8 @@ export class ProxyServer {
     }
     const max = this.#maxConnections;
     const startedAt = this.#clock();
+    this.#acceptedSinceGc++;
+    this.#lastAcceptAt = startedAt;
     const handshakesFull = this.#handshaking.size >= Math.max(1, Math.floor(max / 2)) && !this.#evictOldestHandshake(startedAt);
     if (handshakesFull || this.#conns.size >= max) {
       this.stats.connectionsOverLimit++;

@@ -8,7 +8,8 @@ import type { TCPSocketConnectOptions } from "bun";
 import { parseCidr, parseIp, type IpAddr } from "../../lib/net/ip.ts";
 import type { Connect, DialAttempt } from "../../lib/proxy/dial.ts";
 import { ListenError, ProxyConfigError, ResolveError } from "../../lib/proxy/errors.ts";
-import { ProxyServer, type ProxyServerOptions } from "../../lib/proxy/server.ts";
+import { createLogger } from "../../lib/log/logger.ts";
+import { GC_AFTER_ACCEPTS, GC_QUIET_MS, ProxyServer, type ProxyServerOptions } from "../../lib/proxy/server.ts";
 import { AuthMethod, Command, Reply } from "../../lib/proxy/socks5.ts";
 import {
   encodeAuthRequest,
@@ -646,4 +647,27 @@ describe("dialing: Happy Eyeballs and connect timeouts (injected resolver and di
     expect(reply.reply).toBe(Reply.hostUnreachable);
     await until(() => server.stats.connectionsTotal.unreachable === 1);
   });
+});
+
+describe("garbage after a burst of connections", () => {
+  // Handshakes leave garbage that nothing collects once the connections idle (nothing allocates):
+  // a burst of GC_AFTER_ACCEPTS accepted connections, then GC_QUIET_MS without one, runs a full GC.
+  test(`${GC_AFTER_ACCEPTS - 1} connections and quiet: no collection; one more: a collection, once`, async () => {
+    const lines: string[] = [];
+    const { port } = start({ log: createLogger({ level: "debug", format: "text", write: (l) => lines.push(l) }) });
+    const burst = async (n: number) => {
+      for (let i = 0; i < n; i += 100) {
+        const batch = await Promise.all(Array.from({ length: Math.min(100, n - i) }, () => Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })));
+        for (const s of batch) s.end();
+      }
+    };
+    const collections = () => lines.filter((l) => l.includes("collected garbage after a burst")).length;
+    await burst(GC_AFTER_ACCEPTS - 1);
+    await Bun.sleep(GC_QUIET_MS + 1500);
+    expect(collections()).toBe(0);
+    await burst(1);
+    await until(() => collections() === 1, GC_QUIET_MS + 3000);
+    await Bun.sleep(1500);
+    expect(collections()).toBe(1);
+  }, 20_000);
 });
