@@ -10,7 +10,7 @@
 import { z } from "zod";
 
 /** Most users `proxy.auth.users` may list (each attempt is compared with every one, in constant time). */
-export const MAX_AUTH_USERS = 1024;
+const MAX_AUTH_USERS = 1024;
 
 const username = z.string().min(1).max(255);
 const passwordFile = z.string().min(1);

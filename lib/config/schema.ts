@@ -297,8 +297,6 @@ function canonicalListener(text: string): string | null {
 /** The config as written (before defaults). */
 export type ConfigInput = z.input<typeof configObject>;
 type Parsed = z.output<typeof configObject>;
-/** One entry of `exits`. */
-export type ExitsEntry = z.output<typeof exitsEntrySchema>;
 /** The `failover` section, defaults filled in. */
 export type FailoverConfig = z.output<typeof failoverSchema>;
 /**
@@ -320,7 +318,7 @@ export function exitInterfaceName(c: { interface: { name: string } }, entry: { i
 }
 
 /** Turns a schema result (checked by its refinements) into a {@link Config}: `exit` and the addresses from `exits[0]`. */
-export function finishConfig(p: Parsed): Config {
+function finishConfig(p: Parsed): Config {
   if (p.exit && p.interface.addresses) return p as Config;
   const first = p.exits![0]!;
   const { addresses, interface: _if, probe: _probe, ...exit } = first;

@@ -95,7 +95,7 @@ export class CredentialChecker {
 }
 
 /** Throws {@link ProxyConfigError} (naming `field`, default `auth`) unless both fields are 1..255 bytes as UTF-8. */
-export function validateCredentials(c: Credentials, field = "auth"): void {
+function validateCredentials(c: Credentials, field = "auth"): void {
   const u = Buffer.byteLength(c.username, "utf8");
   const p = Buffer.byteLength(c.password, "utf8");
   if (u < 1 || u > 255) throw new ProxyConfigError(`${field}.username`, `must be 1..255 bytes, not ${u}`);

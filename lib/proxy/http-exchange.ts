@@ -21,7 +21,7 @@ import type { ClientConn, DialHandle, ProtocolCore } from "./protocol.ts";
 import type { ConnectionResult } from "./stats.ts";
 
 /** Distinct targets a connection's log line lists; more are counted (`+3 more`). */
-export const MAX_LISTED_TARGETS = 16;
+const MAX_LISTED_TARGETS = 16;
 
 /** Distinct targets counted beyond the listed ones, at most: past it the line says `+N or more`. */
 const MAX_COUNTED_TARGETS = 256;

@@ -29,7 +29,7 @@ export function sameExit(a: SourceAddresses, b: SourceAddresses): boolean {
 }
 
 /** A pin as words for a log line or a refusal: `exit ovh` or `source 10.8.0.2`. */
-export function describePin(s: SourceAddresses): string {
+function describePin(s: SourceAddresses): string {
   return s.exit !== undefined ? `exit ${s.exit}` : `source ${[s[4], s[6]].filter((a) => a !== undefined).join(",")}`;
 }
 

@@ -31,7 +31,7 @@ export { createUdpStats, UDP_DROP_REASONS, type UdpDropReason, type UdpStats } f
 export const UDP_FDS_PER_ASSOCIATION = 3;
 
 /** Defaults of {@link UdpAssociationOptions}. */
-export const UDP_DEFAULTS = {
+const UDP_DEFAULTS = {
   maxDestinations: 256,
   maxPending: 32,
   nameTtlMs: 60_000,
