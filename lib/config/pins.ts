@@ -8,7 +8,7 @@
  * pin and a listener pin that disagree may meet on one connection is decided at run time
  * (lib/proxy/pin.ts: refused), since any user may connect to any listener.
  */
-import { parseHostPort, socketAddressKey } from "../net/ip.ts";
+import { socketAddressKeyOf } from "../net/ip.ts";
 import { authAccounts, type AuthConfig } from "./auth.ts";
 
 /** What {@link pinProblems} reads of a parsed config. */
@@ -30,9 +30,10 @@ export function pinProblems(c: PinnedConfig, issue: (path: (string | number)[], 
   };
   const listen = c.proxy.listen.map((l) => (typeof l === "string" ? l : l.address));
   // Compared as socket addresses, as the proxy keys them: `[0:0::1]:1080` pins `[::1]:1080`.
-  const keys = new Set(listen.map(keyOf));
+  const keys = new Set(listen.map(socketAddressKeyOf).filter((k) => k !== null));
   for (const [address, exit] of Object.entries(c.proxy.pinnedListeners ?? {})) {
-    if (!keys.has(keyOf(address))) issue(["proxy", "pinnedListeners", address], exit, `is pinned to an address that is not in proxy.listen (${listen.join(", ")})`);
+    const key = socketAddressKeyOf(address);
+    if (key === null || !keys.has(key)) issue(["proxy", "pinnedListeners", address], exit, `is pinned to an address that is not in proxy.listen (${listen.join(", ")})`);
     check(["proxy", "pinnedListeners", address], exit);
   }
   for (const { at, account } of authAccounts(c.proxy.auth)) {
@@ -42,11 +43,3 @@ export function pinProblems(c: PinnedConfig, issue: (path: (string | number)[], 
   }
 }
 
-/** `text` as the proxy keys a listener; the text itself when it is no ip:port (never equal to a key). */
-function keyOf(text: string): string {
-  try {
-    return socketAddressKey(parseHostPort(text, { names: false })) ?? text;
-  } catch {
-    return text;
-  }
-}

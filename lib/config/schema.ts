@@ -8,7 +8,7 @@
  * Parsed values are normalised: durations become milliseconds, fwmarks numbers, CIDRs canonical.
  */
 import { z } from "zod";
-import { cidrContains, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp } from "../net/ip.ts";
+import { cidrContains, formatIp, HostPortError, isWildcard, parseCidr, parseHostPort, parseIp, socketAddressKeyOf } from "../net/ip.ts";
 import { authSchema } from "./auth.ts";
 import { cidr, duration, fwmark, hostPort, ifName, ipAddress, port, portRange, positiveDuration, RESERVED_TABLES, wgKey } from "./fields.ts";
 import { pinProblems } from "./pins.ts";
@@ -266,8 +266,8 @@ const configObject = z
       });
     }
     (c.proxy.udp.listeners ?? []).forEach((l, i) => {
-      const key = canonicalListener(l);
-      if (key !== null && !c.proxy.listen.some((x) => canonicalListener(listenAddress(x)) === key)) {
+      const key = socketAddressKeyOf(l);
+      if (key !== null && !c.proxy.listen.some((x) => socketAddressKeyOf(listenAddress(x)) === key)) {
         ctx.addIssue({ code: "custom", path: ["proxy", "udp", "listeners", i], input: l, message: "is not one of proxy.listen" });
       }
     });
@@ -282,17 +282,6 @@ const configObject = z
       });
     }
   });
-
-/** `ip:port` with the IP canonical, or null if it does not parse (its own field reports that). */
-function canonicalListener(text: string): string | null {
-  try {
-    const hp = parseHostPort(text, { names: false });
-    return `${formatIp(parseIp(hp.host)!)}:${hp.port}`;
-  } catch (e) {
-    if (e instanceof HostPortError) return null;
-    throw e;
-  }
-}
 
 /** The config as written (before defaults). */
 export type ConfigInput = z.input<typeof configObject>;

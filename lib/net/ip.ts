@@ -221,6 +221,16 @@ export function socketAddressKey(hp: HostPort): string | null {
   return ip ? formatHostPort({ host: formatIp(unmapIp(ip)), port: hp.port }) : null;
 }
 
+/** {@link socketAddressKey} of `ip:port` text; null when it is not one (its own field reports that). */
+export function socketAddressKeyOf(text: string): string | null {
+  try {
+    return socketAddressKey(parseHostPort(text, { names: false }));
+  } catch (e) {
+    if (e instanceof HostPortError) return null;
+    throw e;
+  }
+}
+
 /**
  * True for `0.0.0.0` and `::`, which bind every interface, and for `::ffff:0.0.0.0`, which Linux
  * binds (on a dual-stack socket) to every IPv4 address.

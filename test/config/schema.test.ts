@@ -244,3 +244,14 @@ test("the schema object is strict at every level, so the 'did you mean' list can
   }
   expect(Object.keys(configSchema.in.shape)).toEqual(["interface", "exit", "exits", "failover", "routing", "proxy", "metrics", "control", "daemon"]);
 });
+
+// Regression: the UDP listener check keyed addresses without unmapping them, unlike the proxy, so an
+// IPv4-mapped spelling of a listener was refused at load although the proxy serves UDP on it.
+test.each([
+  ["the same text", "127.0.0.1:1080", "127.0.0.1:1080"],
+  ["an IPv4-mapped spelling", "127.0.0.1:1080", "[::ffff:127.0.0.1]:1080"],
+  ["a longer IPv6 spelling", "[::1]:1080", "[0:0::1]:1080"],
+])("proxy.udp.listeners names a listener as a socket address: %s", (_name, listen, udp) => {
+  const c = parseConfig({ ...minimalConfig(), proxy: { listen: [listen], udp: { listeners: [udp] } } }, { checkFiles: false, env: {}, baseDir: "/etc/egressd" });
+  expect(c.proxy.udp.listeners).toEqual([udp]);
+});
