@@ -15,6 +15,7 @@ export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = {
   ncat: "ncat",
   curl: "curl",
   socat: "socat",
+  python3: "python3",
 };
 
 /** The Debian package for `tool` (a bare name or a path), or null when unknown. */

@@ -141,7 +141,10 @@ export interface Lab {
   spawn(ns: string, argv: readonly string[], opts?: AsUser & StartOptions): ChildHandle;
   /** Starts `tcpdump -i iface filter` in `ns`, resolved once tcpdump is listening. */
   capture(ns: string, iface: string, filter: string): Promise<Capture>;
-  /** Starts a TCP server on the internet host that answers each connection with the client's address. */
+  /**
+   * Starts a TCP server on the internet host that answers each connection with the client's
+   * address and a newline, then its FIN, and closes once the client has closed (at most 5 s).
+   */
   startEchoServer(port: number): Promise<ChildHandle>;
   /** Stops everything, deletes the namespaces and temp files. Idempotent. */
   destroy(): Promise<void>;
@@ -340,7 +343,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
         };
       },
       async startEchoServer(port) {
-        const child = lab.spawn(plan.ns.inet, ["ncat", "-l", "-k", "-p", String(port), "--sh-exec", 'echo "$NCAT_REMOTE_ADDR"']);
+        const child = lab.spawn(plan.ns.inet, ["python3", "-c", ECHO_SERVER, String(port)]);
         await waitUntil(async () => (await execIn(prefixFor(plan.ns.inet), ["ncat", "--recv-only", "-w", "1", LAB_ADDRESSES.host4, String(port)], {})).exitCode === 0 || child.exitStatus !== null, 5000, "echo server");
         if (child.exitStatus !== null) throw new Error(`echo server exited: ${child.outputTail()}`);
         return child;
@@ -353,6 +356,42 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     throw err;
   }
 }
+
+/**
+ * The echo server's program. It reads what the client sends until the client's FIN instead of
+ * closing at once, as `ncat --sh-exec 'echo ...'` did: a request that arrived after that close (a
+ * slow path through the tunnel) made the server's kernel reset the connection, and the client lost
+ * the answer it had not read yet. That is TCP, not the proxy; a test must not depend on the race.
+ */
+const ECHO_SERVER = `
+import socket, sys, threading
+port = int(sys.argv[1])
+try:
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+except OSError:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+s.listen(512)
+def serve(c, peer):
+    try:
+        c.settimeout(5)
+        host = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        c.sendall((host + "\\n").encode())
+        c.shutdown(socket.SHUT_WR)
+        while c.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        c.close()
+while True:
+    c, peer = s.accept()
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+`;
 
 async function execIn(prefix: readonly string[], argv: readonly string[], o: ExecOptions): Promise<ExecResult> {
   const started = performance.now();
